@@ -1,0 +1,5 @@
+"""One exception type for bad user input: the CLI prints it as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (config, data, run directory), not a bug in trainlab."""

@@ -1,0 +1,33 @@
+"""`trainlab eval RUN_DIR --split val|test`: the run's best weights on the same split indices it was trained with."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainlab.data import load_data
+from trainlab.device import select_device
+from trainlab.errors import UserError
+from trainlab.run import count_test_evaluation, load_run, read_json
+from trainlab.trainer import Trainer
+
+
+def evaluate_run(run_dir: Path, split: str = "test") -> dict:
+    run = load_run(run_dir)
+    data = load_data(run.cfg)
+    saved = read_json(Path(run_dir) / "splits.json")
+    if saved.get("train") != data.splits.to_json()["train"]:
+        raise UserError(f"the data behind {run_dir} changed since training: its split indices differ; "
+                        f"evaluating now would mix training and test samples")
+    view = data.view(data.splits.train, data.splits.val)
+    device = select_device(run.cfg.train.device)
+    trainer = Trainer.from_config(run.model, run.cfg.train, run.cfg.seed, run.task, progress=False)
+    batches = view.batches(split, device)
+    if batches is None:
+        raise UserError(f"the {split} split of {run_dir} is empty")
+    result = {"split": split, "run_dir": str(run_dir), "metrics": trainer.evaluate(batches)}
+    if split == "test":
+        n = count_test_evaluation(Path(run_dir))
+        result["test_evaluations"] = n
+        if n > 1:
+            result["warning"] = (f"the test split of this run has now been evaluated {n} times; decisions based on "
+                                 f"repeated test results leak the test set into model selection")
+    return result

@@ -1,0 +1,16 @@
+"""Model registry and builders. `build_model(cfg.model, input_shape, num_outputs)` is the only entry point."""
+from __future__ import annotations
+
+from torch import nn
+
+from trainlab.models import cnn, mlp  # noqa: F401  (register the builders)
+from trainlab.models.activations import ACTIVATIONS
+from trainlab.models.registry import MODELS
+
+
+def build_model(model_cfg, input_shape: tuple, num_outputs: int) -> nn.Module:
+    """Build the registered model named by `model_cfg.name` with its own options `model_cfg.params`."""
+    return MODELS.get(model_cfg.name)(model_cfg.params, tuple(input_shape), num_outputs)
+
+
+__all__ = ["ACTIVATIONS", "MODELS", "build_model"]

@@ -1,0 +1,58 @@
+"""Multi-layer perceptrons, including the course's 784 -> 196 -> 49 -> 10 network."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from trainlab.config import opt
+from trainlab.models.activations import ACTIVATIONS, activation
+from trainlab.models.registry import MODELS
+
+
+@dataclass
+class MLPConfig:
+    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes")
+    activation: str = opt("relu", help="activation (trainlab list activations)")
+    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
+    batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
+    output_activation: str | None = opt(None, help="applied to the logits; leave null (see README: the course's Sigmoid)")
+
+
+def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: float, batch_norm: bool) -> list[nn.Module]:
+    ACTIVATIONS.entry(act)  # fail early with the list of names
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden:
+        layers.append(nn.Linear(n_in, width))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(activation(act))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return layers
+
+
+@MODELS.register("mlp", config=MLPConfig)
+def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+    """Fully connected network on flattened inputs; returns logits (B, num_outputs)."""
+    layers = mlp_layers(math.prod(input_shape), cfg.hidden, num_outputs, cfg.activation, cfg.dropout, cfg.batch_norm)
+    if cfg.output_activation:
+        layers.append(activation(cfg.output_activation))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class CourseMLPConfig:
+    activation: str = opt("relu", help="activation between the layers")
+    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
+    output_activation: str | None = opt(None, help="the course ends with sigmoid; null (default) returns logits")
+
+
+@MODELS.register("course_mlp", config=CourseMLPConfig)
+def build_course_mlp(cfg: CourseMLPConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+    """The course's network: 784 -> 196 -> 49 -> 10 on 28x28 images (inputs/outputs follow the data)."""
+    return build_mlp(MLPConfig([196, 49], cfg.activation, cfg.dropout, False, cfg.output_activation),
+                     input_shape, num_outputs)

@@ -1,0 +1,106 @@
+"""`trainlab train`: config -> data -> model -> Trainer.fit -> test metrics (once, best weights) -> run directory.
+
+    trainlab train examples/digits-mlp.yaml train.epochs=3 --out runs/demo
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from trainlab.checkpoint import seed_everything
+from trainlab.config import Config, dump_config
+from trainlab.data import load_data
+from trainlab.device import select_device
+from trainlab.models import build_model
+from trainlab.run import (count_test_evaluation, default_run_dir, manifest, prepare_run_dir, write_history,
+                          write_json)
+from trainlab.trainer import Trainer
+
+
+def configure_torch(cfg: Config) -> None:
+    """Threads and determinism are process-wide settings: set them once per command."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+
+
+def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']:>3}/{epochs}"]
+    for key, value in record.items():
+        if key.startswith(("train_", "val_")) and key != "train_data_time":
+            parts.append(f"{key} {value:.4f}")
+    parts.append(f"{record['time']:.1f}s")
+    if trainer.best_epoch == record["epoch"]:
+        parts.append("*")
+    return "  ".join(parts)
+
+
+def data_description(data, view) -> dict:
+    bundle = data.bundle
+    raw = bundle.pool[0][0]
+    return {"task": bundle.task, "kind": bundle.kind, "classes": bundle.classes, "num_outputs": bundle.num_outputs,
+            "raw_shape": list(raw.shape), "raw_dtype": str(raw.dtype).replace("torch.", ""),
+            "input_shape": list(view.input_shape), "eval_transforms": view.eval_pipe.state(),
+            "train_transforms": view.train_pipe.state(), "meta": bundle.meta}
+
+
+def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
+    from trainlab.summary import model_summary
+
+    (out / "config.yaml").write_text(dump_config(cfg))
+    write_json(out / "manifest.json", manifest(cfg, device, argv))
+    write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
+    write_json(out / "data.json", data_description(data, view))
+    (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
+
+
+def dry_run_view(view, cfg: Config):
+    """--dry-run: two training batches, one validation and one test batch, one epoch."""
+    view.train_idx = view.train_idx[: 2 * cfg.data.batch_size]
+    view.val_idx = view.val_idx[: cfg.data.eval_batch_size]
+    cfg.train.epochs = 1
+    return view
+
+
+def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, overwrite: bool = False,
+              argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False) -> dict:
+    """Run one training as `trainlab train` does; returns the result written to out/result.json."""
+    configure_torch(cfg)
+    device = select_device(cfg.train.device)
+    data = load_data(cfg)
+    view = data.view(data.splits.train, data.splits.val)
+    if dry_run:
+        view = dry_run_view(view, cfg)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, view.input_shape, data.bundle.num_outputs)
+    out = resume or out or default_run_dir(cfg)
+    if not resume:
+        prepare_run_dir(out, cfg, overwrite)
+        write_run_files(out, cfg, data, view, model, device, argv)
+    say = (lambda *a: None) if quiet else tqdm.write
+    train_b, val_b = view.batches("train", device), view.batches("val", device)
+    say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if hasattr(train_b, "nbytes")
+        else f"data path: {train_b.path}")
+    say(f"run directory: {out}")
+    hook = lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs))  # noqa: E731
+    trainer = Trainer.from_config(model, cfg.train, cfg.seed, data.bundle.task, run_dir=out, hooks=[hook],
+                                  progress=None if not quiet else False)
+    history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
+    return finish_run(trainer, view, out, history, dry_run)
+
+
+def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False) -> dict:
+    """Evaluate the best weights on the test split once, and write history.csv and result.json."""
+    test_b = view.batches("test", trainer.device)
+    if dry_run and test_b is not None:
+        test_b.x, test_b.y = test_b.x[: test_b.batch_size], test_b.y[: test_b.batch_size]
+    test = trainer.evaluate(test_b) if test_b is not None else {}
+    count_test_evaluation(out)
+    write_history(out / "history.csv", history)
+    result = {"test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
+              "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
+              "final": history[-1] if history else {}, "run_dir": str(out)}
+    write_json(out / "result.json", result)
+    return result

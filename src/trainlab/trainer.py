@@ -1,0 +1,382 @@
+"""The Trainer: a hand-written PyTorch loop you can read top to bottom - `fit` calls `train_one_epoch` and
+`evaluate` - plus the parts people get wrong by hand: seeding, best-weight restore, early stopping,
+atomic checkpoints that resume bit-exactly, and no host-device sync inside the step.
+
+    trainer = Trainer(model, loss="cross_entropy", optimizer="adam", lr=1e-3, metrics=("accuracy", "f1"))
+    history = trainer.fit(train_dataset, val_dataset, epochs=10, batch_size=64)
+    trainer.evaluate(test_dataset)  # {"loss": ..., "accuracy": ..., "f1": ...}
+
+`train` / `val` can be any torch Dataset or DataLoader; tensor datasets take the in-memory path.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from trainlab.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
+from trainlab.data.loader import as_batches
+from trainlab.device import select_device
+from trainlab.errors import UserError
+from trainlab.losses import build_loss, task_of_loss
+from trainlab.metrics import compute_metrics, default_metrics, higher_is_better
+from trainlab.optim import OPTIMIZERS, SCHEDULERS
+
+EpochHook = Callable[["Trainer", dict], None]
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/Inf; raised with the step and the first layer whose gradients went non-finite."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; last.pt was saved at a step boundary."""
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, loss: str = "cross_entropy", optimizer: str = "adam", lr: float = 1e-3,
+                 weight_decay: float = 0.0, scheduler: str | None = None, metrics: Sequence[str] | None = ("accuracy", "f1"),
+                 monitor: str = "val_loss", early_stopping: int | None = None, device: str = "auto", seed: int = 0, *,
+                 momentum: float = 0.9, nesterov: bool = False, label_smoothing: float = 0.0, grad_clip: float | None = None,
+                 step_size: int = 10, gamma: float = 0.1, scheduler_patience: int = 2, min_delta: float = 0.0,
+                 precision: str = "fp32", compile: bool = False, channels_last: bool = False,
+                 run_dir: str | Path | None = None, checkpoint_every: int = 0, on_nan: str = "stop",
+                 log_interval: int = 50, progress: bool | None = None, hooks: Sequence[EpochHook] = ()):
+        self.device = select_device(device)
+        self.seed = seed
+        seed_everything(seed)
+        self.task = task_of_loss(loss)
+        self.loss_name, self.loss_fn = loss, build_loss(loss, self.task, label_smoothing)
+        self.metrics = list(metrics) if metrics is not None else default_metrics(self.task)
+        self.model = model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        self.forward = torch.compile(self.model) if compile else self.model
+        self.opt_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
+        self.opt_kwargs = dict(momentum=momentum, nesterov=nesterov)
+        OPTIMIZERS.entry(optimizer)
+        self.sched_name = scheduler
+        self.sched_kwargs = dict(step_size=step_size, gamma=gamma, patience=scheduler_patience)
+        if scheduler:
+            SCHEDULERS.entry(scheduler)
+        self.monitor, self.early_stopping, self.min_delta = monitor, early_stopping, min_delta
+        self.grad_clip, self.on_nan, self.log_interval, self.progress = grad_clip, on_nan, log_interval, progress
+        self.precision, self.channels_last = precision, channels_last
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.checkpoint_every = checkpoint_every
+        self.hooks = list(hooks)
+        # the one generator behind shuffling and augmentation: its state is checkpointed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer = self.scheduler = None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.epoch = 0  # completed epochs
+        self.step = 0  # optimizer steps
+        self.history: list[dict] = []
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.bad_epochs = 0
+        self.best_state: dict | None = None
+        self.stop = False  # set by early stopping or a hook (e.g. a tuning pruner)
+        self.stopped_early = False
+        self._resume_point: dict | None = None
+        self.last_grad_norms: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, model: nn.Module, train_cfg, seed: int, task: str, **kwargs) -> "Trainer":
+        """Build from a TrainConfig (see trainlab.config); `task` resolves loss/metrics `auto`."""
+        c = train_cfg
+        loss = c.loss if c.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
+        metrics = default_metrics(task) if c.metrics == "auto" else c.metrics
+        return cls(model, loss=loss, optimizer=c.optimizer, lr=c.lr, weight_decay=c.weight_decay, scheduler=c.scheduler,
+                   metrics=metrics, monitor=c.monitor, early_stopping=c.early_stopping, device=c.device, seed=seed,
+                   momentum=c.momentum, nesterov=c.nesterov, label_smoothing=c.label_smoothing, grad_clip=c.grad_clip,
+                   step_size=c.step_size, gamma=c.gamma, scheduler_patience=c.scheduler_patience, min_delta=c.min_delta,
+                   precision=c.precision, compile=c.compile, channels_last=c.channels_last,
+                   checkpoint_every=c.checkpoint_every, on_nan=c.on_nan, log_interval=c.log_interval, **kwargs)
+
+    # ------------------------------------------------------------------ setup
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _setup_optim(self, epochs: int, steps_per_epoch: int) -> None:
+        if self.optimizer is not None:
+            return
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = OPTIMIZERS.get(self.opt_name)(params, lr=self.lr, weight_decay=self.weight_decay, **self.opt_kwargs)
+        self.sched_interval = None
+        if self.sched_name:
+            self.scheduler, self.sched_interval = SCHEDULERS.get(self.sched_name)(
+                self.optimizer, epochs, steps_per_epoch, lr=self.lr, **self.sched_kwargs)
+
+    def _batches(self, data, batch_size: int, shuffle: bool, drop_last: bool = False):
+        return as_batches(data, batch_size, shuffle, self.device, drop_last)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 64, resume: str | Path | None = None,
+            eval_batch_size: int | None = None) -> list[dict]:
+        """Train for `epochs` (early stopping may end sooner), restore the best weights, return the history."""
+        train_b = self._batches(train, batch_size, shuffle=True)
+        val_b = self._batches(val, eval_batch_size or max(batch_size, 256), shuffle=False) if val is not None else None
+        if len(train_b) == 0:
+            raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
+        self._setup_optim(epochs, len(train_b))
+        if resume:
+            self.load_checkpoint(resume)
+        if val_b is None and self.monitor.startswith("val_"):
+            self.monitor = "train_loss"
+        with self._signals():
+            while self.epoch < epochs and not self.stop:
+                record = self._run_epoch(train_b, val_b, epochs)
+                for hook in self.hooks:
+                    hook(self, record)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.history
+
+    def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
+        t0 = time.perf_counter()
+        stats = self.train_one_epoch(train_b, epochs)
+        record = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
+        if val_b is not None:
+            record.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        record["time"] = time.perf_counter() - t0
+        self._step_scheduler_epoch(record)
+        self.epoch += 1
+        self.history.append(record)
+        self._track_best(record)
+        self.save_checkpoint("last.pt")
+        return record
+
+    def train_one_epoch(self, batches, epochs: int = 1) -> dict:
+        """One pass over `batches`. Per-step values stay on the device; one sync at the end (and per log_interval)."""
+        self.model.train()
+        start, order, losses, correct, sizes = self._epoch_start(batches)
+        data_time, n_steps = 0.0, len(batches)
+        bar = tqdm(total=n_steps, initial=start, desc=f"epoch {self.epoch + 1}/{epochs}", leave=False,
+                   disable=None if self.progress is None else not self.progress, unit="batch")
+        it = batches.iterate(order, start, self.generator)
+        t = time.perf_counter()
+        for i in range(start, n_steps):
+            xb, yb = next(it)
+            data_time += time.perf_counter() - t
+            loss, out = self._train_step(xb, yb, i, n_steps)
+            losses[i] = loss.detach()
+            sizes[i] = len(yb)
+            if self.task == "classification" and out is not None:
+                correct += (out.argmax(-1) == yb).sum()
+            self.step += 1
+            if (i + 1) % self.log_interval == 0 or i + 1 == n_steps:
+                bar.update(i + 1 - bar.n)
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if self.stop_signal or (self.checkpoint_every and self.step % self.checkpoint_every == 0):
+                self._save_mid_epoch(order, i + 1, losses, correct, sizes)
+                if self.stop_signal:
+                    bar.close()
+                    raise Interrupted(str(self.run_dir or "(no run directory)"))
+            t = time.perf_counter()
+        bar.close()
+        self.last_grad_norms = self._grad_norms()
+        n = sizes.sum()
+        stats = {"loss": float((losses * sizes).sum() / n), "data_time": data_time}  # seconds waiting for batches
+        if self.task == "classification":
+            stats["accuracy"] = float(correct / n)
+        return stats
+
+    def _epoch_start(self, batches):
+        """Fresh per-epoch buffers, or the saved ones when resuming in the middle of an epoch."""
+        rp, self._resume_point = self._resume_point, None
+        if rp is not None:
+            return rp["batch"], rp["order"], rp["losses"].to(self.device), rp["correct"].to(self.device), rp["sizes"].to(self.device)
+        order = batches.order(self.generator)
+        n = len(batches)
+        zeros = torch.zeros(n, device=self.device)
+        return 0, order, zeros, torch.zeros((), device=self.device), torch.zeros(n, device=self.device)
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
+        if self.channels_last and xb.ndim == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.forward(xb)
+            loss = self.loss_fn(out, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self._must_check_nan(i, n_steps) and not torch.isfinite(loss):
+            if self.on_nan == "skip":
+                self.optimizer.zero_grad(set_to_none=True)
+                return loss.detach().nan_to_num(0.0, 0.0, 0.0), None
+            self._raise_non_finite(i)
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.sched_interval == "step":
+            self.scheduler.step()
+        return loss, out
+
+    def _must_check_nan(self, i: int, n_steps: int) -> bool:
+        # on CPU the check costs nothing; on an accelerator it syncs, so check every log_interval steps only
+        return self.device.type == "cpu" or self.on_nan == "skip" or (i + 1) % self.log_interval == 0 or i + 1 == n_steps
+
+    def _raise_non_finite(self, i: int) -> None:
+        layer = next((name for name, p in self.model.named_parameters()
+                      if p.grad is not None and not torch.isfinite(p.grad).all()), "none")
+        raise NonFiniteLoss(f"loss became non-finite at step {self.step + 1} (epoch {self.epoch + 1}, batch {i + 1}); "
+                            f"first layer with non-finite gradients: {layer}; lower train.lr or set train.grad_clip")
+
+    def _grad_norms(self) -> dict[str, float]:
+        """Per-parameter gradient L2 norms of the epoch's last step (one sync per epoch), for diagnostics."""
+        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+        if not named:
+            return {}
+        norms = torch.stack(torch._foreach_norm([g for _, g in named])).float().cpu().tolist()
+        return {n: v for (n, _), v in zip(named, norms)}
+
+    @torch.no_grad()
+    def _collect(self, batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(outputs (N, K), targets (N, ...), summed loss) over all batches, kept on the device."""
+        self.model.eval()
+        outs, ys, loss_sum = [], [], torch.zeros((), device=self.device)
+        for xb, yb in batches.iterate(None):
+            if self.channels_last and xb.ndim == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                out = self.forward(xb)
+                loss_sum += self.loss_fn(out, yb).float() * len(yb)
+            outs.append(out.float())
+            ys.append(yb)
+        return torch.cat(outs), torch.cat(ys), loss_sum
+
+    def evaluate(self, data, batch_size: int = 512) -> dict[str, float]:
+        """Loss and every metric on `data` (Dataset, DataLoader or Batches): {"loss": ..., "accuracy": ...}."""
+        batches = self._batches(data, batch_size, shuffle=False)
+        outputs, targets, loss_sum = self._collect(batches)
+        values = {"loss": loss_sum / len(targets), **compute_metrics(self.metrics, outputs, targets, self.task)}
+        stacked = torch.stack([v.float().reshape(()) for v in values.values()]).cpu().tolist()  # one sync
+        return dict(zip(values, stacked))
+
+    def predict_outputs(self, data, batch_size: int = 512) -> torch.Tensor:
+        """Raw model outputs (logits for classification) for `data`: a Dataset, DataLoader or a tensor of inputs."""
+        if isinstance(data, torch.Tensor):
+            data = torch.utils.data.TensorDataset(data, torch.zeros(len(data)))
+        outputs, _, _ = self._collect(self._batches(data, batch_size, shuffle=False))
+        return outputs.cpu()
+
+    def predict(self, data, batch_size: int = 512) -> torch.Tensor:
+        """Class indices (classification) or predicted values (regression)."""
+        out = self.predict_outputs(data, batch_size)
+        return out.argmax(-1) if self.task == "classification" else out.squeeze(-1)
+
+    def predict_proba(self, data, batch_size: int = 512) -> torch.Tensor:
+        """Class probabilities (N, K): softmax of the logits."""
+        return self.predict_outputs(data, batch_size).softmax(-1)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _step_scheduler_epoch(self, record: dict) -> None:
+        if self.sched_interval == "epoch":
+            self.scheduler.step()
+        elif self.sched_interval == "plateau":
+            self.scheduler.step(record.get(self.monitor, record["train_loss"]))
+
+    def _track_best(self, record: dict) -> None:
+        if self.monitor not in record:
+            raise UserError(f"train.monitor={self.monitor!r} is not in the history; choose from: {', '.join(record)}")
+        value = record[self.monitor]
+        sign = 1.0 if higher_is_better(self.monitor) else -1.0
+        improved = self.best_value is None or (math.isfinite(value) and sign * (value - self.best_value) > self.min_delta)
+        if improved:
+            self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.save_checkpoint("best.pt", weights_only=True)
+        else:
+            self.bad_epochs += 1
+            if self.early_stopping and self.bad_epochs >= self.early_stopping:
+                self.stop = self.stopped_early = True
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch, "step": self.step, "history": self.history,
+            "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                     "state": self.best_state, "stopped_early": self.stopped_early, "stop": self.stop},
+            "rng": rng_state(self.generator),
+            "resume_point": None,
+        }
+
+    def save_checkpoint(self, name: str, weights_only: bool = False, state: dict | None = None) -> None:
+        if self.run_dir is None:
+            return
+        if weights_only:
+            atomic_save({"model": self.model.state_dict(), "epoch": self.epoch, "monitor": self.monitor,
+                         "value": self.best_value}, self.run_dir / name)
+        else:
+            atomic_save(state or self.state_dict(), self.run_dir / name)
+
+    def _save_mid_epoch(self, order, batch: int, losses, correct, sizes) -> None:
+        state = self.state_dict()
+        state["resume_point"] = {"batch": batch, "order": order, "losses": losses, "correct": correct, "sizes": sizes}
+        self.save_checkpoint("last.pt", state=state)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore everything from last.pt so training continues exactly where it stopped."""
+        ckpt = safe_load(path, map_location=self.device)
+        load_weights(self.model, ckpt["model"], str(path))
+        if ckpt.get("optimizer") is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler") is not None and self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+        best = ckpt["best"]
+        self.best_value, self.best_epoch, self.bad_epochs = best["value"], best["epoch"], best["bad_epochs"]
+        self.best_state, self.stopped_early, self.stop = best["state"], best["stopped_early"], best["stop"]
+        set_rng_state(ckpt["rng"], self.generator)
+        self._resume_point = ckpt.get("resume_point")
+
+    # ------------------------------------------------------------------ signals
+
+    stop_signal = False
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """SIGINT/SIGTERM set a flag; the loop saves last.pt at the next step boundary and raises Interrupted."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.stop_signal = False
+
+        def handler(signum, frame):
+            self.stop_signal = True
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def load_trainer_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load best.pt / last.pt weights into `model` (weights_only=True)."""
+    load_weights(model, safe_load(path)["model"], str(path))
+    return model
