@@ -3,8 +3,17 @@
     from trainlab import Trainer, load_run
 """
 __version__ = "0.1.0"
-
-from trainlab.run import load_run  # noqa: E402
-from trainlab.trainer import Trainer  # noqa: E402
-
 __all__ = ["Trainer", "load_run", "__version__"]
+
+
+def __getattr__(name: str):
+    # imported on first use so that `trainlab --help` does not pay for importing torch
+    if name == "Trainer":
+        from trainlab.trainer import Trainer
+
+        return Trainer
+    if name == "load_run":
+        from trainlab.run import load_run
+
+        return load_run
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")

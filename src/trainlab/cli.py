@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainlab.errors import UserError
+from trainlab.errors import Interrupted, UserError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -66,16 +66,39 @@ def _add_summary(sub) -> None:
 
 def _add_list(sub) -> None:
     p = sub.add_parser("list", help="list registered datasets, models, activations, ...")
-    p.add_argument("kind", nargs="?", choices=sorted(registries()), help="what to list (default: all)")
+    p.add_argument("kind", nargs="?", choices=REGISTRY_KINDS, help="what to list (default: all)")
     p.set_defaults(func=cmd_list)
 
 
-def _add_doctor(sub) -> None:
-    from trainlab import doctor
+def module_commands() -> list[tuple[str, str, object, object]]:
+    """(name, help, add_arguments, run) of the commands that live in their own modules.
 
-    p = sub.add_parser("doctor", help="check Python, PyTorch, devices and the course's libraries")
-    doctor.add_arguments(p)
-    p.set_defaults(func=doctor.run)
+    Those modules import their heavy libraries (optuna, tensorboard, onnx, fastapi) inside functions,
+    so `trainlab --help` stays fast.
+    """
+    from trainlab import cv, doctor, export, lr_find, plots, runs, serve, tb, tune
+
+    return [
+        ("cv", "K-fold cross-validation on the training pool (never the test split)", cv.add_arguments, cv.run),
+        ("tune", "hyperparameter search with Optuna (the config's tune section)", tune.add_arguments, tune.run),
+        ("lr-find", "learning-rate range test: suggests a learning rate", lr_find.add_arguments, lr_find.run),
+        ("runs", "table of the runs under a directory", runs.add_arguments, runs.run),
+        ("compare", "config differences and overlaid learning curves of runs", runs.add_compare_arguments,
+         runs.run_compare),
+        ("plot", "plots: activation functions and their derivatives, a run's curves", plots.add_arguments, plots.run),
+        ("tensorboard", "start TensorBoard on 127.0.0.1 for a runs directory", tb.add_arguments, tb.run),
+        ("export", "export a run's model to ONNX or TorchScript (with preprocessing)", export.add_arguments,
+         export.run),
+        ("serve", "serve a run's model: web page + JSON API on 127.0.0.1", serve.add_arguments, serve.run),
+        ("doctor", "check Python, PyTorch, devices and the course's libraries", doctor.add_arguments, doctor.run),
+    ]
+
+
+def _add_module_commands(sub) -> None:
+    for name, help, add_arguments, run in module_commands():
+        p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        add_arguments(p)
+        p.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainlab", description="Train, evaluate and use PyTorch models from one config.")
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in (_add_train, _add_eval, _add_predict, _add_summary, _add_list, _add_doctor):
+    for add in (_add_train, _add_eval, _add_predict, _add_summary, _add_list, _add_module_commands):
         add(sub)
     return parser
 
@@ -161,6 +184,9 @@ def cmd_summary(args) -> int:
     return 0
 
 
+REGISTRY_KINDS = ("datasets", "models", "activations", "optimizers", "schedulers", "losses", "metrics", "transforms")
+
+
 def registries() -> dict:
     from trainlab.data import DATASETS
     from trainlab.data.transforms import TRANSFORMS, _register_augments
@@ -199,8 +225,6 @@ def _write_result(out: Path | None, result: dict) -> None:
 # ----------------------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> int:
-    from trainlab.trainer import Interrupted
-
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):

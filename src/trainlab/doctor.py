@@ -11,10 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from trainlab.device import select_device
-
 # (PyPI distribution name, import name): students pip-install the first, the second only matters as a fallback.
 COURSE_LIBRARIES: tuple[tuple[str, str], ...] = (
     ("torchvision", "torchvision"),
@@ -68,6 +64,7 @@ def _os_info() -> dict[str, Any]:
 
 def _cuda_devices() -> list[dict[str, Any]]:
     """Name, memory and compute capability of each visible CUDA device."""
+    import torch
     devices = []
     for index in range(torch.cuda.device_count()):
         try:
@@ -86,6 +83,7 @@ def _cuda_devices() -> list[dict[str, Any]]:
 
 def _cudnn_version() -> int | None:
     """cuDNN version as torch reports it (e.g. 91000), or None when torch has no cuDNN."""
+    import torch
     try:
         return torch.backends.cudnn.version()
     except (RuntimeError, OSError):
@@ -94,6 +92,7 @@ def _cudnn_version() -> int | None:
 
 def _cuda_info() -> dict[str, Any]:
     """CUDA as torch sees it; torch.version.cuda is None for CPU-only builds."""
+    import torch
     available = torch.cuda.is_available()
     return {
         "available": available,
@@ -106,6 +105,7 @@ def _cuda_info() -> dict[str, Any]:
 
 def _mps_info() -> dict[str, bool]:
     """Apple-silicon GPU support: built into this torch, and usable on this machine."""
+    import torch
     mps = getattr(torch.backends, "mps", None)
     if mps is None:
         return {"built": False, "available": False}
@@ -138,6 +138,9 @@ def _libraries() -> list[dict[str, Any]]:
 
 def collect() -> dict[str, Any]:
     """Everything the doctor knows, as a JSON-serialisable dict."""
+    import torch
+
+    from trainlab.device import select_device
     libraries = _libraries()
     missing = [row["name"] for row in libraries if not row["installed"]]
     return {

@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     """A problem with the user's input (config, data, run directory), not a bug in trainlab."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived during training; last.pt was saved at a step boundary. The message is the run dir."""

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from trainlab.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
 from trainlab.data.loader import as_batches
 from trainlab.device import select_device
-from trainlab.errors import UserError
+from trainlab.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
 from trainlab.losses import build_loss, task_of_loss
 from trainlab.metrics import compute_metrics, default_metrics, higher_is_better
 from trainlab.optim import OPTIMIZERS, SCHEDULERS
@@ -36,10 +36,6 @@ EpochHook = Callable[["Trainer", dict], None]
 
 class NonFiniteLoss(UserError):
     """The loss became NaN/Inf; raised with the step and the first layer whose gradients went non-finite."""
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; last.pt was saved at a step boundary."""
 
 
 class Trainer:
