@@ -180,7 +180,8 @@ def cmd_summary(args) -> int:
     cfg = load_config(args.config, args.overrides)
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
-    print(model_summary(build_model(cfg.model, view.input_shape, data.bundle.num_outputs), view.input_shape))
+    model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
+    print(model_summary(model, view.input_shape))
     return 0
 
 
@@ -224,9 +225,22 @@ def _write_result(out: Path | None, result: dict) -> None:
 
 # ----------------------------------------------------------------------------- entry point
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """argparse cannot take positionals after options (`train CFG --out D k=v`): collect stray key=value."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    rest = [a for a in extra if a not in overrides]
+    if rest or (overrides and not hasattr(args, "overrides")):
+        raise UserError(f"unrecognized arguments: {' '.join(rest or overrides)} (see: trainlab --help)")
+    if overrides:
+        args.overrides = list(args.overrides) + overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_USAGE

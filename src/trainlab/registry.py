@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from trainlab.errors import UserError
@@ -19,6 +19,7 @@ class Entry:
     builder: Callable[..., Any]
     config: type | None  # dataclass of the builder's own options, or None
     help: str
+    meta: dict = field(default_factory=dict)  # e.g. models: {"inputs": ("image", "tabular")}
 
 
 class Registry:
@@ -26,17 +27,17 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, config: type | None = None, help: str | None = None):
+    def register(self, name: str, config: type | None = None, help: str | None = None, **meta):
         def wrap(fn):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
-            doc = help or (fn.__doc__ or "").strip().splitlines()[0:1]
-            self._entries[name] = Entry(name, fn, config, doc if isinstance(doc, str) else "".join(doc))
+            doc = help or "".join((fn.__doc__ or "").strip().splitlines()[0:1])
+            self._entries[name] = Entry(name, fn, config, doc, meta)
             return fn
         return wrap
 
-    def add(self, name: str, builder: Callable[..., Any], config: type | None = None, help: str = ""):
-        self.register(name, config, help or None)(builder)
+    def add(self, name: str, builder: Callable[..., Any], config: type | None = None, help: str = "", **meta):
+        self.register(name, config, help or None, **meta)(builder)
 
     def entry(self, name: str) -> Entry:
         if name not in self._entries:

@@ -149,7 +149,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> Run:
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
     cfg = build_config(read_yaml(run_dir / "config.yaml"))
     data = read_json(run_dir / "data.json")
-    model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"])
+    model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"], **data.get("model_info", {}))
     path = run_dir / checkpoint
     if not path.is_file() and checkpoint == "best.pt":
         path = run_dir / "last.pt"

@@ -38,12 +38,12 @@ def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
 
 
 def data_description(data, view) -> dict:
-    bundle = data.bundle
+    bundle = view.bundle
     raw = bundle.pool[0][0]
     return {"task": bundle.task, "kind": bundle.kind, "classes": bundle.classes, "num_outputs": bundle.num_outputs,
             "raw_shape": list(raw.shape), "raw_dtype": str(raw.dtype).replace("torch.", ""),
             "input_shape": list(view.input_shape), "eval_transforms": view.eval_pipe.state(),
-            "train_transforms": view.train_pipe.state(), "meta": bundle.meta}
+            "train_transforms": view.train_pipe.state(), "meta": bundle.meta, "model_info": bundle.model_info}
 
 
 def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
@@ -74,7 +74,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, view.input_shape, data.bundle.num_outputs)
+    model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
     out = resume or out or default_run_dir(cfg)
     if not resume:
         prepare_run_dir(out, cfg, overwrite)

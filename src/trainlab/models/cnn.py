@@ -48,8 +48,8 @@ def conv_block(c_in: int, c_out: int, k: int, pool: str, bn: bool, act: str) -> 
     return nn.Sequential(*layers)
 
 
-@MODELS.register("cnn", config=CNNConfig)
-def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+@MODELS.register("cnn", inputs=("image",), config=CNNConfig)
+def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """Conv blocks (conv -> BN -> activation -> pool) and an MLP head; returns logits (B, num_outputs)."""
     _check_image("cnn", input_shape)
     ACTIVATIONS.entry(cfg.activation)
@@ -69,8 +69,8 @@ class LeNetConfig:
     activation: str = opt("relu", help="LeCun used tanh; relu trains faster")
 
 
-@MODELS.register("lenet5", config=LeNetConfig)
-def build_lenet5(cfg: LeNetConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+@MODELS.register("lenet5", inputs=("image",), config=LeNetConfig)
+def build_lenet5(cfg: LeNetConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """LeNet-5: conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> 120 -> 84 -> outputs."""
     _check_image("lenet5", input_shape)
     pad = 2 if min(input_shape[1:]) < 32 else 0  # 28x28 MNIST is padded to LeNet's 32x32
@@ -106,8 +106,8 @@ class ResNetConfig:
     blocks: list[int] = opt(lambda: [1, 1, 1], help="residual blocks per stage")
 
 
-@MODELS.register("resnet_small", config=ResNetConfig)
-def build_resnet_small(cfg: ResNetConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+@MODELS.register("resnet_small", inputs=("image",), config=ResNetConfig)
+def build_resnet_small(cfg: ResNetConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """A small CIFAR-style ResNet: 3x3 stem, stages of BasicBlocks (stride 2 between), global average pool."""
     _check_image("resnet_small", input_shape)
     layers: list[nn.Module] = [nn.Conv2d(input_shape[0], cfg.width, 3, 1, 1, bias=False),

@@ -35,8 +35,8 @@ def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: floa
     return layers
 
 
-@MODELS.register("mlp", config=MLPConfig)
-def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+@MODELS.register("mlp", inputs=("image", "tabular"), config=MLPConfig)
+def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """Fully connected network on flattened inputs; returns logits (B, num_outputs)."""
     layers = mlp_layers(math.prod(input_shape), cfg.hidden, num_outputs, cfg.activation, cfg.dropout, cfg.batch_norm)
     if cfg.output_activation:
@@ -51,8 +51,8 @@ class CourseMLPConfig:
     output_activation: str | None = opt(None, help="the course ends with sigmoid; null (default) returns logits")
 
 
-@MODELS.register("course_mlp", config=CourseMLPConfig)
-def build_course_mlp(cfg: CourseMLPConfig, input_shape: tuple, num_outputs: int) -> nn.Module:
+@MODELS.register("course_mlp", inputs=("image", "tabular"), config=CourseMLPConfig)
+def build_course_mlp(cfg: CourseMLPConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """The course's network: 784 -> 196 -> 49 -> 10 on 28x28 images (inputs/outputs follow the data)."""
     return build_mlp(MLPConfig([196, 49], cfg.activation, cfg.dropout, False, cfg.output_activation),
                      input_shape, num_outputs)
