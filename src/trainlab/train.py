@@ -16,7 +16,8 @@ from trainlab.device import select_device
 from trainlab.models import build_model
 from trainlab.run import (count_test_evaluation, default_run_dir, manifest, prepare_run_dir, write_history,
                           write_json)
-from trainlab.trainer import Trainer
+from trainlab import observe
+from trainlab.trainer import NonFiniteLoss, Trainer
 
 
 def configure_torch(cfg: Config) -> None:
@@ -84,10 +85,14 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if hasattr(train_b, "nbytes")
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
-    hook = lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs))  # noqa: E731
-    trainer = Trainer.from_config(model, cfg.train, cfg.seed, data.bundle.task, run_dir=out, hooks=[hook],
+    hooks = [lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs)), *observe.epoch_hooks(cfg, out, view)]
+    trainer = Trainer.from_config(model, cfg.train, cfg.seed, view.bundle.task, run_dir=out, hooks=hooks,
                                   progress=None if not quiet else False)
-    history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
+    try:
+        history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
+    except NonFiniteLoss as e:
+        observe.on_failure(out, trainer, e)
+        raise
     return finish_run(trainer, view, out, history, dry_run)
 
 
@@ -102,5 +107,6 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
     result = {"test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
+    observe.finalize(out, trainer, view, result)
     write_json(out / "result.json", result)
     return result

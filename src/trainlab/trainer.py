@@ -86,6 +86,7 @@ class Trainer:
         self.stopped_early = False
         self._resume_point: dict | None = None
         self.last_grad_norms: dict[str, float] = {}
+        self.last_step_losses: list[float] = []
 
     @classmethod
     def from_config(cls, model: nn.Module, train_cfg, seed: int, task: str, **kwargs) -> "Trainer":
@@ -188,6 +189,7 @@ class Trainer:
             t = time.perf_counter()
         bar.close()
         self.last_grad_norms = self._grad_norms()
+        self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
         n = sizes.sum()
         stats = {"loss": float((losses * sizes).sum() / n), "data_time": data_time}  # seconds waiting for batches
         if self.task == "classification":
