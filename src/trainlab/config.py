@@ -77,7 +77,7 @@ class TrainConfig:
     gamma: float = opt(0.1, help="LR factor (step, reduce_on_plateau)", gt=0.0, le=1.0)
     scheduler_patience: int = opt(2, help="epochs without improvement before reduce_on_plateau acts", ge=0)
     grad_clip: float | None = opt(None, help="clip the global gradient norm to this value", gt=0.0)
-    metrics: list[str] | Literal["auto"] = opt("auto", help="evaluation metrics; auto = accuracy,f1 or mae,rmse,r2")
+    metrics: Literal["auto"] | list[str] = opt("auto", help="evaluation metrics; auto = accuracy,f1 or mae,rmse,r2")
     monitor: str = opt("val_loss", help="history key that picks the best epoch (val_loss, val_accuracy, ...)")
     early_stopping: int | None = opt(None, help="stop after this many epochs without improvement", ge=1)
     min_delta: float = opt(0.0, help="smallest change of monitor that counts as improvement", ge=0.0)
@@ -264,7 +264,32 @@ def build_config(raw: dict) -> Config:
     cfg = from_dict(Config, {k: v for k, v in raw.items() if k not in ("data", "model")})
     cfg.data = _section_with_params(DataConfig, DATASETS, raw.get("data") or {}, "data")
     cfg.model = _section_with_params(ModelConfig, MODELS, raw.get("model") or {}, "model")
+    _check_names(cfg)
     return cfg
+
+
+def _check_names(cfg: Config) -> None:
+    """Registry names are checked on load, so a typo fails before any data is read."""
+    from trainlab.data.transforms import TRANSFORMS, _register_augments
+    from trainlab.losses import LOSSES
+    from trainlab.metrics import METRICS
+    from trainlab.optim import OPTIMIZERS, SCHEDULERS
+
+    t = cfg.train
+    OPTIMIZERS.entry(t.optimizer)
+    if t.scheduler:
+        SCHEDULERS.entry(t.scheduler)
+    if t.loss != "auto":
+        LOSSES.entry(t.loss)
+    for name in [] if t.metrics == "auto" else t.metrics:
+        METRICS.entry(name)
+    _register_augments()
+    for which in ("train", "eval"):
+        for i, spec in enumerate(getattr(cfg.data.transforms, which)):
+            name = spec.get("name") if isinstance(spec, dict) else spec
+            if not isinstance(name, str):
+                raise UserError(f"data.transforms.{which}[{i}] needs a name, e.g. {{name: normalize}}; got {spec!r}")
+            TRANSFORMS.entry(name)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -302,7 +327,8 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"cannot parse {p}{where}: {getattr(e, 'problem', None) or e}") from None
+        detail = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"cannot parse {p}{where}: {detail}") from None
     except UnicodeDecodeError:
         raise UserError(f"cannot read {p}: not UTF-8 text") from None
     return raw if raw is not None else {}

@@ -2,7 +2,13 @@
 
 
 class UserError(Exception):
-    """A problem with the user's input (config, data, run directory), not a bug in trainlab."""
+    """A problem with the user's input (config, data, run directory), not a bug in trainlab.
+
+    The message is always one line: the CLI prints it as `error: <message>` and exits with code 2.
+    """
+
+    def __init__(self, message: str = ""):
+        super().__init__(" ".join(part.strip() for part in str(message).splitlines() if part.strip()))
 
 
 class Interrupted(Exception):

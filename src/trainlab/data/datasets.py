@@ -1,0 +1,122 @@
+"""Dataset registry: name -> builder(cfg: DataConfig, params) -> DataBundle.
+
+Images come out as uint8 (N, C, H, W), tabular data as float32 (N, F); labels as long (N,)
+for classification, float32 (N,) for regression. Nothing is normalized here: transforms fit
+their statistics later, on the training split only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainlab.config import opt
+from trainlab.data.base import ArrayDataset, DataBundle
+from trainlab.errors import UserError
+from trainlab.registry import Registry
+
+DATASETS = Registry("dataset")
+
+
+@DATASETS.register("digits")
+def build_digits(cfg, params) -> DataBundle:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    # pixel values are 0..16: rescale to uint8 so digits is an ordinary grayscale image dataset
+    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)  # (N, 1, 8, 8)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    return DataBundle(ArrayDataset(x, y), None, "classification", "image", [str(c) for c in range(10)])
+
+
+def _torchvision_mnist(cls, cfg, name: str) -> DataBundle:
+    root = Path(cfg.root)
+    try:
+        train = cls(str(root), train=True, download=cfg.download)
+        test = cls(str(root), train=False, download=cfg.download)
+    except RuntimeError as e:
+        if "not found" not in str(e).lower():
+            raise UserError(f"cannot read {name} from {root}: {e}") from None
+        raise UserError(f"{name} not found under {root}: expected {root}/{cls.__name__}/raw/"
+                        f"{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte; set data.root or data.download=true") from None
+    except (OSError, ValueError) as e:  # truncated/corrupted IDX files, network errors while downloading
+        raise UserError(f"cannot read {name} from {root}: {e}") from None
+    classes = [str(c).split(" - ")[-1] for c in train.classes]
+    return DataBundle(ArrayDataset(train.data.unsqueeze(1), train.targets.long()),  # (N, 1, 28, 28) uint8
+                      ArrayDataset(test.data.unsqueeze(1), test.targets.long()), "classification", "image", classes)
+
+
+@DATASETS.register("mnist")
+def build_mnist(cfg, params) -> DataBundle:
+    """MNIST handwritten digits (60k train / 10k test, 28x28) from data.root in torchvision's layout."""
+    from torchvision.datasets import MNIST
+
+    return _torchvision_mnist(MNIST, cfg, "mnist")
+
+
+@DATASETS.register("fashion_mnist")
+def build_fashion_mnist(cfg, params) -> DataBundle:
+    """Fashion-MNIST clothing images (60k/10k, 28x28) from data.root in torchvision's layout."""
+    from torchvision.datasets import FashionMNIST
+
+    return _torchvision_mnist(FashionMNIST, cfg, "fashion_mnist")
+
+
+@DATASETS.register("cifar10")
+def build_cifar10(cfg, params) -> DataBundle:
+    """CIFAR-10 (50k/10k color 32x32) read by trainlab's own pickle-batch Dataset."""
+    from trainlab.data.cifar import FOLDER, CIFAR10Pickle
+
+    root = Path(cfg.root)
+    if cfg.download and not (root / FOLDER).is_dir():
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)  # the real download path; we read the files ourselves
+    train, test = CIFAR10Pickle(root, train=True), CIFAR10Pickle(root, train=False)
+    return DataBundle(ArrayDataset(*train.tensors()), ArrayDataset(*test.tensors()),
+                      "classification", "image", train.classes)
+
+
+@dataclass
+class ImageFolderParams:
+    path: str = opt("", help="folder with one sub-folder of images per class")
+    test_path: str | None = opt(None, help="optional folder of the same layout used as the test split")
+    image_size: list[int] = opt(lambda: [32, 32], help="every image is resized to [height, width]")
+    channels: int = opt(3, help="1 = grayscale, 3 = RGB", ge=1, le=3)
+
+
+@DATASETS.register("image_folder", config=ImageFolderParams)
+def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
+    """Your own images: one sub-folder per class (like torchvision.datasets.ImageFolder)."""
+    from trainlab.data.images import ImageFiles
+
+    if not params.path:
+        raise UserError("data.path is required for image_folder: a folder with one sub-folder per class")
+    size = params.image_size * 2 if len(params.image_size) == 1 else params.image_size
+    if len(size) != 2 or min(size) < 1:
+        raise UserError(f"bad value for data.image_size: {params.image_size!r}; expected [height, width]")
+    pool = ImageFiles(params.path, tuple(size), params.channels)
+    test = ImageFiles(params.test_path, tuple(size), params.channels, pool.classes) if params.test_path else None
+    return DataBundle(pool, test, "classification", "image", pool.classes)
+
+
+@dataclass
+class CSVParams:
+    path: str = opt("", help="CSV file with a header row")
+    target: str | None = opt(None, help="target column (default: the last column)")
+    features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
+    task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
+    categorical: str = opt("onehot", help="non-numeric feature columns: onehot or error")
+    missing: str = opt("error", help="rows with missing values: error or drop")
+    test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
+
+
+@DATASETS.register("csv", config=CSVParams)
+def build_csv(cfg, params: CSVParams) -> DataBundle:
+    """Your own table: feature columns + a target column; classification or regression."""
+    from trainlab.data.tabular import read_csv_bundle
+
+    return read_csv_bundle(params)

@@ -1,0 +1,101 @@
+"""Seeded, stable train/val/test splits (stratified for classification, time-ordered for series).
+
+The test split is either the dataset's official one or carved from the pool first; validation is then
+carved from what remains. The indices are saved in the run directory (splits.json) so a run can be
+audited and `trainlab eval` uses exactly the same samples.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from trainlab.errors import UserError
+
+
+@dataclass
+class Splits:
+    """Indices into the pool. `test` is None when the dataset has an official test split."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray | None
+
+    def to_json(self) -> dict:
+        return {k: (None if v is None else [int(i) for i in v]) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Splits":
+        return cls(*(None if d.get(k) is None else np.asarray(d[k], dtype=np.int64) for k in ("train", "val", "test")))
+
+
+def holdout(idx: np.ndarray, labels: np.ndarray | None, fraction: float, seed: int,
+            ordered: bool = False, what: str = "validation") -> tuple[np.ndarray, np.ndarray]:
+    """Split `idx` into (kept, held out); `labels` (aligned with idx) stratify, `ordered` holds out the tail."""
+    if fraction <= 0:
+        return idx, idx[:0]
+    n_held = int(round(len(idx) * fraction))
+    if n_held < 1 or n_held >= len(idx):
+        raise UserError(f"cannot hold out {fraction:g} of {len(idx)} samples for {what}: "
+                        f"it leaves an empty split; change the fraction or use more data")
+    if ordered:
+        return idx[:-n_held], idx[-n_held:]
+    try:
+        kept, held = train_test_split(idx, test_size=n_held, random_state=seed, shuffle=True, stratify=labels)
+    except ValueError as e:
+        raise UserError(f"cannot stratify the {what} split: {e}; set data.stratify=false") from None
+    return np.sort(kept), np.sort(held)
+
+
+def make_splits(targets: torch.Tensor, has_test: bool, val_fraction: float, test_fraction: float,
+                seed: int, stratify: bool, ordered: bool = False) -> Splits:
+    n = len(targets)
+    if n == 0:
+        raise UserError("the dataset is empty")
+    idx = np.arange(n)
+    labels = targets.numpy() if stratify and not ordered else None
+    test = None
+    if not has_test:
+        idx, test = holdout(idx, labels, test_fraction, seed, ordered, "test")
+    sub = labels[idx] if labels is not None else None
+    train, val = holdout(idx, sub, val_fraction, seed + 1, ordered, "validation")
+    return Splits(train, val, test)
+
+
+# ----------------------------------------------------------------------------- K-fold (trainlab cv / tune --cv)
+
+FOLD_SPLITTERS = ("stratified", "kfold", "group", "time")
+
+
+def fold_splits(idx: np.ndarray, k: int, method: str, seed: int, labels: np.ndarray | None = None,
+                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K (train, val) pairs of pool indices from scikit-learn's splitters; `labels`/`groups` align with `idx`.
+
+    stratified/kfold/group: the K validation folds are disjoint and cover `idx`. time: TimeSeriesSplit, every
+    validation fold lies after its training part, and the first chunk of the series is never validated.
+    """
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
+
+    if method not in FOLD_SPLITTERS:
+        raise UserError(f"unknown fold splitter {method!r}; choose from: {', '.join(FOLD_SPLITTERS)}")
+    if k < 2:
+        raise UserError(f"--folds must be >= 2, got {k}")
+    n = len(idx) if method != "group" else len(np.unique(groups))
+    if k > n - (method == "time"):
+        what = "groups" if method == "group" else "samples"
+        raise UserError(f"cannot make {k} folds from {n} {what} in the training pool; use fewer folds")
+    if method == "stratified":
+        counts = np.bincount(labels)
+        if counts[counts > 0].min() < k:
+            raise UserError(f"cannot stratify {k} folds: the rarest class has {counts[counts > 0].min()} samples "
+                            f"in the training pool; use fewer folds or --split kfold")
+        splitter, args = StratifiedKFold(k, shuffle=True, random_state=seed), (idx, labels)
+    elif method == "kfold":
+        splitter, args = KFold(k, shuffle=True, random_state=seed), (idx,)
+    elif method == "group":
+        splitter, args = GroupKFold(k, shuffle=True, random_state=seed), (idx, None, groups)
+    else:
+        splitter, args = TimeSeriesSplit(k), (idx,)
+    return [(idx[tr], idx[va]) for tr, va in splitter.split(*args)]

@@ -1,0 +1,116 @@
+"""CSV tables -> float32 features (N, F) and labels; categorical features one-hot encoded, missing values refused or dropped."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from trainlab.data.base import ArrayDataset, DataBundle
+from trainlab.errors import UserError
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"CSV file not found: {p}")
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot parse CSV {p}: {str(e).splitlines()[0]}") from None
+    if df.empty:
+        raise UserError(f"CSV {p} has no data rows")
+    return df
+
+
+def _columns(df: pd.DataFrame, params, path) -> tuple[str, list[str]]:
+    target = params.target or df.columns[-1]
+    if target not in df.columns:
+        raise UserError(f"target column {target!r} not in {path}; columns: {', '.join(map(str, df.columns))}")
+    features = params.features or [c for c in df.columns if c != target]
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise UserError(f"feature column {missing[0]!r} not in {path}; columns: {', '.join(map(str, df.columns))}")
+    if not features:
+        raise UserError(f"CSV {path} has no feature columns besides the target {target!r}")
+    return target, list(features)
+
+
+def _check_missing(df: pd.DataFrame, cols: list[str], params, path) -> pd.DataFrame:
+    na = df[cols].isna()
+    if not na.values.any():
+        return df
+    if params.missing == "drop":
+        return df[~na.any(axis=1)]
+    row, col = np.argwhere(na.values)[0]
+    raise UserError(f"missing value in {path} row {int(row) + 2} column {cols[col]!r}; "
+                    f"fill it, or set data.missing=drop")
+
+
+def _infer_task(y: pd.Series, task: str) -> str:
+    if task in ("classification", "regression"):
+        return task
+    if task != "auto":
+        raise UserError(f"bad value for data.task: {task!r}; expected auto, classification or regression")
+    numeric = pd.api.types.is_numeric_dtype(y)
+    if not numeric:
+        return "classification"
+    integral = np.all(np.equal(np.mod(y.to_numpy(dtype=float), 1), 0))
+    return "classification" if integral and y.nunique() <= 20 else "regression"
+
+
+def encode_features(df: pd.DataFrame, features: list[str], params, path, categories: dict | None = None):
+    """-> (float32 array (N, F'), feature names, categories used). Categories come from the training file."""
+    categories = dict(categories or {})
+    parts, names = [], []
+    for col in features:
+        s = df[col]
+        if pd.api.types.is_numeric_dtype(s) and col not in categories:
+            parts.append(s.to_numpy(dtype=np.float32)[:, None])
+            names.append(col)
+            continue
+        if params.categorical != "onehot":
+            bad = s[pd.to_numeric(s, errors="coerce").isna()].iloc[0]
+            raise UserError(f"non-numeric value {bad!r} in numeric column {col!r} of {path}; "
+                            f"clean the column or set data.categorical=onehot")
+        cats = categories.setdefault(col, sorted(map(str, s.unique())))
+        parts.append(np.stack([(s.astype(str) == c).to_numpy(np.float32) for c in cats], axis=1))
+        names += [f"{col}={c}" for c in cats]
+    return np.concatenate(parts, axis=1), names, categories
+
+
+def read_csv_bundle(params) -> DataBundle:
+    if not params.path:
+        raise UserError("data.path is required for the csv dataset")
+    df = read_table(params.path)
+    target, features = _columns(df, params, params.path)
+    df = _check_missing(df, features + [target], params, params.path)
+    task = _infer_task(df[target], params.task)
+    x, names, cats = encode_features(df, features, params, params.path)
+    test_df = None
+    if params.test_path:
+        test_df = _check_missing(read_table(params.test_path), features + [target], params, params.test_path)
+    if task == "classification":
+        classes = sorted(map(str, df[target].unique()))
+        y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)
+    else:
+        classes, y = None, torch.tensor(pd.to_numeric(df[target], errors="coerce").to_numpy(np.float32))
+        if torch.isnan(y).any():
+            raise UserError(f"non-numeric value in regression target column {target!r} of {params.path}")
+    pool = ArrayDataset(torch.from_numpy(x), y)
+    test = _test_split(test_df, features, target, params, cats, classes, task) if test_df is not None else None
+    meta = {"features": names, "raw_features": features, "target": target, "categories": cats}
+    return DataBundle(pool, test, task, "tabular", classes, meta=meta)
+
+
+def _test_split(df, features, target, params, cats, classes, task) -> ArrayDataset:
+    x, _, _ = encode_features(df, features, params, params.test_path, cats)
+    if task == "classification":
+        unknown = sorted(set(map(str, df[target].unique())) - set(classes))
+        if unknown:
+            raise UserError(f"test CSV {params.test_path} has labels not in the training CSV: {unknown[:5]}")
+        y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)
+    else:
+        y = torch.tensor(df[target].to_numpy(np.float32))
+    return ArrayDataset(torch.from_numpy(x), y)

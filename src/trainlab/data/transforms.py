@@ -1,0 +1,185 @@
+"""Transform pipelines from config, run on whole batches.
+
+    transforms:
+      train: [{name: random_affine, degrees: 10}, {name: normalize}]   # training samples only
+      eval:  [{name: normalize}]                                     # val, test, predict
+
+Every step maps a batch (B, C, H, W) / (B, F) / (B, T, F) to a batch. Deterministic steps come from
+torchvision.transforms.v2.functional; random augmentations come from trainlab.data.augment, which draws
+parameters per sample from an explicit torch.Generator (v2 would draw one set per batch), so the
+in-memory and streaming paths both augment batched and a resumed run replays the same randomness.
+`normalize` without mean/std fits them on the training split only (Pipeline.fit).
+"""
+from __future__ import annotations
+
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from trainlab.errors import UserError
+from trainlab.registry import Registry
+
+TRANSFORMS = Registry("transform")
+
+
+class ToFloat:
+    """uint8 0..255 -> float32 0..1 (what ToTensor / ToDtype(float32, scale=True) do)."""
+
+    random = False
+
+    def __call__(self, x: torch.Tensor, g=None) -> torch.Tensor:
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+class Normalize:
+    """(x - mean) / std per channel (images), per feature (tables, sequences); `auto` fits on training data."""
+
+    random = False
+
+    def __init__(self, mean: list[float] | str = "auto", std: list[float] | str = "auto"):
+        if (mean == "auto") != (std == "auto"):
+            raise UserError("normalize: give both mean and std, or neither (auto = fit on the training split)")
+        self.mean = None if mean == "auto" else torch.tensor(mean, dtype=torch.float32)
+        self.std = None if std == "auto" else torch.tensor(std, dtype=torch.float32)
+        if self.std is not None and (self.std <= 0).any():
+            raise UserError(f"normalize: std must be > 0, got {std}")
+
+    @staticmethod
+    def _dims(x: torch.Tensor) -> tuple[int, ...]:
+        return (0, 2, 3) if x.ndim == 4 else tuple(range(x.ndim - 1))  # keep channels / last (feature) dim
+
+    def fit(self, x: torch.Tensor) -> None:
+        """Mean/std over the training data x, in float64 chunks to stay exact and small."""
+        if self.mean is not None:
+            return
+        dims = self._dims(x)
+        total = sq = 0.0
+        for chunk in x.split(8192):
+            c = chunk.double()
+            total = total + c.sum(dims)
+            sq = sq + (c * c).sum(dims)
+        count = x.numel() / (x.shape[1] if x.ndim == 4 else x.shape[-1])
+        mean = total / count
+        std = (sq / count - mean * mean).clamp_min(0).sqrt()
+        self.mean, self.std = mean.float(), torch.where(std > 1e-8, std, torch.ones_like(std)).float()
+
+    def _shape(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return t.to(x.device).view(-1, 1, 1) if x.ndim == 4 else t.to(x.device)
+
+    def __call__(self, x: torch.Tensor, g=None) -> torch.Tensor:
+        if self.mean is None:
+            raise RuntimeError("normalize: call Pipeline.fit on training data first")
+        if not x.is_floating_point():
+            raise UserError("normalize applies to float inputs, not token ids; remove it from data.transforms")
+        return (x - self._shape(x, self.mean)) / self._shape(x, self.std)
+
+    def state(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()} if self.mean is not None else {}
+
+
+class Functional:
+    """A deterministic torchvision.transforms.v2.functional op with fixed arguments (resize, center_crop, ...)."""
+
+    random = False
+
+    def __init__(self, fn, **kwargs):
+        self.fn, self.kwargs = fn, kwargs
+
+    def __call__(self, x: torch.Tensor, g=None) -> torch.Tensor:
+        return self.fn(x, **self.kwargs)
+
+
+def _size(size) -> list[int]:
+    size = [size] if isinstance(size, int) else list(size)
+    if not 1 <= len(size) <= 2 or any(not isinstance(s, int) or s < 1 for s in size):
+        raise UserError(f"bad transform size {size!r}; expected a positive int or [height, width]")
+    return size
+
+
+TRANSFORMS.add("to_tensor", lambda: ToFloat(), help="uint8 0..255 -> float 0..1 (added automatically)")
+TRANSFORMS.add("to_dtype", lambda dtype="float32", scale=True: ToFloat(), help="alias of to_tensor")
+TRANSFORMS.add("normalize", Normalize, help="(x - mean) / std; mean/std fitted on the training split if omitted")
+TRANSFORMS.add("resize", lambda size: Functional(TF.resize, size=_size(size), antialias=True),
+               help="resize images to size (int: shorter side, or [h, w])")
+TRANSFORMS.add("center_crop", lambda size: Functional(TF.center_crop, output_size=_size(size)),
+               help="crop the center [h, w]")
+TRANSFORMS.add("grayscale", lambda num_output_channels=1: Functional(TF.rgb_to_grayscale,
+               num_output_channels=num_output_channels), help="RGB -> grayscale")
+
+
+def _register_augments() -> None:
+    from trainlab.data.augment import BATCH_AUGMENTS
+
+    for name, cls in BATCH_AUGMENTS.items():
+        if name not in TRANSFORMS:
+            TRANSFORMS.add(name, cls, help=(cls.__doc__ or name).strip().splitlines()[0] + " (per sample, training)")
+
+
+def build_step(spec: dict | str):
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name", None)
+    if name is None:
+        raise UserError(f"transform {spec!r} has no name; e.g. {{name: normalize}}")
+    builder = TRANSFORMS.get(name)
+    try:
+        step = builder(**spec)
+    except TypeError as e:
+        raise UserError(f"bad arguments for transform {name!r}: {e}") from None
+    except ValueError as e:
+        raise UserError(f"bad arguments for transform {name!r}: {e}") from None
+    if not hasattr(step, "random"):
+        step.random = True  # batch augmentations from trainlab.data.augment
+    return step
+
+
+class Pipeline:
+    """An ordered list of steps applied to a batch; `prefix()` / `rest()` split off what can run once up front."""
+
+    def __init__(self, specs: list, uint8_input: bool):
+        _register_augments()
+        self.specs = [dict(s) if isinstance(s, dict) else {"name": s} for s in specs]
+        self.steps = [build_step(s) for s in self.specs]
+        if uint8_input and not any(isinstance(s, ToFloat) for s in self.steps):
+            self.steps.insert(0, ToFloat())
+            self.specs.insert(0, {"name": "to_tensor"})
+
+    @property
+    def random(self) -> bool:
+        return any(s.random for s in self.steps)
+
+    def _first_random(self) -> int:
+        return next((i for i, s in enumerate(self.steps) if s.random), len(self.steps))
+
+    def prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the deterministic steps before the first random one (done once for in-memory data)."""
+        for s in self.steps[: self._first_random()]:
+            x = s(x)
+        return x
+
+    def rest(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        """Apply the remaining steps to a batch that went through `prefix`."""
+        for s in self.steps[self._first_random():]:
+            x = s(x, g)
+        return x
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        return self.rest(self.prefix(x), g)
+
+    def fit(self, x: torch.Tensor) -> None:
+        """Fit `normalize` statistics on training inputs x (N, ...), skipping random augmentations."""
+        for s in self.steps:
+            if isinstance(s, Normalize):
+                s.fit(x)
+            if not s.random:
+                x = s(x)
+
+    def state(self) -> list[dict]:
+        """The specs with fitted statistics filled in: enough to rebuild the same pipeline for predict/export."""
+        out = []
+        for spec, step in zip(self.specs, self.steps):
+            out.append({**spec, **step.state()} if isinstance(step, Normalize) else spec)
+        return out
+
+
+def transform_kinds() -> dict[str, str]:
+    _register_augments()
+    return {n: TRANSFORMS.entry(n).help for n in TRANSFORMS.names()}
