@@ -56,13 +56,17 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dic
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise UserError(f"refusing to load {path}: it is not a plain trainlab checkpoint ({first[:160]})") from None
+        raise UserError(f"refusing to load {path}: it is not a plain trainlab checkpoint ({_first_line(e)[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise UserError(f"cannot read checkpoint {path}: truncated or corrupted ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"cannot read checkpoint {path}: truncated or corrupted ({_first_line(e)[:120]})") from None
     if not isinstance(obj, dict) or "model" not in obj:
         raise UserError(f"{path} is not a trainlab checkpoint (no model weights inside)")
     return obj
+
+
+def _first_line(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 def load_weights(model: nn.Module, state: dict, source: str = "checkpoint") -> None:

@@ -141,6 +141,8 @@ class Trainer:
                 record = self._run_epoch(train_b, val_b, epochs)
                 for hook in self.hooks:
                     hook(self, record)
+                if self.stop_signal:  # arrived during evaluation or saving: last.pt is already written
+                    raise Interrupted(str(self.run_dir or "(no run directory)"))
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.history
@@ -174,7 +176,7 @@ class Trainer:
             data_time += time.perf_counter() - t
             loss, out = self._train_step(xb, yb, i, n_steps)
             losses[i] = loss.detach()
-            sizes[i] = len(yb)
+            sizes[i] = len(yb)  # a Python list: no tensor op per step
             if self.task == "classification" and out is not None:
                 correct += (out.argmax(-1) == yb).sum()
             self.step += 1
@@ -190,8 +192,9 @@ class Trainer:
         bar.close()
         self.last_grad_norms = self._grad_norms()
         self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
-        n = sizes.sum()
-        stats = {"loss": float((losses * sizes).sum() / n), "data_time": data_time}  # seconds waiting for batches
+        n = sum(sizes)
+        weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
+        stats = {"loss": float((losses * weights).sum() / n), "data_time": data_time}  # seconds waiting for batches
         if self.task == "classification":
             stats["accuracy"] = float(correct / n)
         return stats
@@ -200,11 +203,10 @@ class Trainer:
         """Fresh per-epoch buffers, or the saved ones when resuming in the middle of an epoch."""
         rp, self._resume_point = self._resume_point, None
         if rp is not None:
-            return rp["batch"], rp["order"], rp["losses"].to(self.device), rp["correct"].to(self.device), rp["sizes"].to(self.device)
+            return rp["batch"], rp["order"], rp["losses"].to(self.device), rp["correct"].to(self.device), rp["sizes"]
         order = batches.order(self.generator)
         n = len(batches)
-        zeros = torch.zeros(n, device=self.device)
-        return 0, order, zeros, torch.zeros((), device=self.device), torch.zeros(n, device=self.device)
+        return 0, order, torch.zeros(n, device=self.device), torch.zeros((), device=self.device), [0] * n
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
         if self.channels_last and xb.ndim == 4:
