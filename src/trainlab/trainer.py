@@ -131,6 +131,7 @@ class Trainer:
         val_b = self._batches(val, eval_batch_size or max(batch_size, 256), shuffle=False) if val is not None else None
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
+        self._check_compatible(train_b)
         self._setup_optim(epochs, len(train_b))
         if resume:
             self.load_checkpoint(resume)
@@ -146,6 +147,25 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.history
+
+    @torch.no_grad()
+    def _check_compatible(self, batches) -> None:
+        """Before training: one forward on two samples, and labels within the model's outputs, as one-line errors."""
+        xb, yb = next(batches.iterate(None, 0, torch.Generator().manual_seed(0)))  # not the training generator
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            out = self.model(xb[:2])
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise UserError(f"the model does not fit the data: input batch shape {tuple(xb[:2].shape)}"
+                            f"{_expected_input(self.model)} ({str(e).splitlines()[0][:150]})") from None
+        finally:
+            self.model.train(was_training)
+        if self.task == "classification" and not yb.is_floating_point():
+            labels = batches.y if hasattr(batches, "y") else yb  # in memory: every label, else the first batch
+            if labels.numel() and (int(labels.max()) >= out.shape[-1] or int(labels.min()) < 0):
+                bad = int(labels.max()) if int(labels.max()) >= out.shape[-1] else int(labels.min())
+                raise UserError(f"label {bad} is outside the model's {out.shape[-1]} outputs (classes 0..{out.shape[-1] - 1})")
 
     def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
         t0 = time.perf_counter()
@@ -374,6 +394,16 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+def _expected_input(model: nn.Module) -> str:
+    """'; first layer Linear expects 784 input features' - what the model wanted, for shape errors."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return f"; its first layer {type(m).__name__} expects {m.in_features} input features"
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return f"; its first layer {type(m).__name__} expects {m.in_channels} input channels"
+    return ""
 
 
 def load_trainer_weights(model: nn.Module, path: str | Path) -> nn.Module:
