@@ -125,6 +125,8 @@ def cmd_train(args) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)
+    if not result:  # a torchrun worker other than rank 0: rank 0 reports
+        return 0
     print(_format_metrics("test", result["test"]))
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; run directory: {result['run_dir']}")
     return 0

@@ -23,9 +23,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from trainlab import distributed
 from trainlab.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
 from trainlab.data.loader import as_batches
 from trainlab.device import select_device
+from trainlab.distributed import DistInfo
 from trainlab.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
 from trainlab.losses import build_loss, task_of_loss
 from trainlab.metrics import compute_metrics, default_metrics, higher_is_better
@@ -46,7 +48,8 @@ class Trainer:
                  step_size: int = 10, gamma: float = 0.1, scheduler_patience: int = 2, min_delta: float = 0.0,
                  precision: str = "fp32", compile: bool = False, channels_last: bool = False,
                  run_dir: str | Path | None = None, checkpoint_every: int = 0, on_nan: str = "stop",
-                 log_interval: int = 50, progress: bool | None = None, hooks: Sequence[EpochHook] = ()):
+                 log_interval: int = 50, progress: bool | None = None, hooks: Sequence[EpochHook] = (),
+                 dist: DistInfo | None = None):
         self.device = select_device(device)
         self.seed = seed
         seed_everything(seed)
@@ -54,7 +57,10 @@ class Trainer:
         self.loss_name, self.loss_fn = loss, build_loss(loss, self.task, label_smoothing)
         self.metrics = list(metrics) if metrics is not None else default_metrics(self.task)
         self.model = model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-        self.forward = torch.compile(self.model) if compile else self.model
+        # eval_forward skips DDP: every rank evaluates the full split without communication
+        self.eval_forward = torch.compile(self.model) if compile else self.model
+        self.dist = dist
+        self.forward = distributed.wrap(self.eval_forward, self.device) if dist else self.eval_forward
         self.opt_name, self.lr, self.weight_decay = optimizer, lr, weight_decay
         self.opt_kwargs = dict(momentum=momentum, nesterov=nesterov)
         OPTIMIZERS.entry(optimizer)
@@ -89,13 +95,14 @@ class Trainer:
         self.last_step_losses: list[float] = []
 
     @classmethod
-    def from_config(cls, model: nn.Module, train_cfg, seed: int, task: str, **kwargs) -> "Trainer":
+    def from_config(cls, model: nn.Module, train_cfg, seed: int, task: str, device: str | None = None,
+                    **kwargs) -> "Trainer":
         """Build from a TrainConfig (see trainlab.config); `task` resolves loss/metrics `auto`."""
         c = train_cfg
         loss = c.loss if c.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
         metrics = default_metrics(task) if c.metrics == "auto" else c.metrics
         return cls(model, loss=loss, optimizer=c.optimizer, lr=c.lr, weight_decay=c.weight_decay, scheduler=c.scheduler,
-                   metrics=metrics, monitor=c.monitor, early_stopping=c.early_stopping, device=c.device, seed=seed,
+                   metrics=metrics, monitor=c.monitor, early_stopping=c.early_stopping, device=device or c.device, seed=seed,
                    momentum=c.momentum, nesterov=c.nesterov, label_smoothing=c.label_smoothing, grad_clip=c.grad_clip,
                    step_size=c.step_size, gamma=c.gamma, scheduler_patience=c.scheduler_patience, min_delta=c.min_delta,
                    precision=c.precision, compile=c.compile, channels_last=c.channels_last,
@@ -212,11 +219,13 @@ class Trainer:
         bar.close()
         self.last_grad_norms = self._grad_norms()
         self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
-        n = sum(sizes)
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
-        stats = {"loss": float((losses * weights).sum() / n), "data_time": data_time}  # seconds waiting for batches
+        loss_sum, n, correct = float((losses * weights).sum()), sum(sizes), float(correct)
+        if self.dist:  # every rank trained on its own rows: sum over ranks
+            loss_sum, n, correct = distributed.all_reduce_sum([loss_sum, n, correct], self.device)
+        stats = {"loss": loss_sum / n, "data_time": data_time}  # data_time: seconds spent waiting for batches
         if self.task == "classification":
-            stats["accuracy"] = float(correct / n)
+            stats["accuracy"] = correct / n
         return stats
 
     def _epoch_start(self, batches):
@@ -277,7 +286,7 @@ class Trainer:
             if self.channels_last and xb.ndim == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                out = self.forward(xb)
+                out = self.eval_forward(xb)
                 loss_sum += self.loss_fn(out, yb).float() * len(yb)
             outs.append(out.float())
             ys.append(yb)
@@ -344,7 +353,7 @@ class Trainer:
         }
 
     def save_checkpoint(self, name: str, weights_only: bool = False, state: dict | None = None) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or (self.dist and not self.dist.is_main):
             return
         if weights_only:
             atomic_save({"model": self.model.state_dict(), "epoch": self.epoch, "monitor": self.monitor,

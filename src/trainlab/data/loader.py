@@ -29,6 +29,7 @@ class TensorBatches:
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last, self.transform = batch_size, shuffle, drop_last, transform
         self.path = "in-memory"
+        self.shard = (0, 1)  # (rank, world): distributed training takes rows rank::world of every batch
 
     def __len__(self) -> int:
         return _n_batches(len(self.x), self.batch_size, self.drop_last)
@@ -48,12 +49,12 @@ class TensorBatches:
 
     def iterate(self, order: torch.Tensor | None, start: int = 0,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        bs = self.batch_size
+        bs, (rank, world) = self.batch_size, self.shard
         for b in range(start, len(self)):
             if order is None:
-                xb, yb = self.x[b * bs:(b + 1) * bs], self.y[b * bs:(b + 1) * bs]
+                xb, yb = self.x[b * bs + rank:(b + 1) * bs:world], self.y[b * bs + rank:(b + 1) * bs:world]
             else:
-                idx = order[b * bs:(b + 1) * bs]
+                idx = order[b * bs + rank:(b + 1) * bs:world]
                 xb, yb = self.x[idx], self.y[idx]
             if self.transform is not None:
                 xb = self.transform(xb, generator)
@@ -74,6 +75,7 @@ class LoaderBatches:
         self.loader_kwargs = dict(num_workers=num_workers, pin_memory=pin_memory,
                                   persistent_workers=persistent_workers and num_workers > 0)
         self.path = f"streaming (DataLoader, {num_workers} workers)"
+        self.shard = (0, 1)
 
     def __len__(self) -> int:
         return _n_batches(len(self.dataset), self.batch_size, self.drop_last)
@@ -90,9 +92,10 @@ class LoaderBatches:
     def iterate(self, order: torch.Tensor | None, start: int = 0,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         indices = order.tolist() if order is not None else list(range(len(self.dataset)))
-        indices = indices[start * self.batch_size:]  # workers only decode, so skipping batches is exact
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=indices,
-                            drop_last=self.drop_last, **self.loader_kwargs)
+        bs, (rank, world) = self.batch_size, self.shard
+        # workers only decode, so starting at batch `start` is exact
+        batch_lists = [indices[b * bs + rank:(b + 1) * bs:world] for b in range(start, len(self))]
+        loader = DataLoader(self.dataset, batch_sampler=batch_lists, **self.loader_kwargs)
         non_blocking = self.loader_kwargs["pin_memory"]
         for xb, yb in loader:
             xb, yb = xb.to(self.device, non_blocking=non_blocking), torch.as_tensor(yb).to(self.device, non_blocking=non_blocking)
