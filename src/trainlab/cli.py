@@ -50,7 +50,7 @@ def _add_eval(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict image files or CSV rows with a trained run")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="RUN_DIR or an exported model file (.onnx, .torchscript.pt)")
     p.add_argument("files", nargs="+", help="image files, or CSV files with the training feature columns")
     p.add_argument("--top", type=int, default=3, help="how many classes to show per input")
     _out_arg(p)
@@ -162,7 +162,12 @@ def cmd_predict(args) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    rows = predict_files(load_run(args.run_dir), args.files, args.top)
+    if args.run_dir.is_file():  # an exported model (trainlab export): ONNX or TorchScript
+        from trainlab.export import predict_exported
+
+        rows = predict_exported(args.run_dir, args.files, args.top)
+    else:
+        rows = predict_files(load_run(args.run_dir), args.files, args.top)
     for row in rows:
         if "top" in row:
             probs = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
