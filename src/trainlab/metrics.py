@@ -29,6 +29,34 @@ METRICS.add("mae", lambda num_classes=None: R.MeanAbsoluteError(), help="mean ab
 METRICS.add("mse", lambda num_classes=None: R.MeanSquaredError(), help="mean squared error")
 METRICS.add("rmse", lambda num_classes=None: R.MeanSquaredError(squared=False), help="root mean squared error")
 METRICS.add("r2", lambda num_classes=None: R.R2Score(), help="coefficient of determination")
+
+
+class NonZeroMAPE(torchmetrics.Metric):
+    """Mean of |target - prediction| / |target| over targets that are not zero (a fraction: 0.1 = 10 %).
+
+    torchmetrics' MAPE divides by max(|target|, 1.2e-6), so one zero target (a year without sunspots)
+    adds ~1e6 to the mean; such targets are left out instead. NaN when every target is zero.
+    """
+
+    full_state_update = False
+
+    def __init__(self, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+        self.add_state("total", torch.zeros(()), dist_reduce_fx="sum")  # float32: MPS has no float64
+        self.add_state("count", torch.zeros(()), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        keep = target.abs() > self.eps
+        self.total += ((pred - target).abs() / target.abs())[keep].float().sum()
+        self.count += keep.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count  # 0 / 0 = nan: no non-zero target
+
+
+METRICS.add("mape", lambda num_classes=None: NonZeroMAPE(),
+            help="mean absolute percentage error (a fraction; zero targets skipped)")
 REGRESSION = {"mae", "mse", "rmse", "r2", "mape"}
 
 

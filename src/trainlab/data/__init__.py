@@ -1,4 +1,5 @@
 """Datasets, splits, transforms and the two data paths (in-memory, streaming)."""
+from trainlab.data import text, timeseries  # noqa: F401  (register their datasets)
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.datasets import DATASETS
 from trainlab.data.loader import LoaderBatches, TensorBatches, as_batches

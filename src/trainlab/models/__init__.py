@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from trainlab.models import cnn, mlp  # noqa: F401  (register the builders)
+from trainlab.models import cnn, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from trainlab.models.activations import ACTIVATIONS
 from trainlab.models.registry import MODELS
 
