@@ -110,6 +110,32 @@ def count_test_evaluation(run_dir: Path) -> int:
     return m["test_evaluations"]
 
 
+def mark_tuned(run_dir: Path, tuned: dict, earlier_test_evaluations: int = 0) -> int:
+    """Record that this run's config was chosen by `trainlab tune` (study, trial, objective).
+
+    A rerun of the search replaces the final run directory; `earlier_test_evaluations` carries the count of
+    the replaced one, so looking at the test split again after more trials still counts as looking again.
+    """
+    m = read_json(run_dir / "manifest.json")
+    m["tuned"] = tuned
+    m["test_evaluations"] = m.get("test_evaluations", 0) + earlier_test_evaluations
+    write_json(run_dir / "manifest.json", m)
+    return m["test_evaluations"]
+
+
+def test_reuse_warning(run_dir: Path, n: int) -> str | None:
+    """The warning for the n-th test evaluation of a run (None for the first): test results must not steer choices."""
+    if n <= 1:
+        return None
+    tuned = read_json(Path(run_dir) / "manifest.json").get("tuned")
+    if tuned:
+        return (f"this run's config was selected by `trainlab tune` (study {tuned.get('study')!r}) on validation data "
+                f"and its test split has now been evaluated {n} times; only the first test score is an unbiased "
+                f"estimate - do not tune or choose models on test results")
+    return (f"the test split of this run has now been evaluated {n} times; decisions based on "
+            f"repeated test results leak the test set into model selection")
+
+
 @dataclass
 class Run:
     """A finished (or interrupted) run loaded from disk: config, data description and the best model."""

@@ -27,7 +27,7 @@ class Splits:
         return {k: (None if v is None else [int(i) for i in v]) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Splits":
+    def from_json(cls, d: dict) -> Splits:
         return cls(*(None if d.get(k) is None else np.asarray(d[k], dtype=np.int64) for k in ("train", "val", "test")))
 
 
@@ -70,11 +70,12 @@ FOLD_SPLITTERS = ("stratified", "kfold", "group", "time")
 
 
 def fold_splits(idx: np.ndarray, k: int, method: str, seed: int, labels: np.ndarray | None = None,
-                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                groups: np.ndarray | None = None, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """K (train, val) pairs of pool indices from scikit-learn's splitters; `labels`/`groups` align with `idx`.
 
     stratified/kfold/group: the K validation folds are disjoint and cover `idx`. time: TimeSeriesSplit, every
-    validation fold lies after its training part, and the first chunk of the series is never validated.
+    validation fold lies after its training part with `gap` samples dropped between them (windows whose targets
+    would overlap the fold's), and the first chunk of the series is never validated.
     """
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 
@@ -97,5 +98,8 @@ def fold_splits(idx: np.ndarray, k: int, method: str, seed: int, labels: np.ndar
     elif method == "group":
         splitter, args = GroupKFold(k, shuffle=True, random_state=seed), (idx, None, groups)
     else:
-        splitter, args = TimeSeriesSplit(k), (idx,)
-    return [(idx[tr], idx[va]) for tr, va in splitter.split(*args)]
+        splitter, args = TimeSeriesSplit(k, gap=gap), (idx,)
+    try:
+        return [(idx[tr], idx[va]) for tr, va in splitter.split(*args)]
+    except ValueError as e:  # e.g. too few samples left once the gap is dropped
+        raise UserError(f"cannot make {k} {method} folds: {e}") from None
