@@ -4,20 +4,27 @@
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from trainlab import distributed, observe
 from trainlab.checkpoint import seed_everything
 from trainlab.config import Config, dump_config
 from trainlab.data import load_data
 from trainlab.device import select_device
+from trainlab.forecast import bundle_extras
 from trainlab.models import build_model
-from trainlab.run import (count_test_evaluation, default_run_dir, manifest, prepare_run_dir, write_history,
-                          write_json)
-from trainlab import observe
+from trainlab.run import count_test_evaluation, default_run_dir, manifest, prepare_run_dir, write_history, write_json
 from trainlab.trainer import NonFiniteLoss, Trainer
+
+
+def _say(message: str) -> None:
+    """Print above any progress bar, and flush: piped output (CI logs, `| tee`) shows each epoch as it ends."""
+    tqdm.write(message)
+    sys.stdout.flush()
 
 
 def configure_torch(cfg: Config) -> None:
@@ -67,33 +74,54 @@ def dry_run_view(view, cfg: Config):
 
 def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, overwrite: bool = False,
               argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False) -> dict:
-    """Run one training as `trainlab train` does; returns the result written to out/result.json."""
+    """Run one training as `trainlab train` does; returns the result written to out/result.json.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this; see trainlab.distributed.
+    """
     configure_torch(cfg)
-    device = select_device(cfg.train.device)
+    info = distributed.from_env()
+    device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
+    quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
-    out = resume or out or default_run_dir(cfg)
-    if not resume:
-        prepare_run_dir(out, cfg, overwrite)
-        write_run_files(out, cfg, data, view, model, device, argv)
-    say = (lambda *a: None) if quiet else tqdm.write
+    out = prepare_output(cfg, out, resume, overwrite, info, lambda o: write_run_files(o, cfg, data, view, model, device, argv))
+    say = (lambda *a: None) if quiet else _say
     train_b, val_b = view.batches("train", device), view.batches("val", device)
+    if info:
+        distributed.shard(train_b, info)
     say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if hasattr(train_b, "nbytes")
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
-    hooks = [lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs)), *observe.epoch_hooks(cfg, out, view)]
+    hooks = [lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs))]
+    hooks += observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
     trainer = Trainer.from_config(model, cfg.train, cfg.seed, view.bundle.task, run_dir=out, hooks=hooks,
-                                  progress=None if not quiet else False)
+                                  progress=None if not quiet else False, dist=info, device=str(device))
     try:
         history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
     except NonFiniteLoss as e:
         observe.on_failure(out, trainer, e)
         raise
-    return finish_run(trainer, view, out, history, dry_run)
+    result = finish_run(trainer, view, out, history, dry_run) if info is None or info.is_main else {}
+    if info:
+        distributed.barrier()
+        distributed.shutdown()
+    return result
+
+
+def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite: bool, info, write_files) -> Path:
+    """Pick and create the run directory (rank 0 only under torchrun; the others learn its name)."""
+    main = info is None or info.is_main
+    out = resume or out or (default_run_dir(cfg) if main else None)
+    if main and not resume:
+        prepare_run_dir(out, cfg, overwrite)
+        write_files(out)
+    if info:
+        out = Path(distributed.broadcast(str(out), info))
+    return out
 
 
 def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False) -> dict:
@@ -107,6 +135,7 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
     result = {"test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
+    result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
     observe.finalize(out, trainer, view, result)
     write_json(out / "result.json", result)
     return result

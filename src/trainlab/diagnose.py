@@ -1,0 +1,350 @@
+"""What went wrong in a training run, in words: overfitting, underfitting, divergence, vanishing/exploding
+gradients, dead ReLU units and a slow input pipeline. Pure functions over the numbers a run records
+(history rows, per-layer gradient norms, per-step losses), so each check is testable on a made-up history.
+
+    diag = diagnose(Signals(history, grad_rms=..., baseline_loss=math.log(10)))
+    diag["checks"]["overfitting"]   # {"status": "warning", "message": "overfitting since epoch 6: ...", ...}
+    print("\\n".join(summary_lines(diag)))
+
+Every check returns {"status": "ok" | "warning" | "skipped", "message": str, "remedies": [str], ...numbers}.
+The thresholds below are deliberately coarse: a diagnosis must be right on clear cases and quiet on healthy
+runs (the digits demo), not clever on borderline ones.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+# ----------------------------------------------------------------------------- thresholds
+# Overfitting: validation loss stopped improving while training loss kept falling, and then either rose or
+# stayed far above a near-zero training loss.
+OVERFIT_EPOCHS_AFTER = 5  # epochs after the (smoothed) bottom, like an early-stopping patience: fewer
+#                          cannot tell a trend from the noise of a small validation split
+SAME_LEVEL = 0.01  # val losses within 1% of the minimum count as the minimum (like early stopping's min_delta)
+OVERFIT_REL_RISE = 0.10  # smoothed val loss >= 10% above its minimum ...
+OVERFIT_NOISE = 3.0  # ... and > 3x the epoch-to-epoch jitter of val loss (small val splits are noisy; at 2x,
+#                    ~2% of simulated healthy runs with 20-40% val-loss noise were flagged, at 3x none of 300)
+SMOOTH = 3  # epochs averaged by the smoothing window (centred)
+LEVEL = 5  # epochs averaged for "where val loss is now" (trailing)
+MEMORIZED = 0.1  # or: train loss <= a tenth of val loss (the training set is memorized) ...
+MEMORIZED_GAP = 0.05  # ... with a gap >= 5% of the constant-prediction loss (not two near-zero losses)
+# Underfitting: a constant prediction (uniform logits / the mean target) is the yardstick.
+UNDERFIT_FRACTION = 0.5  # final train loss >= half a constant prediction's loss: little has been learned
+UNDERFIT_FLAT = 0.05  # < 5% relative improvement over the last third of the epochs: a plateau
+# Divergence: non-finite loss, a blow-up, or a training loss that rises instead of falling.
+DIVERGE_BLOWUP = 10.0  # a step loss 10x the initial / constant-prediction loss: no healthy run gets there
+DIVERGE_RISE = 1.5  # epoch train loss 1.5x its minimum ...
+DIVERGE_RISE_ABS = 0.05  # ... by >= 5% of the constant-prediction loss (ignores jitter of near-zero losses)
+# Gradients: root-mean-square gradient per element, first weight layer vs last (layers differ in size).
+VANISH_RATIO = 1e-3  # first layer learns >1000x slower than the last (healthy MLPs/CNNs: ~0.05-10)
+EXPLODE_RATIO = 1e3
+EXPLODE_GROWTH = 1e2  # total gradient norm grew 100x since the first epoch
+# Dead ReLUs: a unit is dead when it outputs 0 for every sample of the probe batch.
+DEAD_LAYER = 0.5  # one layer with >= half its units dead
+DEAD_TOTAL = 0.25  # or a quarter of all ReLU units
+# Input pipeline: share of the epoch spent waiting for the next batch (after the warm-up epoch).
+PIPELINE_SHARE = 0.3
+
+CHECKS = ("overfitting", "underfitting", "divergence", "gradients", "dead_units", "input_pipeline")
+
+
+@dataclass
+class Signals:
+    """Everything the checks look at; only `history` is required."""
+
+    history: list[dict]  # Trainer history rows: train_loss, val_loss, val_<metric>, lr, time, train_data_time
+    grad_rms: list[dict[str, float]] = field(default_factory=list)  # per epoch: weight layer -> gradient RMS
+    dead: list[dict[str, float]] = field(default_factory=list)  # per epoch: ReLU layer -> share of dead units
+    step_losses: list[list[float]] = field(default_factory=list)  # per epoch: each step's training loss
+    baseline_loss: float | None = None  # loss of a constant prediction (ln K for K balanced classes)
+    settings: dict = field(default_factory=dict)  # config facts for remedies (see `_remedy_settings`)
+    failure: dict | None = None  # {"step", "epoch", "layer", "message"} when training stopped on a NaN/Inf loss
+    stopped_early: bool = False  # early stopping ended the run (and the best weights were restored)
+    best_epoch: int | None = None  # the epoch whose weights were restored (train.monitor)
+
+
+def _check(status: str, message: str, remedies: list[str] | tuple = (), **numbers) -> dict:
+    return {"status": status, "message": message, "remedies": list(remedies), **numbers}
+
+
+def _finite(values: list[float]) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def smooth(values: list[float], width: int = SMOOTH) -> list[float]:
+    """Centred moving average; the window shrinks at both ends. (T,) -> (T,)."""
+    half = width // 2
+    return [statistics.fmean(values[max(0, i - half): i + half + 1]) for i in range(len(values))]
+
+
+def _column(history: list[dict], key: str) -> list[float]:
+    return [float(r[key]) for r in history if key in r and r[key] is not None]
+
+
+# ----------------------------------------------------------------------------- overfitting
+
+def overfitting(history: list[dict], settings: dict | None = None, stopped_early: bool = False,
+                restored_epoch: int | None = None, baseline_loss: float | None = None) -> dict:
+    """"Overfitting since epoch N": val loss has not improved for a patience of epochs while train loss kept
+    falling, and either val loss rose beyond its noise or the model memorized the training set (train loss a
+    tenth of val loss, a gap of >= 5% of the constant-prediction loss). Caught by early stopping -> status ok.
+    """
+    val, train = _column(history, "val_loss"), _column(history, "train_loss")
+    if len(val) != len(history) or len(val) < OVERFIT_EPOCHS_AFTER + 2 or not _finite(val + train):
+        return _check("skipped", f"needs validation loss for at least {OVERFIT_EPOCHS_AFTER + 2} finite epochs")
+    low = min(val)
+    best = next(i for i, v in enumerate(val) if v <= low * (1 + SAME_LEVEL))  # where val loss stopped improving
+    s = smooth(val)
+    s_best = min(range(len(s)), key=s.__getitem__)
+    level = statistics.fmean(val[-LEVEL:])  # where val loss is now (trailing mean)
+    jitter = 1.4826 * statistics.median(abs(v - m) for v, m in zip(val, s, strict=True))  # robust std per epoch
+    rise = level - s[s_best]
+    numbers = dict(best_epoch=best + 1, best_val_loss=val[best], final_val_loss=val[-1],
+                   gap_at_best=val[best] - train[best], gap_at_end=level - train[-1],
+                   rise=rise / s[s_best] if s[s_best] > 0 else 0.0, jitter=jitter)
+    numbers.update(_accuracy_gap(history))
+    stalled = len(val) - 1 - best >= OVERFIT_EPOCHS_AFTER and train[-1] < train[best]
+    rising = (len(val) - 1 - s_best >= OVERFIT_EPOCHS_AFTER and rise >= OVERFIT_REL_RISE * s[s_best]
+              and rise > OVERFIT_NOISE * jitter)
+    memorized = (train[-1] <= MEMORIZED * level
+                 and level - train[-1] >= MEMORIZED_GAP * (baseline_loss if baseline_loss else 0.0))
+    if not (stalled and (rising or memorized)):
+        where = "at the last epoch" if best == len(val) - 1 else f"at epoch {best + 1}"
+        return _check("ok", f"no overfitting: validation loss lowest {where} ({val[best]:.4g}), "
+                            f"train/val loss gap {val[-1] - train[-1]:.3g} at the end", **numbers)
+    since = best + 1
+    acc = (f"; accuracy train {numbers['train_accuracy']:.1%} vs val {numbers['val_accuracy']:.1%}"
+           if "train_accuracy" in numbers else "")
+    story = (f"validation loss bottomed at epoch {since} ({val[best]:.4g}) and is {level:.4g} now "
+             f"({level / val[best] - 1:+.0%}) while training loss fell from {train[best]:.3g} to {train[-1]:.3g} "
+             f"(train/val gap {level - train[-1]:.3g})")
+    if stopped_early:
+        return _check("ok", f"early stopping caught overfitting: {story}; the epoch-{restored_epoch or since} "
+                            f"weights were restored", since_epoch=since, caught=True, **numbers)
+    return _check("warning", f"overfitting since epoch {since}: {story}{acc}",
+                  _overfit_remedies(since, settings or {}), since_epoch=since, **numbers)
+
+
+def _accuracy_gap(history: list[dict]) -> dict:
+    last = history[-1]
+    if "train_accuracy" in last and "val_accuracy" in last:
+        return {"train_accuracy": last["train_accuracy"], "val_accuracy": last["val_accuracy"]}
+    return {}
+
+
+def _overfit_remedies(since: int, s: dict) -> list[str]:
+    out = []
+    if not s.get("early_stopping"):
+        out.append(f"early stopping: train.early_stopping: 5 (the best weights, epoch {since}, are restored)")
+    if s.get("dropout", 0) == 0 and s.get("has_dropout", True):
+        out.append("dropout: model.dropout: 0.2-0.5")
+    if not s.get("weight_decay"):
+        out.append("weight decay: train.weight_decay: 1e-4 (or train.optimizer: adamw)")
+    if s.get("kind") == "image" and not s.get("augment"):
+        out.append("augmentation: add random_affine / random_crop to data.transforms.train "
+                   "(flips only where they keep the label: not for digits)")
+    out.append("more training data, or a smaller model")
+    return out
+
+
+# ----------------------------------------------------------------------------- underfitting
+
+def underfitting(history: list[dict], baseline_loss: float | None) -> dict:
+    """Train and val loss both still close to a constant prediction's loss: the model learned little."""
+    train = _column(history, "train_loss")
+    if not train or not _finite(train) or not baseline_loss or baseline_loss <= 0:
+        return _check("skipped", "needs a finite training loss and a constant-prediction baseline")
+    val = _column(history, "val_loss")
+    ratio = train[-1] / baseline_loss
+    val_ratio = val[-1] / baseline_loss if val and math.isfinite(val[-1]) else ratio
+    k = max(len(train) // 3, 2)
+    gain = (train[-k] - train[-1]) / train[-k] if len(train) > k and train[-k] > 0 else None
+    numbers = dict(train_loss=train[-1], baseline_loss=baseline_loss, loss_ratio=ratio, recent_gain=gain)
+    if min(ratio, val_ratio) < UNDERFIT_FRACTION:
+        return _check("ok", f"no underfitting: training loss is {ratio:.1%} of a constant prediction's "
+                            f"({baseline_loss:.3g})", **numbers)
+    flat = gain is not None and gain < UNDERFIT_FLAT
+    shape = "and flat" if flat else "and still falling" if gain is not None else "after too few epochs to tell"
+    message = (f"underfitting: training loss {train[-1]:.3g} and validation loss "
+               f"{val[-1] if val else float('nan'):.3g} are high {shape} "
+               f"({ratio:.0%} of a constant prediction's loss {baseline_loss:.3g})")
+    if flat:
+        remedies = ["a bigger model (more or wider layers) or a better-suited one (CNN for images)",
+                    "a higher learning rate (trainlab lr-find), or a different optimizer (adam)",
+                    "less regularization (dropout, weight_decay) and ReLU-family activations",
+                    "check the inputs are normalized and the labels match the inputs"]
+    else:
+        remedies = ["more epochs: the loss is still going down", "a higher learning rate (trainlab lr-find)"]
+    return _check("warning", message, remedies, flat=flat, **numbers)
+
+
+# ----------------------------------------------------------------------------- divergence
+
+def divergence(history: list[dict], step_losses: list[list[float]] = (), baseline_loss: float | None = None,
+               failure: dict | None = None) -> dict:
+    """Loss went NaN/Inf, blew up (10x its start) or rose over epochs: the learning rate is too high."""
+    remedies = ["lower the learning rate 3-10x (trainlab lr-find suggests one)", "train.grad_clip: 1.0",
+                "a learning-rate warm-up or scheduler; check inputs are normalized"]
+    if failure:
+        return _check("warning", f"divergence: the loss became non-finite at step {failure.get('step')} "
+                                 f"(epoch {failure.get('epoch')}); learning rate too high?", remedies,
+                      step=failure.get("step"), epoch=failure.get("epoch"), layer=failure.get("layer"))
+    steps = [v for epoch in step_losses for v in epoch]  # (total steps,)
+    per_epoch = [len(e) for e in step_losses]
+    if steps:
+        bad = next((i for i, v in enumerate(steps) if not math.isfinite(v)), None)
+        ref = max(steps[0] if math.isfinite(steps[0]) else 0.0, baseline_loss or 0.0)
+        blow = next((i for i, v in enumerate(steps) if math.isfinite(v) and ref > 0 and v > DIVERGE_BLOWUP * ref),
+                    None)
+        first = min((i for i in (bad, blow) if i is not None), default=None)
+        if first is not None:
+            start = _rise_start(steps, first)
+            what = "became non-finite" if first == bad else f"jumped to {steps[first]:.3g} ({steps[first] / ref:.0f}x)"
+            return _check("warning", f"divergence: the loss {what} at step {first + 1} (epoch "
+                                     f"{_epoch_of(first, per_epoch)}), rising from step {start + 1}; "
+                                     f"learning rate too high", remedies, step=first + 1, start_step=start + 1,
+                          epoch=_epoch_of(first, per_epoch))
+    train = _column(history, "train_loss")
+    if train and not _finite(train + _column(history, "val_loss")):
+        epoch = next(i + 1 for i, r in enumerate(history) if not _finite([r.get("train_loss"), r.get("val_loss")]))
+        return _check("warning", f"divergence: non-finite loss in epoch {epoch}; learning rate too high",
+                      remedies, epoch=epoch)
+    if len(train) >= 2:
+        low = min(range(len(train)), key=train.__getitem__)
+        floor = DIVERGE_RISE_ABS * (baseline_loss or 0.0)
+        if train[-1] > DIVERGE_RISE * train[low] and train[-1] - train[low] > floor:
+            start = sum(per_epoch[: low + 1]) + 1 if len(per_epoch) == len(train) else None
+            at = f" (from step {start})" if start else ""
+            return _check("warning", f"divergence: training loss rose from {train[low]:.3g} at epoch {low + 1} "
+                                     f"to {train[-1]:.3g}{at}; learning rate too high", remedies,
+                          epoch=low + 2, start_step=start)
+    return _check("ok", "no divergence: the training loss stayed finite and did not rise")
+
+
+def _rise_start(steps: list[float], first: int) -> int:
+    """Index of the last running-minimum step before `first`: where the climb began."""
+    window = [v if math.isfinite(v) else math.inf for v in steps[:first]]
+    return min(range(len(window)), key=window.__getitem__) + 1 if window else first
+
+
+def _epoch_of(step_index: int, per_epoch: list[int]) -> int:
+    total = 0
+    for epoch, n in enumerate(per_epoch, 1):
+        total += n
+        if step_index < total:
+            return epoch
+    return len(per_epoch)
+
+
+# ----------------------------------------------------------------------------- gradients and units
+
+def gradients(grad_rms: list[dict[str, float]]) -> dict:
+    """First-to-last layer gradient RMS ratio (median over epochs): tiny = vanishing, huge = exploding."""
+    # epochs with an all-zero layer (e.g. a loss of exactly 0) say nothing about the ratio
+    usable = [g for g in grad_rms if len(g) >= 2 and _finite(list(g.values())) and min(g.values()) > 0]
+    if not usable:
+        return _check("skipped", "needs gradient norms of at least two weight layers")
+    layers = list(usable[-1])
+    ratios = [g[layers[0]] / g[layers[-1]] for g in usable if layers[0] in g and layers[-1] in g]
+    ratio = statistics.median(ratios)
+    totals = [math.sqrt(sum(v * v for v in g.values())) for g in usable]
+    growth = totals[-1] / totals[0] if totals[0] > 0 else math.inf
+    numbers = dict(first_layer=layers[0], last_layer=layers[-1], first_to_last=ratio, growth=growth,
+                   epochs=len(usable), last_epoch={k: usable[-1][k] for k in layers})
+    if ratio < VANISH_RATIO:
+        return _check("warning", f"vanishing gradients: the first layer ({layers[0]}) gets {ratio:.1e}x the gradient "
+                                 f"of the last ({layers[-1]}); early layers barely learn",
+                      ["ReLU-family activations instead of sigmoid/tanh (model.activation: relu)",
+                       "batch normalization (model.batch_norm: true) or residual connections",
+                       "fewer layers"], problem="vanishing", **numbers)
+    if ratio > EXPLODE_RATIO or growth > EXPLODE_GROWTH:
+        why = (f"the first layer gets {ratio:.1e}x the gradient of the last" if ratio > EXPLODE_RATIO
+               else f"the total gradient norm grew {growth:.0f}x during training")
+        return _check("warning", f"exploding gradients: {why}",
+                      ["train.grad_clip: 1.0", "a lower learning rate", "normalization layers"],
+                      problem="exploding", **numbers)
+    return _check("ok", f"gradients healthy: first/last layer gradient ratio {ratio:.2g}", problem=None, **numbers)
+
+
+def dead_units(dead: list[dict[str, float]]) -> dict:
+    """Share of ReLU units that output 0 for every probe sample, at the last epoch."""
+    if not dead or not dead[-1]:
+        return _check("skipped", "no ReLU layers (or no validation batch to probe)")
+    last = dead[-1]
+    total = statistics.fmean(last.values())  # mean over layers: each layer counts the same
+    worst = max(last, key=last.get)
+    numbers = dict(dead_fraction=total, worst_layer=worst, worst_fraction=last[worst], layers=dict(last))
+    if last[worst] >= DEAD_LAYER or total >= DEAD_TOTAL:
+        return _check("warning", f"dead ReLUs: {last[worst]:.0%} of the units after {worst} never activate "
+                                 f"({total:.0%} over all ReLU layers); they no longer learn",
+                      ["a lower learning rate", "model.activation: leaky_relu (or elu, gelu)",
+                       "batch normalization before the activation"], **numbers)
+    return _check("ok", f"dead ReLU units: {total:.0%} (worst: {worst}, {last[worst]:.0%})", **numbers)
+
+
+def input_pipeline(history: list[dict], settings: dict | None = None) -> dict:
+    """Share of epoch time spent waiting for batches, after the first (warm-up) epoch."""
+    rows = history[1:] if len(history) > 1 else history
+    # train_time (the training pass alone) when the history has it; else the epoch time, validation included
+    wait = sum(r.get("train_data_time", 0.0) for r in rows)
+    total = sum(r.get("train_time", r.get("time", 0.0)) for r in rows)
+    if total <= 0:
+        return _check("skipped", "no timing information")
+    share = wait / total
+    if share < PIPELINE_SHARE:
+        return _check("ok", f"input pipeline keeps up: {share:.0%} of the time waiting for data", share=share)
+    s = settings or {}
+    return _check("warning", f"input pipeline bottleneck: {share:.0%} of the epoch time is spent waiting for "
+                             f"batches ({s.get('data_path', 'unknown data path')})", _pipeline_remedies(s),
+                  share=share)
+
+
+def _pipeline_remedies(s: dict) -> list[str]:
+    out = []
+    if str(s.get("data_path", "")).startswith("streaming"):
+        if not s.get("num_workers"):
+            out.append(f"data.num_workers: {max(s.get('cpu_count', 4) // 2, 2)} (decode in parallel worker processes)")
+        else:
+            out.append("data.persistent_workers: true (keep workers between epochs)")
+        if s.get("device") == "cuda" and not s.get("pin_memory"):
+            out.append("data.pin_memory: true (faster host-to-GPU copies)")
+        out.append("data.in_memory: true (decode once, then slice batches) if the dataset fits in memory")
+    else:
+        out.append("lighter or fewer random augmentations (they run on every batch)")
+    return out
+
+
+# ----------------------------------------------------------------------------- all together
+
+def diagnose(sig: Signals) -> dict:
+    """Run every check: {"healthy": bool, "problems": [names], "checks": {name: check}}."""
+    checks = {
+        "overfitting": overfitting(sig.history, sig.settings, sig.stopped_early, sig.best_epoch,
+                                   sig.baseline_loss),
+        "underfitting": underfitting(sig.history, sig.baseline_loss),
+        "divergence": divergence(sig.history, sig.step_losses, sig.baseline_loss, sig.failure),
+        "gradients": gradients(sig.grad_rms),
+        "dead_units": dead_units(sig.dead),
+        "input_pipeline": input_pipeline(sig.history, sig.settings),
+    }
+    if checks["divergence"]["status"] == "warning":  # a diverged run's curves say nothing about fit
+        for name in ("overfitting", "underfitting"):
+            if checks[name]["status"] == "warning":
+                checks[name] = _check("skipped", f"not judged: the run diverged ({checks[name]['message']})")
+    problems = [name for name, c in checks.items() if c["status"] == "warning"]
+    return {"healthy": not problems, "problems": problems, "checks": checks}
+
+
+def summary_lines(diag: dict, remedies: bool = True) -> list[str]:
+    """A few console lines: each problem with its remedies, or one line saying the run looks healthy."""
+    if diag["healthy"]:
+        return ["diagnosis: healthy - no overfitting, underfitting, divergence, gradient, dead-unit or "
+                "input-pipeline problem found"]
+    lines = []
+    for name in diag["problems"]:
+        check = diag["checks"][name]
+        lines.append(f"diagnosis: {check['message']}")
+        if remedies and check["remedies"]:
+            lines.append("  try: " + "; ".join(check["remedies"]))
+    return lines
