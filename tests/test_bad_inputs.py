@@ -6,10 +6,10 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, tiny_config
 from PIL import Image
 from torch.utils.data import TensorDataset
 
+from conftest import assert_one_line_error, tiny_config
 from trainlab import Trainer
 from trainlab.errors import UserError
 
@@ -73,7 +73,7 @@ def test_model_input_size_mismatch_before_training():
     before = [p.clone() for p in model.parameters()]
     with pytest.raises(UserError, match=r"input batch shape \(2, 1, 8, 8\); its first layer Linear expects 784"):
         t.fit(TensorDataset(torch.randn(40, 1, 8, 8), torch.randint(0, 10, (40,))), epochs=1)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=False))  # nothing trained
 
 
 def test_empty_dataset():

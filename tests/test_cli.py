@@ -8,15 +8,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, tiny_config
 from PIL import Image
+
+from conftest import assert_one_line_error, tiny_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny digits run shared by the tests below."""
-    from trainlab.cli import main
     import yaml
+
+    from trainlab.cli import main
 
     tmp = tmp_path_factory.mktemp("run")
     cfg = tmp / "c.yaml"

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
 
+from conftest import tiny_config
 from trainlab.data.loader import TensorBatches
 from trainlab.distributed import DistInfo, shard
 from trainlab.errors import UserError
@@ -24,7 +24,7 @@ def test_shards_partition_every_batch():
         b = TensorBatches(x, torch.arange(20), batch_size=8, shuffle=True)
         shard(b, DistInfo(rank, 2, rank))
         parts.append([yb.tolist() for _, yb in b.iterate(order)])
-    for whole, r0, r1 in zip((yb.tolist() for _, yb in full.iterate(order)), *parts):
+    for whole, r0, r1 in zip((yb.tolist() for _, yb in full.iterate(order)), *parts, strict=False):
         assert len(r0) == len(r1) == 4 and sorted(r0 + r1) == sorted(whole)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import assert_one_line_error, tiny_config
 
+from conftest import assert_one_line_error, tiny_config
 from trainlab.checkpoint import atomic_save, safe_load
 from trainlab.config import build_config
 from trainlab.errors import UserError

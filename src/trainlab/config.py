@@ -180,7 +180,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
 def _check_range(value: Any, meta: dict, key: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
-    for name, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+    for name, ok, _word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         if name in meta and not ok(value, meta[name]):
             allowed = " and ".join(f"{w} {meta[n]}" for n, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if n in meta)

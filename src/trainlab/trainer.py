@@ -16,8 +16,8 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -96,7 +96,7 @@ class Trainer:
 
     @classmethod
     def from_config(cls, model: nn.Module, train_cfg, seed: int, task: str, device: str | None = None,
-                    **kwargs) -> "Trainer":
+                    **kwargs) -> Trainer:
         """Build from a TrainConfig (see trainlab.config); `task` resolves loss/metrics `auto`."""
         c = train_cfg
         loss = c.loss if c.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
@@ -275,7 +275,7 @@ class Trainer:
         if not named:
             return {}
         norms = torch.stack(torch._foreach_norm([g for _, g in named])).float().cpu().tolist()
-        return {n: v for (n, _), v in zip(named, norms)}
+        return {n: v for (n, _), v in zip(named, norms, strict=False)}
 
     @torch.no_grad()
     def _collect(self, batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -298,7 +298,7 @@ class Trainer:
         outputs, targets, loss_sum = self._collect(batches)
         values = {"loss": loss_sum / len(targets), **compute_metrics(self.metrics, outputs, targets, self.task)}
         stacked = torch.stack([v.float().reshape(()) for v in values.values()]).cpu().tolist()  # one sync
-        return dict(zip(values, stacked))
+        return dict(zip(values, stacked, strict=False))
 
     def predict_outputs(self, data, batch_size: int = 512) -> torch.Tensor:
         """Raw model outputs (logits for classification) for `data`: a Dataset, DataLoader or a tensor of inputs."""

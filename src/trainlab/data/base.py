@@ -1,11 +1,11 @@
 """What a dataset builder returns: tensors (or a lazy Dataset) plus what the rest of trainlab needs to know."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 import torch
 from torch.utils.data import Dataset
 
@@ -31,7 +31,7 @@ class ArrayDataset(Dataset):
     def targets(self) -> torch.Tensor:
         return self.y
 
-    def subset(self, idx) -> "ArrayDataset":
+    def subset(self, idx) -> ArrayDataset:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return ArrayDataset(self.x[idx], self.y[idx])
 
@@ -58,7 +58,7 @@ class DataBundle:
     model_info: dict[str, Any] = field(default_factory=dict)  # extra builder kwargs, e.g. vocab_size, pad_index
     # Optional: fit data-dependent encoding (a vocabulary, ...) on the training indices only and return the
     # tensorized bundle. Called once per train/val assignment (per fold in CV), never with test indices.
-    fit: Callable[[np.ndarray], "DataBundle"] | None = None
+    fit: Callable[[np.ndarray], DataBundle] | None = None
 
     @property
     def num_outputs(self) -> int:

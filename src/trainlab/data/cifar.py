@@ -7,8 +7,8 @@ b"labels". tests/data/test_datasets.py proves it yields what torchvision.dataset
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

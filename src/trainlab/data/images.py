@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from trainlab.errors import UserError

@@ -9,7 +9,7 @@ order and the position in the epoch) resumes bit-exactly.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -143,7 +143,7 @@ def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str 
     tensors = getattr(data, "tensors", None)  # torch.utils.data.TensorDataset
     if isinstance(tensors, tuple) and len(tensors) == 2:
         x, y = tensors
-    elif hasattr(data, "x") and hasattr(data, "y") and isinstance(getattr(data, "x"), torch.Tensor):
+    elif hasattr(data, "x") and hasattr(data, "y") and isinstance(data.x, torch.Tensor):
         x, y = data.x, data.y  # trainlab ArrayDataset
     else:
         return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)

@@ -50,7 +50,7 @@ class LoadedData:
         """Everything that may be trained or validated on: the pool minus a carved-out test split."""
         return np.sort(np.concatenate([self.splits.train, self.splits.val]))
 
-    def view(self, train_idx: np.ndarray, val_idx: np.ndarray) -> "DataView":
+    def view(self, train_idx: np.ndarray, val_idx: np.ndarray) -> DataView:
         return DataView(self, np.asarray(train_idx), np.asarray(val_idx))
 
 
@@ -148,5 +148,5 @@ class DataView:
             return ds.x, ds.y
         dcfg = self.data.cfg.data
         loader = DataLoader(ds, batch_size=256, num_workers=dcfg.num_workers)
-        xs, ys = zip(*[(xb, torch.as_tensor(yb)) for xb, yb in loader])
+        xs, ys = zip(*[(xb, torch.as_tensor(yb)) for xb, yb in loader], strict=False)
         return torch.cat(xs), torch.cat(ys)

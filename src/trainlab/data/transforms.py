@@ -175,7 +175,7 @@ class Pipeline:
     def state(self) -> list[dict]:
         """The specs with fitted statistics filled in: enough to rebuild the same pipeline for predict/export."""
         out = []
-        for spec, step in zip(self.specs, self.steps):
+        for spec, step in zip(self.specs, self.steps, strict=False):
             out.append({**spec, **step.state()} if isinstance(step, Normalize) else spec)
         return out
 
