@@ -82,7 +82,8 @@ yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=10)
-sections = st.dictionaries(st.sampled_from(["data", "model", "train", "seed", "tune", "other"]), yaml_values, max_size=4)
+sections = st.dictionaries(st.sampled_from(["data", "model", "train", "seed", "tune", "other"]), yaml_values,
+                          max_size=4)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

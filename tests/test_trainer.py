@@ -88,7 +88,8 @@ def test_in_memory_and_streaming_paths_train_identically(data):
 
     train, val, _ = data
     hists = []
-    for make in (lambda: TensorBatches(*train.tensors, 32, shuffle=True), lambda: LoaderBatches(train, 32, shuffle=True)):
+    for make in (lambda: TensorBatches(*train.tensors, 32, shuffle=True),
+                 lambda: LoaderBatches(train, 32, shuffle=True)):
         t = Trainer(mlp(), lr=3e-3, seed=1, progress=False)
         hists.append([r["train_loss"] for r in t.fit(make(), val, epochs=2)])
     assert hists[0] == pytest.approx(hists[1], rel=1e-6)
@@ -152,7 +153,8 @@ def test_nan_loss_stops_with_step_and_layer(tmp_path):
     y = x.sum(1) * 10
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
-    t = Trainer(model, loss="mse", optimizer="sgd", lr=10.0, momentum=0.0, metrics=None, run_dir=tmp_path, progress=False)
+    t = Trainer(model, loss="mse", optimizer="sgd", lr=10.0, momentum=0.0, metrics=None, run_dir=tmp_path,
+                progress=False)
     with pytest.raises(UserError, match=r"non-finite at step \d+ .*first layer with non-finite gradients: 0\.weight"):
         t.fit(TensorDataset(x, y), epochs=3, batch_size=32)
     assert t.step < 20  # stopped where it diverged, not at the end

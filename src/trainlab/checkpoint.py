@@ -55,7 +55,8 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dic
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"refusing to load {path}: it is not a plain trainlab checkpoint ({_first_line(e)[:160]})") from None
+        raise UserError(f"refusing to load {path}: it is not a plain trainlab checkpoint "
+                        f"({_first_line(e)[:160]})") from None
     except Exception as e:  # noqa: BLE001  random bytes reach the unpickler's internals (IndexError, KeyError, ...)
         raise UserError(f"cannot read checkpoint {path}: truncated or corrupted ({_first_line(e)[:120]})") from None
     if not isinstance(obj, dict) or "model" not in obj:

@@ -50,7 +50,8 @@ class DataConfig:
     num_workers: int = opt(0, help="DataLoader worker processes (streaming path)", ge=0)
     pin_memory: bool | Literal["auto"] = opt("auto", help="pinned host memory; auto = on with CUDA")
     persistent_workers: bool = opt(False, help="keep DataLoader workers alive between epochs")
-    in_memory: bool | Literal["auto"] = opt("auto", help="decode once into tensors and slice batches; auto = if it fits")
+    in_memory: bool | Literal["auto"] = opt("auto",
+                                            help="decode once into tensors and slice batches; auto = if it fits")
     memory_limit_mb: int = opt(4096, help="largest dataset the in-memory path takes (auto mode)", ge=1)
     transforms: TransformsConfig = opt(TransformsConfig, help="transform pipelines (trainlab list transforms)")
     params: Any = None  # the dataset's own options (its registry dataclass), flattened into the YAML section
@@ -138,7 +139,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         raise bad
     if origin is list:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and typing.get_args(tp)[0] in (str, int, float):
+        if (isinstance(value, (str, int, float)) and not isinstance(value, bool)
+                and typing.get_args(tp)[0] in (str, int, float)):
             value = [value] if not isinstance(value, str) else [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise bad
@@ -183,7 +185,8 @@ def _check_range(value: Any, meta: dict, key: str) -> None:
     for name, ok, _word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         if name in meta and not ok(value, meta[name]):
-            allowed = " and ".join(f"{w} {meta[n]}" for n, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if n in meta)
+            allowed = " and ".join(f"{w} {meta[n]}" for n, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                                   if n in meta)
             raise UserError(f"bad value for {key}: {value!r}; must be {allowed}")
 
 

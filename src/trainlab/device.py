@@ -17,7 +17,8 @@ def select_device(preference: str = "auto") -> torch.device:
     try:
         device = torch.device(preference)
     except (RuntimeError, ValueError):
-        raise UserError(f"bad value for train.device: {preference!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+        raise UserError(f"bad value for train.device: {preference!r}; "
+                        f"expected auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"train.device={preference} but CUDA is not available here; use train.device=auto or cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -69,11 +69,13 @@ def higher_is_better(key: str) -> bool:
     return name not in LOWER_IS_BETTER
 
 
-def compute_metrics(names: list[str], outputs: torch.Tensor, targets: torch.Tensor, task: str) -> dict[str, torch.Tensor]:
+def compute_metrics(names: list[str], outputs: torch.Tensor, targets: torch.Tensor,
+                    task: str) -> dict[str, torch.Tensor]:
     """outputs: logits (N, K) for classification, predictions (N,) / (N, k) for regression. Values stay tensors."""
     out = {}
     for name in names:
-        metric: torchmetrics.Metric = METRICS.get(name)(num_classes=outputs.shape[-1] if task == "classification" else None)
+        metric: torchmetrics.Metric = METRICS.get(name)(
+            num_classes=outputs.shape[-1] if task == "classification" else None)
         metric = metric.to(outputs.device)
         if task == "classification":
             out[name] = metric(outputs.argmax(-1), targets)
@@ -86,4 +88,5 @@ def compute_metrics(names: list[str], outputs: torch.Tensor, targets: torch.Tens
 def confusion_matrix(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(K, K) counts, rows = true class, columns = predicted class."""
     k = outputs.shape[-1]
-    return C.MulticlassConfusionMatrix(num_classes=k, validate_args=False).to(outputs.device)(outputs.argmax(-1), targets)
+    return C.MulticlassConfusionMatrix(num_classes=k, validate_args=False).to(outputs.device)(
+        outputs.argmax(-1), targets)

@@ -39,7 +39,8 @@ def _read_csv_rows(run: Run, files: list[str]) -> tuple[torch.Tensor, list[str]]
         df = read_table(f)
         missing = [c for c in meta["raw_features"] if c not in df.columns]
         if missing:
-            raise UserError(f"{f} lacks feature column {missing[0]!r}; expected columns: {', '.join(meta['raw_features'])}")
+            raise UserError(f"{f} lacks feature column {missing[0]!r}; "
+                            f"expected columns: {', '.join(meta['raw_features'])}")
         if df[meta["raw_features"]].isna().values.any():
             raise UserError(f"{f} has missing values in feature columns")
         x, _, _ = encode_features(df, meta["raw_features"], params, f, meta["categories"])

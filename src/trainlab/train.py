@@ -88,7 +88,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
-    out = prepare_output(cfg, out, resume, overwrite, info, lambda o: write_run_files(o, cfg, data, view, model, device, argv))
+    out = prepare_output(cfg, out, resume, overwrite, info,
+                         lambda o: write_run_files(o, cfg, data, view, model, device, argv))
     say = (lambda *a: None) if quiet else _say
     train_b, val_b = view.batches("train", device), view.batches("val", device)
     if info:

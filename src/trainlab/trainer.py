@@ -42,9 +42,11 @@ class NonFiniteLoss(UserError):
 
 class Trainer:
     def __init__(self, model: nn.Module, loss: str = "cross_entropy", optimizer: str = "adam", lr: float = 1e-3,
-                 weight_decay: float = 0.0, scheduler: str | None = None, metrics: Sequence[str] | None = ("accuracy", "f1"),
+                 weight_decay: float = 0.0, scheduler: str | None = None,
+                 metrics: Sequence[str] | None = ("accuracy", "f1"),
                  monitor: str = "val_loss", early_stopping: int | None = None, device: str = "auto", seed: int = 0, *,
-                 momentum: float = 0.9, nesterov: bool = False, label_smoothing: float = 0.0, grad_clip: float | None = None,
+                 momentum: float = 0.9, nesterov: bool = False, label_smoothing: float = 0.0,
+                 grad_clip: float | None = None,
                  step_size: int = 10, gamma: float = 0.1, scheduler_patience: int = 2, min_delta: float = 0.0,
                  precision: str = "fp32", compile: bool = False, channels_last: bool = False,
                  run_dir: str | Path | None = None, checkpoint_every: int = 0, on_nan: str = "stop",
@@ -56,7 +58,8 @@ class Trainer:
         self.task = task_of_loss(loss)
         self.loss_name, self.loss_fn = loss, build_loss(loss, self.task, label_smoothing)
         self.metrics = list(metrics) if metrics is not None else default_metrics(self.task)
-        self.model = model.to(self.device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        self.model = model.to(self.device,
+                              memory_format=torch.channels_last if channels_last else torch.preserve_format)
         # eval_forward skips DDP: every rank evaluates the full split without communication
         self.eval_forward = torch.compile(self.model) if compile else self.model
         self.dist = dist
@@ -102,7 +105,8 @@ class Trainer:
         loss = c.loss if c.loss != "auto" else ("cross_entropy" if task == "classification" else "mse")
         metrics = default_metrics(task) if c.metrics == "auto" else c.metrics
         return cls(model, loss=loss, optimizer=c.optimizer, lr=c.lr, weight_decay=c.weight_decay, scheduler=c.scheduler,
-                   metrics=metrics, monitor=c.monitor, early_stopping=c.early_stopping, device=device or c.device, seed=seed,
+                   metrics=metrics, monitor=c.monitor, early_stopping=c.early_stopping, device=device or c.device,
+                   seed=seed,
                    momentum=c.momentum, nesterov=c.nesterov, label_smoothing=c.label_smoothing, grad_clip=c.grad_clip,
                    step_size=c.step_size, gamma=c.gamma, scheduler_patience=c.scheduler_patience, min_delta=c.min_delta,
                    precision=c.precision, compile=c.compile, channels_last=c.channels_last,
@@ -120,7 +124,8 @@ class Trainer:
         if self.optimizer is not None:
             return
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = OPTIMIZERS.get(self.opt_name)(params, lr=self.lr, weight_decay=self.weight_decay, **self.opt_kwargs)
+        self.optimizer = OPTIMIZERS.get(self.opt_name)(params, lr=self.lr, weight_decay=self.weight_decay,
+                                                       **self.opt_kwargs)
         self.sched_interval = None
         if self.sched_name:
             self.scheduler, self.sched_interval = SCHEDULERS.get(self.sched_name)(
@@ -172,7 +177,8 @@ class Trainer:
             labels = batches.y if hasattr(batches, "y") else yb  # in memory: every label, else the first batch
             if labels.numel() and (int(labels.max()) >= out.shape[-1] or int(labels.min()) < 0):
                 bad = int(labels.max()) if int(labels.max()) >= out.shape[-1] else int(labels.min())
-                raise UserError(f"label {bad} is outside the model's {out.shape[-1]} outputs (classes 0..{out.shape[-1] - 1})")
+                raise UserError(f"label {bad} is outside the model's {out.shape[-1]} outputs "
+                                f"(classes 0..{out.shape[-1] - 1})")
 
     def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
         t0 = time.perf_counter()
@@ -261,7 +267,8 @@ class Trainer:
 
     def _must_check_nan(self, i: int, n_steps: int) -> bool:
         # on CPU the check costs nothing; on an accelerator it syncs, so check every log_interval steps only
-        return self.device.type == "cpu" or self.on_nan == "skip" or (i + 1) % self.log_interval == 0 or i + 1 == n_steps
+        return (self.device.type == "cpu" or self.on_nan == "skip"
+                or (i + 1) % self.log_interval == 0 or i + 1 == n_steps)
 
     def _raise_non_finite(self, i: int) -> None:
         layer = next((name for name, p in self.model.named_parameters()
@@ -329,7 +336,8 @@ class Trainer:
             raise UserError(f"train.monitor={self.monitor!r} is not in the history; choose from: {', '.join(record)}")
         value = record[self.monitor]
         sign = 1.0 if higher_is_better(self.monitor) else -1.0
-        improved = self.best_value is None or (math.isfinite(value) and sign * (value - self.best_value) > self.min_delta)
+        improved = self.best_value is None or (math.isfinite(value)
+                                               and sign * (value - self.best_value) > self.min_delta)
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = copy.deepcopy(self.model.state_dict())

@@ -47,7 +47,7 @@ def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
-# ----------------------------------------------------------------------------------------------- 1. per-sample randomness
+# ------------------------------------------------------------------------------------------- 1. per-sample randomness
 
 
 @pytest.mark.parametrize(("cls", "dim"), [(RandomHorizontalFlip, -1), (RandomVerticalFlip, -2)])
@@ -101,7 +101,7 @@ def test_torchvision_v2_uses_one_param_set_per_batch():
     assert torch.unique(ours.flatten(1), dim=0).shape[0] == 64
 
 
-# ----------------------------------------------------------------------------------------------- 2. parity with torchvision
+# ------------------------------------------------------------------------------------------- 2. parity with torchvision
 
 
 def test_flip_parity():
@@ -229,7 +229,7 @@ def test_same_seed_same_output_different_seed_different(aug):
     assert not torch.equal(a, c)
 
 
-# ----------------------------------------------------------------------------------------------- 4. shape, dtype, identity
+# ------------------------------------------------------------------------------------------- 4. shape, dtype, identity
 
 
 @pytest.mark.parametrize("aug", AUGMENTS, ids=lambda a: type(a).__name__)

@@ -41,7 +41,8 @@ def _torchvision_mnist(cls, cfg, name: str) -> DataBundle:
         if "not found" not in str(e).lower():
             raise UserError(f"cannot read {name} from {root}: {e}") from None
         raise UserError(f"{name} not found under {root}: expected {root}/{cls.__name__}/raw/"
-                        f"{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte; set data.root or data.download=true") from None
+                        f"{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte; "
+                        f"set data.root or data.download=true") from None
     except (OSError, ValueError) as e:  # truncated/corrupted IDX files, network errors while downloading
         raise UserError(f"cannot read {name} from {root}: {e}") from None
     classes = [str(c).split(" - ")[-1] for c in train.classes]

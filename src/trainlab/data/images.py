@@ -47,11 +47,14 @@ class ImageFiles(Dataset):
             raise UserError(f"image folder not found: {root} (expected {root}/<class name>/<image files>)")
         found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if classes is not None and set(found) - set(classes):
-            raise UserError(f"test folder {root} has classes not in the training folder: {sorted(set(found) - set(classes))}")
+            raise UserError(f"test folder {root} has classes not in the training folder: "
+                            f"{sorted(set(found) - set(classes))}")
         self.classes = classes if classes is not None else found
         if not self.classes:
-            raise UserError(f"image folder {root} has no class sub-folders (expected {root}/<class name>/<image files>)")
-        self.paths, labels = _list_files(root, [c for c in self.classes if (root / c).is_dir()] if classes else self.classes)
+            raise UserError(f"image folder {root} has no class sub-folders "
+                            f"(expected {root}/<class name>/<image files>)")
+        self.paths, labels = _list_files(root,
+                                         [c for c in self.classes if (root / c).is_dir()] if classes else self.classes)
         if classes is not None:  # map sub-folder order back to the training class indices
             present = [c for c in self.classes if (root / c).is_dir()]
             labels = [self.classes.index(present[i]) for i in labels]

@@ -98,7 +98,8 @@ class LoaderBatches:
         loader = DataLoader(self.dataset, batch_sampler=batch_lists, **self.loader_kwargs)
         non_blocking = self.loader_kwargs["pin_memory"]
         for xb, yb in loader:
-            xb, yb = xb.to(self.device, non_blocking=non_blocking), torch.as_tensor(yb).to(self.device, non_blocking=non_blocking)
+            xb, yb = (xb.to(self.device, non_blocking=non_blocking),
+                      torch.as_tensor(yb).to(self.device, non_blocking=non_blocking))
             if self.transform is not None:
                 xb = self.transform(xb, generator)
             yield xb, yb

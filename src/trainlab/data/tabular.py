@@ -1,4 +1,5 @@
-"""CSV tables -> float32 features (N, F) and labels; categorical features one-hot encoded, missing values refused or dropped."""
+"""CSV tables -> float32 features (N, F) and labels; categorical features one-hot encoded,
+missing values refused or dropped."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -57,7 +57,8 @@ def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int, **info) -> n
     for i, width in enumerate(cfg.channels):
         # stop pooling once the feature map is 1 pixel, so deep configs still work on 8x8 digits
         small = min(input_shape[1:]) // (2 ** i) < 2
-        blocks.append(conv_block(c, width, cfg.kernel_size, "none" if small else cfg.pool, cfg.batch_norm, cfg.activation))
+        blocks.append(conv_block(c, width, cfg.kernel_size, "none" if small else cfg.pool, cfg.batch_norm,
+                                 cfg.activation))
         c = width
     features = nn.Sequential(*blocks)
     head = mlp_layers(_flat_size(features, input_shape), cfg.hidden, num_outputs, cfg.activation, cfg.dropout, False)

@@ -17,7 +17,8 @@ class MLPConfig:
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
     batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
-    output_activation: str | None = opt(None, help="applied to the logits; leave null (see README: the course's Sigmoid)")
+    output_activation: str | None = opt(None,
+                                        help="applied to the logits; leave null (see README: the course's Sigmoid)")
 
 
 def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: float, batch_norm: bool) -> list[nn.Module]:
