@@ -15,7 +15,7 @@ import yaml
 from conftest import assert_one_line_error, tiny_config
 from trainlab.cli import main
 from trainlab.data.prepare import DataView
-from trainlab.errors import UserError
+from trainlab.errors import Interrupted, UserError
 from trainlab.tune import decode, make_objective, parse_space, resolve_storage_url, trial_config
 
 SPACE = {"train.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
@@ -95,6 +95,34 @@ def test_search_resumes_and_evaluates_test_once(tmp_path, tiny, monkeypatch, cap
     assert main(["eval", str(out / "final")]) == 0  # looking at test again warns
     assert "warning:" in capsys.readouterr().err
     assert main(["tune", cfg, "--trials", "3", "--out", str(out), "train.epochs=3"]) == 2  # another objective
+
+
+def test_interrupted_search_resumes_where_it_stopped(tmp_path, tiny, monkeypatch, cli):
+    """Ctrl-C in trial 1 -> exit 130; the same command again keeps trial 0 and runs only what is missing."""
+    import trainlab.tune
+
+    cfg, out, calls = tiny(), tmp_path / "tune", []
+    real = trainlab.tune.split_value
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted("(no run directory)")  # what the trainer raises on SIGINT/SIGTERM
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainlab.tune, "split_value", interrupt_second)
+    code, _, err = cli("tune", cfg, "--trials", "2", "--out", out, "--search-only")
+    assert code == 130 and "rerun the same command to resume" in err
+    storage = f"sqlite:///{out / 'study.db'}"
+    first = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert [t.state.name for t in first] == ["COMPLETE", "FAIL"]
+
+    code, _, err = cli("tune", cfg, "--trials", "2", "--out", out, "--search-only")
+    assert code == 0, err
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"] and len(calls) == 3
+    assert (trials[0].params, trials[0].value) == (first[0].params, first[0].value)  # kept, not redone
+    assert json.loads((out / "result.json").read_text())["n_trials"] == 2
 
 
 def test_poor_trials_are_pruned_from_epoch_reports():

@@ -6,7 +6,7 @@ from pathlib import Path
 from trainlab.data import load_data
 from trainlab.device import select_device
 from trainlab.errors import UserError
-from trainlab.run import count_test_evaluation, load_run, read_json
+from trainlab.run import count_test_evaluation, load_run, read_json, test_reuse_warning
 from trainlab.trainer import Trainer
 
 
@@ -27,7 +27,7 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict:
     if split == "test":
         n = count_test_evaluation(Path(run_dir))
         result["test_evaluations"] = n
-        if n > 1:
-            result["warning"] = (f"the test split of this run has now been evaluated {n} times; decisions based on "
-                                 f"repeated test results leak the test set into model selection")
+        warning = test_reuse_warning(Path(run_dir), n)  # names the tuning study when the config was tuned
+        if warning:
+            result["warning"] = warning
     return result
