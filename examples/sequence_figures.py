@@ -1,6 +1,8 @@
 """README figures for the sequence examples, drawn from finished runs.
 
-    python examples/sequence_figures.py --forecast runs/sunspots-lstm --attention runs/text-transformer --out docs/figures
+    python examples/sequence_figures.py --forecast runs/sunspots-lstm --attention runs/text-transformer
+
+writes docs/figures/sunspots-forecast.png and docs/figures/order-attention.png (--out picks the folder).
 
 forecast: the test years of the series with the LSTM's and the two baselines' one-step-ahead forecasts.
 attention: where the CLS token of the Transformer's last block looks, for a few texts of the order task.
@@ -63,7 +65,7 @@ def attention_figure(run_dir: Path, path: Path, texts: list[str]) -> None:
         ax.set_xticks(range(n), list(text), fontsize=8)
         ax.set_yticks([])
         ax.set_ylabel(f"-> {run.classes[int(p.argmax())]}", rotation=0, labelpad=22, fontsize=9)
-    axes[0].set_title("CLS attention in the last block (mean over heads): it finds the markers a, b, c", fontsize=9)
+    axes[0].set_title("CLS attention in the last block (mean over heads)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

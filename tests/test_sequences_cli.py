@@ -40,6 +40,9 @@ def test_forecast_run_reports_baselines_and_forecasts_past_the_end(tmp_path, cap
     assert [r["prediction"] for r in from_csv] == pytest.approx([r["prediction"] for r in rows], rel=1e-5)
     assert from_csv[0]["input"].endswith("recent.csv t+1")
     assert main(["eval", str(run_dir)]) == 0
+    assert main(["predict", str(run_dir), "--out", str(tmp_path / "cli")]) == 0  # no inputs: past the end
+    cli_rows = json.loads((tmp_path / "cli" / "result.json").read_text())["predictions"]
+    assert [r["time"] for r in cli_rows] == ["2009", "2010", "2011"]
 
 
 def test_text_run_predicts_raw_strings_txt_and_csv(tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The `trainlab` command line. Each sub-command is a small function; the work lives in its own module.
 
     trainlab train CONFIG [key=value ...] [--out DIR]     trainlab eval RUN_DIR [--split test]
-    trainlab predict RUN_DIR FILE...                      trainlab summary CONFIG
+    trainlab predict RUN_DIR [INPUT...]                   trainlab summary CONFIG
     trainlab list [datasets|models|...]                   trainlab doctor [--json]
 
 Bad input (config, data, run directory) prints one line `error: ...` on stderr and exits with code 2.
@@ -49,9 +49,10 @@ def _add_eval(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="predict image files or CSV rows with a trained run")
+    p = sub.add_parser("predict", help="predict image files, CSV rows or texts, or forecast the next steps")
     p.add_argument("run_dir", type=Path, help="RUN_DIR or an exported model file (.onnx, .torchscript.pt)")
-    p.add_argument("files", nargs="+", help="image files, or CSV files with the training feature columns")
+    p.add_argument("files", nargs="*", help="image files, CSV files with the training feature columns, or texts "
+                   "(text runs); none for a forecasting run: the steps after its data ends")
     p.add_argument("--top", type=int, default=3, help="how many classes to show per input")
     _out_arg(p)
     p.set_defaults(func=cmd_predict)
@@ -128,6 +129,8 @@ def cmd_train(args) -> int:
     if not result:  # a torchrun worker other than rank 0: rank 0 reports
         return 0
     print(_format_metrics("test", result["test"]))
+    if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
+        print(result["baseline_comparison"])
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; run directory: {result['run_dir']}")
     return 0
 

@@ -31,7 +31,8 @@ class TransformerConfig:
     dropout: float = opt(0.1, help="dropout on attention weights and residual branches", ge=0.0, lt=1.0)
     positional: Literal["sinusoidal", "learned", "none"] = opt(
         "sinusoidal", help="positional encoding; none makes the model blind to order (a bag of tokens)")
-    pooling: Literal["cls", "mean", "last"] = opt("cls", help="head input: a learned CLS token, mean or last step")
+    pooling: Literal["cls", "mean", "last"] = opt(
+        "cls", help="head input: a learned CLS token, the mean, or the last step")
     causal: bool = opt(False, help="causal mask: each position attends only to itself and earlier positions")
 
 
