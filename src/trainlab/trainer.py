@@ -208,7 +208,7 @@ class Trainer:
             xb, yb = next(it)
             data_time += time.perf_counter() - t
             loss, out = self._train_step(xb, yb, i, n_steps)
-            losses[i] = loss.detach()
+            losses.append(loss.detach())  # a list: appending costs no tensor op per step
             sizes[i] = len(yb)  # a Python list: no tensor op per step
             if self.task == "classification" and out is not None:
                 correct += (out.argmax(-1) == yb).sum()
@@ -217,13 +217,14 @@ class Trainer:
                 bar.update(i + 1 - bar.n)
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             if self.stop_signal or (self.checkpoint_every and self.step % self.checkpoint_every == 0):
-                self._save_mid_epoch(order, i + 1, losses, correct, sizes)
+                self._save_mid_epoch(order, i + 1, _stack(losses, self.device), correct, sizes)
                 if self.stop_signal:
                     bar.close()
                     raise Interrupted(str(self.run_dir or "(no run directory)"))
             t = time.perf_counter()
         bar.close()
         self.last_grad_norms = self._grad_norms()
+        losses = _stack(losses, self.device)  # (n_steps,)
         self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
         loss_sum, n, correct = float((losses * weights).sum()), sum(sizes), float(correct)
@@ -238,10 +239,11 @@ class Trainer:
         """Fresh per-epoch buffers, or the saved ones when resuming in the middle of an epoch."""
         rp, self._resume_point = self._resume_point, None
         if rp is not None:
-            return rp["batch"], rp["order"], rp["losses"].to(self.device), rp["correct"].to(self.device), rp["sizes"]
+            losses = list(rp["losses"][:rp["batch"]].to(self.device).unbind(0))
+            return rp["batch"], rp["order"], losses, rp["correct"].to(self.device), rp["sizes"]
         order = batches.order(self.generator)
         n = len(batches)
-        return 0, order, torch.zeros(n, device=self.device), torch.zeros((), device=self.device), [0] * n
+        return 0, order, [], torch.zeros((), device=self.device), [0] * n
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
         if self.channels_last and xb.ndim == 4:
@@ -251,7 +253,7 @@ class Trainer:
             loss = self.loss_fn(out, yb)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self._must_check_nan(i, n_steps) and not torch.isfinite(loss):
+        if self._must_check_nan(i, n_steps) and not self._loss_is_finite(loss):
             if self.on_nan == "skip":
                 self.optimizer.zero_grad(set_to_none=True)
                 return loss.detach().nan_to_num(0.0, 0.0, 0.0), None
@@ -264,6 +266,10 @@ class Trainer:
         if self.sched_interval == "step":
             self.scheduler.step()
         return loss, out
+
+    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
+        # on CPU a Python float is the cheapest test (no extra tensor op); elsewhere keep it on the device
+        return math.isfinite(loss.item()) if self.device.type == "cpu" else bool(torch.isfinite(loss))
 
     def _must_check_nan(self, i: int, n_steps: int) -> bool:
         # on CPU the check costs nothing; on an accelerator it syncs, so check every log_interval steps only
@@ -427,3 +433,8 @@ def load_trainer_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load best.pt / last.pt weights into `model` (weights_only=True)."""
     load_weights(model, safe_load(path)["model"], str(path))
     return model
+
+
+def _stack(losses: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Per-step loss scalars -> (n,) float32 on `device` (empty when no step ran)."""
+    return torch.stack(losses).float() if losses else torch.zeros(0, device=device)
