@@ -77,7 +77,6 @@ def test_training_and_evaluation_plots(tmp_path):
     png_size(plots.predictions_vs_actual(torch.arange(10.0), torch.arange(10.0) + 1, tmp_path / "p1.png", True))
     png_size(plots.predictions_vs_actual(torch.rand(20, 1), torch.rand(20), tmp_path / "p2.png", False))
     png_size(plots.gradient_norms([{"0.weight": 1e-3, "2.weight": 0.0}] * 3, tmp_path / "g.png"))
-    png_size(plots.lr_finder([1e-5, 1e-4, 1e-3, 1e-2], [2.3, 2.0, 1.2, 5.0], tmp_path / "lr.png", 1e-3))
     png_size(plots.compare_curves({"a": h, "b": history(5)}, tmp_path / "cmp.png", "val_accuracy"))
 
 

@@ -2,6 +2,7 @@
 them on 127.0.0.1 only."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -79,6 +80,22 @@ def other_addresses() -> list[str]:
     return [a for a in out if "." in a and not a.startswith("127.")]
 
 
+def listening_addresses(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of the sockets listening on `port`; [] off Linux."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.append(addr)
+    return found
+
+
 def test_tensorboard_serves_on_loopback_only(run_dir):
     port = free_port()
     argv = tb.tensorboard_argv(run_dir, port)
@@ -93,6 +110,8 @@ def test_tensorboard_serves_on_loopback_only(run_dir):
                 time.sleep(0.2)
         assert body is not None, "TensorBoard did not answer within 30 s"
         assert b"loss/train" in body
+        if os.path.exists("/proc/net/tcp"):  # the kernel's own view: one IPv4 loopback listener, no wildcard
+            assert listening_addresses(port) == ["0100007F"]
         for addr in other_addresses():
             with pytest.raises(OSError):
                 socket.create_connection((addr, port), timeout=1).close()

@@ -87,6 +87,7 @@ def test_search_resumes_and_evaluates_test_once(tmp_path, tiny, monkeypatch, cap
     assert len((out / "trials.csv").read_text().splitlines()) == 4
     assert json.loads((out / "manifest.json").read_text())["test_evaluations"] == 1
     assert (out / "optimization_history.png").stat().st_size > 1000
+    assert_trials_in_tensorboard(out / "tb", study, "val_loss")
 
     capsys.readouterr()
     assert main(["tune", cfg, "--trials", "3", "--out", str(out)]) == 0  # nothing to do, test not re-evaluated
@@ -193,3 +194,20 @@ def test_two_workers_share_one_postgres_study(tmp_path, tiny):
             w.kill()
         if study_name in [s.study_name for s in optuna.get_all_study_summaries(resolve_storage_url(url))]:
             optuna.delete_study(study_name=study_name, storage=resolve_storage_url(url))
+
+
+def assert_trials_in_tensorboard(tb_dir, study, metric: str) -> None:
+    """Every completed trial has its own TensorBoard run with its parameters (HPARAMS tab) and its value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(p.name for p in tb_dir.iterdir()) == [f"trial-{t.number:04d}" for t in done]
+    for t in done:
+        ea = EventAccumulator(str(tb_dir / f"trial-{t.number:04d}"))
+        ea.Reload()
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            ea.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+        assert start.hparams["train.lr"].number_value == pytest.approx(t.params["train.lr"])
+        assert start.hparams["model.hidden"].string_value == t.params["model.hidden"]  # "[16, 8]"
+        assert ea.Scalars(f"final/{metric}")[0].value == pytest.approx(t.value, rel=1e-6)

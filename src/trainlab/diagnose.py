@@ -162,7 +162,8 @@ def underfitting(history: list[dict], baseline_loss: float | None) -> dict:
     gain = (train[-k] - train[-1]) / train[-k] if len(train) > k and train[-k] > 0 else None
     numbers = dict(train_loss=train[-1], baseline_loss=baseline_loss, loss_ratio=ratio, recent_gain=gain)
     if min(ratio, val_ratio) < UNDERFIT_FRACTION:
-        return _check("ok", f"no underfitting: training loss is {ratio:.1%} of a constant prediction's "
+        share = f"{ratio:.1%}" if ratio >= 0.001 else "< 0.1%"  # a memorized training set reads "0.0%" otherwise
+        return _check("ok", f"no underfitting: training loss is {share} of a constant prediction's "
                             f"({baseline_loss:.3g})", **numbers)
     flat = gain is not None and gain < UNDERFIT_FLAT
     shape = "and flat" if flat else "and still falling" if gain is not None else "after too few epochs to tell"
@@ -200,11 +201,11 @@ def divergence(history: list[dict], step_losses: list[list[float]] = (), baselin
         first = min((i for i in (bad, blow) if i is not None), default=None)
         if first is not None:
             start = _rise_start(steps, first)
-            what = "became non-finite" if first == bad else f"jumped to {steps[first]:.3g} ({steps[first] / ref:.0f}x)"
+            what = "became non-finite" if first == bad else f"jumped to {steps[first]:.3g} ({steps[first] / ref:.3g}x)"
+            rising = f", rising from step {start + 1}" if start < first else ""  # else it blew up in one step
             return _check("warning", f"divergence: the loss {what} at step {first + 1} (epoch "
-                                     f"{_epoch_of(first, per_epoch)}), rising from step {start + 1}; "
-                                     f"learning rate too high", remedies, step=first + 1, start_step=start + 1,
-                          epoch=_epoch_of(first, per_epoch))
+                                     f"{_epoch_of(first, per_epoch)}){rising}; learning rate too high", remedies,
+                          step=first + 1, start_step=start + 1, epoch=_epoch_of(first, per_epoch))
     train = _column(history, "train_loss")
     if train and not _finite(train + _column(history, "val_loss")):
         epoch = next(i + 1 for i, r in enumerate(history) if not _finite([r.get("train_loss"), r.get("val_loss")]))
@@ -276,11 +277,11 @@ def dead_units(dead: list[dict[str, float]]) -> dict:
     worst = max(last, key=last.get)
     numbers = dict(dead_fraction=total, worst_layer=worst, worst_fraction=last[worst], layers=dict(last))
     if last[worst] >= DEAD_LAYER or total >= DEAD_TOTAL:
-        return _check("warning", f"dead ReLUs: {last[worst]:.0%} of the units after {worst} never activate "
+        return _check("warning", f"dead ReLUs: {last[worst]:.0%} of the units of ReLU module {worst} never activate "
                                  f"({total:.0%} over all ReLU layers); they no longer learn",
                       ["a lower learning rate", "model.activation: leaky_relu (or elu, gelu)",
                        "batch normalization before the activation"], **numbers)
-    return _check("ok", f"dead ReLU units: {total:.0%} (worst: {worst}, {last[worst]:.0%})", **numbers)
+    return _check("ok", f"dead ReLU units: {total:.0%} (worst: ReLU module {worst}, {last[worst]:.0%})", **numbers)
 
 
 def input_pipeline(history: list[dict], settings: dict | None = None) -> dict:

@@ -1,5 +1,6 @@
 """PNG plots with matplotlib: learning curves, confusion matrix, per-class metrics, predictions vs actual,
-gradient norms per layer, the LR-finder curve, and activation functions next to their derivatives.
+gradient norms per layer, and activation functions next to their derivatives (the LR-finder curve is drawn
+by lr_find.plot, next to the range test it shows).
 
     trainlab plot activations                      # every registered activation -> ./activations.png
     trainlab plot activations relu sigmoid --out plots
@@ -137,21 +138,6 @@ def gradient_norms(grad_rms: list[dict[str, float]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def lr_finder(lrs: list[float], losses: list[float], path: Path, suggestion: float | None = None) -> Path:
-    """The LR range test: loss against learning rate (log scale), the suggested rate marked."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(lrs, losses)
-    ax.set_xscale("log")
-    if suggestion:
-        ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested lr {suggestion:.2g}")
-        ax.legend()
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 def confusion_matrix(cm, classes: list[str], path: Path) -> Path:
@@ -190,9 +176,10 @@ def per_class(metrics: dict[str, dict[str, float]], path: Path) -> Path:
         ax.bar([c + (i - 1) * width for c in range(len(classes))], [metrics[c][key] for c in classes], width,
                label=key)
     ax.set_xticks(range(len(classes)), classes, rotation=45 if max(map(len, classes)) > 2 else 0)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.18)  # headroom above 1.0 for the legend, so it never covers a bar
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("test score")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("per-class precision, recall and F1 (test split)")
     return _save(fig, path)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     study = open_study(storage, name, cfg, metric, args.cv, not args.no_prune)
     try:
-        search(study, make_objective(raw, space, metric, args.cv, args.dry_run),
+        search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
                min(args.trials, 2) if args.dry_run else args.trials, args.timeout, "fold" if args.cv else "epoch")
     except Interrupted:
         print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
@@ -213,8 +213,10 @@ def objective_metric(cfg, metric: str | None, cv: int | None) -> str:
 
 # ----------------------------------------------------------------------------- objective
 
-def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run: bool = False):
-    """objective(trial) -> validation value; never evaluates the test split."""
+def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run: bool = False,
+                   tb_dir: Path | None = None):
+    """objective(trial) -> validation value; never evaluates the test split. With `tb_dir`, each completed
+    trial's parameters and value go to tb_dir/trial-NNNN (TensorBoard's HPARAMS tab compares them)."""
     import optuna
 
     from trainlab.trainer import NonFiniteLoss
@@ -222,7 +224,8 @@ def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run:
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial) -> float:
-        cfg = trial_config(raw, suggest(trial, space))
+        values = suggest(trial, space)
+        cfg = trial_config(raw, values)
         trial.set_user_attr("worker", worker)
         try:
             value, best_epoch = (cv_value(cfg, trial, metric, cv, dry_run) if cv
@@ -231,6 +234,10 @@ def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run:
             trial.set_user_attr("diverged", str(e))
             raise optuna.TrialPruned(str(e)) from None
         trial.set_user_attr("best_epoch", best_epoch)
+        if tb_dir is not None:
+            from trainlab.tb import write_hparams
+
+            write_hparams(tb_dir / f"trial-{trial.number:04d}", values, {metric: value, "best_epoch": best_epoch})
         return value
 
     return objective
