@@ -199,6 +199,7 @@ class Trainer:
         """One pass over `batches`. Per-step values stay on the device; one sync at the end (and per log_interval)."""
         self.model.train()
         start, order, losses, correct, sizes = self._epoch_start(batches)
+        preds, targets = [], []  # per-step argmax and labels, compared once at the end: 1 tensor op per step
         data_time, n_steps = 0.0, len(batches)
         bar = tqdm(total=n_steps, initial=start, desc=f"epoch {self.epoch + 1}/{epochs}", leave=False,
                    disable=None if self.progress is None else not self.progress, unit="batch")
@@ -211,13 +212,15 @@ class Trainer:
             losses.append(loss.detach())  # a list: appending costs no tensor op per step
             sizes[i] = len(yb)  # a Python list: no tensor op per step
             if self.task == "classification" and out is not None:
-                correct += (out.argmax(-1) == yb).sum()
+                preds.append(out.argmax(-1))
+                targets.append(yb)
             self.step += 1
             if (i + 1) % self.log_interval == 0 or i + 1 == n_steps:
                 bar.update(i + 1 - bar.n)
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             if self.stop_signal or (self.checkpoint_every and self.step % self.checkpoint_every == 0):
-                self._save_mid_epoch(order, i + 1, _stack(losses, self.device), correct, sizes)
+                self._save_mid_epoch(order, i + 1, _stack(losses, self.device), correct + _correct(preds, targets),
+                                     sizes)
                 if self.stop_signal:
                     bar.close()
                     raise Interrupted(str(self.run_dir or "(no run directory)"))
@@ -227,6 +230,7 @@ class Trainer:
         losses = _stack(losses, self.device)  # (n_steps,)
         self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
+        correct = correct + _correct(preds, targets)
         loss_sum, n, correct = float((losses * weights).sum()), sum(sizes), float(correct)
         if self.dist:  # every rank trained on its own rows: sum over ranks
             loss_sum, n, correct = distributed.all_reduce_sum([loss_sum, n, correct], self.device)
@@ -438,3 +442,10 @@ def load_trainer_weights(model: nn.Module, path: str | Path) -> nn.Module:
 def _stack(losses: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     """Per-step loss scalars -> (n,) float32 on `device` (empty when no step ran)."""
     return torch.stack(losses).float() if losses else torch.zeros(0, device=device)
+
+
+def _correct(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor | int:
+    """How many predicted classes equal the labels, over the steps so far (0 when there are none)."""
+    if not preds:
+        return 0
+    return (torch.cat([p.reshape(-1) for p in preds]) == torch.cat([t.reshape(-1) for t in targets])).sum()
