@@ -93,3 +93,14 @@ def test_plot_curves_command(cli, tmp_path):
 
 def _code_err(result):
     return result[0], result[2]
+
+
+def test_plotting_keeps_a_backend_the_caller_chose():
+    """A notebook's inline backend must survive `trainlab train` in the same kernel (its figures would vanish)."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt\n"
+            "from trainlab import plots; plots.pyplot(); print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"

@@ -23,10 +23,14 @@ DPI = 100
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only; works without a display)."""
+    """matplotlib.pyplot on the Agg backend (files only; works without a display), unless pyplot is already in
+    use: then the caller chose a backend (a notebook's inline one) and switching it would hide their figures."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -69,7 +69,8 @@ class Normalize:
         if self.mean is None:
             raise RuntimeError("normalize: call Pipeline.fit on training data first")
         if not x.is_floating_point():
-            raise UserError("normalize applies to float inputs, not token ids; remove it from data.transforms")
+            raise UserError("normalize applies to float inputs, not token ids; text data needs "
+                            "data.transforms: {train: [], eval: []} (the default normalizes)")
         return (x - self._shape(x, self.mean)) / self._shape(x, self.std)
 
     def state(self) -> dict:
