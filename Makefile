@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/report.py --notes bench/notes.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
