@@ -114,3 +114,13 @@ def test_console_script_and_module_entry_points():
     assert out.returncode == 0 and out.stdout.startswith("trainlab ")
     bad = subprocess.run([sys.executable, "-m", "trainlab", "train", "/nope.yaml"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["error: config file not found: /nope.yaml"]
+
+
+def test_deterministic_flag_reaches_the_resolved_config(tmp_path, cli, write_config):
+    import yaml
+
+    cfg = write_config(tiny_config(train={"epochs": 1}))
+    code, _, err = cli("train", cfg, "--deterministic", "--out", tmp_path / "run")
+    assert code == 0, err
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["train"]["deterministic"] is True

@@ -37,6 +37,8 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--dry-run", action="store_true", help="one epoch on two batches: checks the whole pipeline")
+    p.add_argument("--deterministic", action="store_true",
+                   help="PyTorch's deterministic algorithms (same as train.deterministic=true)")
     p.set_defaults(func=cmd_train)
 
 
@@ -124,7 +126,8 @@ def cmd_train(args) -> int:
     elif not args.config:
         raise UserError("train needs a CONFIG path (or --resume RUN_DIR)")
     else:
-        cfg = load_config(args.config, args.overrides)
+        overrides = [*args.overrides, "train.deterministic=true"] if args.deterministic else args.overrides
+        cfg = load_config(args.config, overrides)
     result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)
     if not result:  # a torchrun worker other than rank 0: rank 0 reports
         return 0
