@@ -181,3 +181,45 @@ def test_batch_larger_than_data_with_drop_last():
     t = Trainer(nn.Linear(4, 2), progress=False)
     with pytest.raises(UserError, match="no training batch"):
         t.fit(TensorBatches(torch.randn(10, 4), torch.zeros(10, dtype=torch.long), 64, drop_last=True), epochs=1)
+
+
+# ----------------------------------------------------------------------------- speed switches (issue 6)
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_mixed_precision_trains(data, precision):
+    """autocast on the CPU: bf16 and fp16 (with a grad scaler) still learn digits; fp32 runs without autocast."""
+    train, val, test = data
+    t = Trainer(mlp(), lr=3e-3, precision=precision, progress=False)
+    hist = t.fit(train, val, epochs=4, batch_size=64)
+    assert t.scaler.is_enabled() == (precision == "fp16")
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] / 2
+    assert t.evaluate(test)["accuracy"] >= 0.9
+
+
+def test_channels_last_is_a_layout_change_only():
+    """channels_last changes the memory layout of a CNN's weights, not what it learns (same losses to 1e-4)."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 3, 16, 16, generator=g), torch.randint(0, 4, (256,), generator=g)
+
+    def cnn():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(8, 4))
+
+    runs = []
+    for channels_last in (False, True):
+        t = Trainer(cnn(), lr=1e-2, channels_last=channels_last, progress=False)
+        runs.append([r["train_loss"] for r in t.fit(TensorDataset(x, y), epochs=3, batch_size=32)])
+        assert t.model[0].weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_compile_matches_eager(data):
+    """train.compile=true runs the model through torch.compile (inductor on the CPU): same losses as eager."""
+    train, val, _ = data
+    losses = []
+    for compile in (False, True):
+        t = Trainer(mlp(), lr=3e-3, compile=compile, progress=False)
+        losses.append([r["train_loss"] for r in t.fit(train, val, epochs=2, batch_size=64)])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
