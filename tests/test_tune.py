@@ -161,9 +161,28 @@ def postgres_url() -> str:
     pytest.skip("set TRAINLAB_TEST_POSTGRES_URL=postgresql://... to run the two-worker study (.ci/run does)")
 
 
+@pytest.fixture
+def fresh_postgres_database():
+    """A new, empty database on the test server: the workers start together on it and race to create Optuna's
+    tables, as the first workers of a real shared study do."""
+    import psycopg2
+
+    server, name = postgres_url(), f"pytest_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(server)
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        yield server.rsplit("/", 1)[0] + "/" + name
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
-def test_two_workers_share_one_postgres_study(tmp_path, tiny):
-    url, study_name, target = postgres_url(), f"pytest-{uuid.uuid4().hex[:10]}", 6
+def test_two_workers_share_one_postgres_study(tmp_path, tiny, fresh_postgres_database):
+    url, study_name, target = fresh_postgres_database, f"pytest-{uuid.uuid4().hex[:10]}", 6
     cfg = tiny(train={"epochs": 2, "lr": 0.01})
     # one torch thread per worker: two workers share 2 cores without oversubscribing them
     args = ["tune", cfg, "train.num_threads=1", "--trials", str(target), "--storage", url, "--study", study_name,

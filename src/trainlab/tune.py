@@ -310,22 +310,33 @@ def resolve_storage_url(url: str) -> str:
     raise UserError("--storage postgresql:// needs a driver: pip install psycopg2-binary (or psycopg[binary])")
 
 
+SCHEMA_ATTEMPTS = 5  # tries to open a server storage while other workers create its tables
+
+
 def _storage(url: str):
     import warnings
 
     import optuna
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError, SQLAlchemyError
 
     if url == "in-memory":
         return optuna.storages.InMemoryStorage()
     url = resolve_storage_url(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:  # heartbeats let a later run fail the RUNNING trials of a worker that died
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
-    except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as e:
-        raise UserError(f"cannot open --storage {shown_url(url)}: {str(e).splitlines()[0]}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:  # heartbeats let a later run fail the RUNNING trials of a worker that died
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
+        except (IntegrityError, ProgrammingError):
+            # workers started together on an empty database race to create Optuna's tables; PostgreSQL lets one
+            # win and fails the others (duplicate pg_type / relation): the tables exist now, so try again
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise UserError(f"cannot create the study tables in {shown_url(url)}: other workers kept "
+                                f"creating them at the same time; start the workers again") from None
+            time.sleep(0.2 * (attempt + 1))
+        except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as e:
+            raise UserError(f"cannot open --storage {shown_url(url)}: {str(e).splitlines()[0]}") from None
 
 
 def sampler_seed(seed: int, n_trials: int, url: str) -> int:
