@@ -197,7 +197,9 @@ def test_two_workers_share_one_postgres_study(tmp_path, tiny, fresh_postgres_dat
         assert numbers == list(range(len(trials)))  # every trial recorded exactly once
         assert target <= len(trials) <= target + 1  # both may start a trial just before the target is reached
         assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-        assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers contributed
+        # both workers contributed, or (on a slow machine) one finished the study before the other had opened it,
+        # and the latecomer found it full: either way both worked on this one study
+        assert len({t.user_attrs["worker"] for t in trials}) == 2 or any("already holds" in log for log in logs), logs
         assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # no duplicated proposals
         out, threads = tmp_path / "final", torch.get_num_threads()
         try:
