@@ -134,8 +134,8 @@ def tutorial_epoch(model, opt, loader) -> None:
 
 
 def trainlab_setup(config: str, overrides=()):
-    from trainlab.config import load_config
-    from trainlab.data import load_data
+    from trainlab.run.config import load_config
+    from trainlab.data.prepare import load_data
 
     cfg = load_config(ROOT / "examples" / config, [f"data.root={MNIST_ROOT}", *overrides])
     data = load_data(cfg)
@@ -146,7 +146,7 @@ def trainlab_setup(config: str, overrides=()):
 def bench_epoch(reps: int) -> dict:
     """One training epoch of the course MLP: trainlab's in-memory path vs the tutorial DataLoader pipeline."""
     from trainlab import Trainer
-    from trainlab.models import build_model
+    from trainlab.models.catalog import build_model
 
     t0 = time.perf_counter()
     cfg, view = trainlab_setup("mnist-mlp.yaml")
@@ -162,7 +162,7 @@ def bench_epoch(reps: int) -> dict:
         tutorial_epoch(model, opt, loader)
         t_tut.append(time.perf_counter() - t0)
         torch.manual_seed(r)
-        trainer = Trainer.from_config(build_model(cfg.model, view.input_shape, 10), cfg.train, r, "classification",
+        trainer = Trainer(build_model(cfg.model, view.input_shape, 10), cfg.train, seed=r, task="classification",
                                       progress=False)
         t0 = time.perf_counter()
         trainer.fit(train_b, epochs=1)
@@ -199,7 +199,7 @@ def _tutorial_to_target(model_fn, lr: float, target: float, max_epochs: int, bat
 
 def _trainlab_to_target(config: str, target: float, max_epochs: int, seed: int = 0) -> dict:
     from trainlab import Trainer
-    from trainlab.models import build_model
+    from trainlab.models.catalog import build_model
 
     cfg, view = trainlab_setup(config, [f"train.epochs={max_epochs}", f"seed={seed}"])
     dev = torch.device("cpu")
@@ -217,15 +217,15 @@ def _trainlab_to_target(config: str, target: float, max_epochs: int, seed: int =
         state["last"] = acc
         state["t0"] = time.perf_counter()
 
-    trainer = Trainer.from_config(model, cfg.train, cfg.seed, "classification", hooks=[hook], progress=False)
+    trainer = Trainer(model, cfg.train, seed=cfg.seed, task="classification", hooks=[hook], progress=False)
     trainer.monitor = "train_loss"  # no validation split in this benchmark: every training sample counts
     trainer.fit(train_b, None, max_epochs)
     return state["hit"] or {"epochs": None, "train_seconds": state["elapsed"], "test_accuracy": state.get("last")}
 
 
 def bench_time_to_accuracy(reps: int) -> dict:
-    from trainlab.config import load_config
-    from trainlab.models import build_model
+    from trainlab.run.config import load_config
+    from trainlab.models.catalog import build_model
 
     out = {}
     # the MLP is cheap enough to repeat (seeds 0..2, median); the CNN is recorded once (minutes per epoch pair)
@@ -272,7 +272,7 @@ STREAM_SCRIPT = """
 import resource, sys, torch
 from torch.utils.data import Dataset
 from trainlab import Trainer
-from trainlab.data.loader import LoaderBatches
+from trainlab.data.batches import LoaderBatches
 
 class Synthetic(Dataset):
     # a dataset too big to hold: each sample is made on the fly, like decoding a file

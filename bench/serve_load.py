@@ -139,7 +139,7 @@ def load(url: str, payloads: list[tuple[bytes, int]], requests: int = 2000, conc
 
 
 def _train_demo(out: Path) -> Path:
-    from trainlab.cli import main
+    from trainlab.cli.main import main
 
     code = main(["train", str(ROOT / "examples" / "digits-mlp.yaml"), "--out", str(out), "train.epochs=5"])
     if code != 0:

@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainlab.data import load_data  # noqa: E402
+from trainlab.data.prepare import load_data  # noqa: E402
 from trainlab.data.text import encode  # noqa: E402
-from trainlab.run import load_run  # noqa: E402
+from trainlab.use.loaded import load_run  # noqa: E402
 
 
 def forecast_figure(run_dir: Path, path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainlab.cli import main
+from trainlab.cli.main import main
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 

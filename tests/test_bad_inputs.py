@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab import Trainer
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 
 
 def csv_config(write_config, path, **data):

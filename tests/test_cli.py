@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     """One tiny digits run shared by the tests below."""
     import yaml
 
-    from trainlab.cli import main
+    from trainlab.cli.main import main
 
     tmp = tmp_path_factory.mktemp("run")
     cfg = tmp / "c.yaml"

@@ -6,9 +6,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainlab.config import build_config, dump_config, load_config, to_dict
-from trainlab.errors import UserError
-from trainlab.models.mlp import MLPConfig
+from trainlab.core.errors import UserError
+from trainlab.core.schema import to_dict
+from trainlab.models.catalog import MLPConfig
+from trainlab.run.config import build_config, dump_config, load_config
 
 
 def test_defaults_and_overrides(write_config):

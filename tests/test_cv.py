@@ -10,12 +10,11 @@ import torch
 import yaml
 
 from conftest import assert_one_line_error
-from trainlab.config import load_config
-from trainlab.cv import choose_method, cross_validate
-from trainlab.data import load_data
-from trainlab.data.prepare import DataView
+from trainlab.core.errors import UserError
+from trainlab.data.prepare import DataView, load_data
 from trainlab.data.splits import FOLD_SPLITTERS, fold_splits
-from trainlab.errors import UserError
+from trainlab.run.config import load_config
+from trainlab.workflows.cv import choose_method, cross_validate
 
 TINY = {"data": {"batch_size": 128}, "model": {"hidden": [16]}}  # on top of conftest's tiny digits MLP
 

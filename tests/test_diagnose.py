@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab import diagnose as dg
-from trainlab import observe
-from trainlab.config import build_config, load_config
-from trainlab.train import train_run
+from trainlab.observe import diagnose as dg
+from trainlab.observe import monitor as observe
+from trainlab.run.config import build_config, load_config
+from trainlab.workflows.train import train_run
 
 LN10 = math.log(10)
 

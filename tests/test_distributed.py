@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from conftest import tiny_config
-from trainlab.data.loader import TensorBatches
-from trainlab.distributed import DistInfo, shard
-from trainlab.errors import UserError
+from trainlab.core.distributed import DistInfo, shard
+from trainlab.core.errors import UserError
+from trainlab.data.batches import TensorBatches
 
 
 def test_shards_partition_every_batch():

@@ -9,8 +9,8 @@ from importlib import metadata
 import pytest
 import torch
 
-from trainlab import doctor
-from trainlab.device import select_device
+from trainlab.cli import arguments, doctor
+from trainlab.core.device import select_device
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_installed_version_falls_back_to_import_name(monkeypatch: pytest.MonkeyP
 @pytest.mark.usefixtures("no_seaborn")
 def test_run_json_matches_collect(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
-    doctor.add_arguments(parser)
+    arguments.doctor(parser)
     assert doctor.run(parser.parse_args(["--json"])) == 0
     assert json.loads(capsys.readouterr().out) == doctor.collect()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trainlab.config import load_config
+from trainlab.run.config import load_config
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 

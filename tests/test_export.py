@@ -12,12 +12,13 @@ import yaml
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab.cli import main
+from trainlab.cli.main import main
+from trainlab.core.errors import UserError
 from trainlab.data.transforms import Pipeline
-from trainlab.errors import UserError
-from trainlab.export import export_run, parity_inputs, predict_exported, write_onnx
-from trainlab.inference import InferenceModule, Preprocess, load_predictor
-from trainlab.run import load_run
+from trainlab.use.export import export_run, parity_inputs, write_onnx
+from trainlab.use.inference import InferenceModule, Preprocess, load_predictor
+from trainlab.use.loaded import load_run
+from trainlab.use.predict import predict_command
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -99,7 +100,7 @@ def test_export_round_trips_with_parity(name, fmt, tmp_path_factory, tmp_path, c
     x, split = parity_inputs(run, 256)
     assert split == "test" and record["parity_samples"] == len(x) > 2
     # the file itself, on batches of 3 and 1 (traced with 2): same outputs as the run's own pipeline + model
-    pred = load_predictor(out)
+    pred = load_predictor(out, trust_code=fmt == "torchscript")  # our own export
     expected = run.predict_outputs(x[:3])
     expected = expected.softmax(-1) if run.task == "classification" else expected
     assert torch.allclose(pred(x[:3]), expected, atol=1e-4)
@@ -140,7 +141,7 @@ def test_torchscript_file_carries_the_label_map(mlp_run, tmp_path):
 
 
 def test_a_parity_failure_is_reported_and_recorded(mlp_run, tmp_path, cli, monkeypatch):
-    import trainlab.export as export
+    import trainlab.use.export as export
 
     run_dir = shutil.copytree(mlp_run, tmp_path / "run")
     real = export.inference_module
@@ -197,13 +198,13 @@ def test_tabular_run_exports_raw_features(tmp_path_factory, tmp_path):
 
 def test_predict_accepts_exported_files(mlp_run, tmp_path):
     png, _ = digit_png(mlp_run, 0, tmp_path)
-    from trainlab.predict import predict_files
+    from trainlab.use.predict import predict_files
 
     expected = predict_files(load_run(mlp_run), [str(png)], top=3)[0]
     for fmt in ("onnx", "torchscript"):
         out = tmp_path / f"m.{'onnx' if fmt == 'onnx' else 'pt'}"
         export_run(mlp_run, fmt, out)
-        (row,) = predict_exported(out, [str(png)], top=3)
+        (row,) = predict_command(out, [str(png)], top=3, trust_code=fmt == "torchscript")
         assert row["prediction"] == expected["prediction"]
         for got, want in zip(row["top"], expected["top"], strict=True):
             assert got["class"] == want["class"] and got["probability"] == pytest.approx(want["probability"], abs=1e-5)
@@ -213,7 +214,7 @@ def test_cli_predict_on_an_exported_file(mlp_run, tmp_path, cli):
     png, _ = digit_png(mlp_run, 1, tmp_path)
     out = tmp_path / "m.onnx"
     export_run(mlp_run, "onnx", out)
-    (want,) = predict_exported(out, [str(png)])
+    (want,) = predict_command(out, [str(png)])
     code, stdout, err = cli("predict", out, png)
     assert code == 0, err
     assert stdout.startswith(f"{png}: {want['prediction']}")
@@ -229,7 +230,7 @@ def test_bad_export_input_is_one_line(tmp_path, mlp_run, cli):
     garbage.write_bytes(b"not a model")
     with pytest.raises(UserError, match="cannot load ONNX model"):
         load_predictor(garbage)
-    with pytest.raises(UserError, match="cannot load TorchScript model"):
+    with pytest.raises(UserError, match="a PyTorch checkpoint"):
         load_predictor(mlp_run / "best.pt")  # a checkpoint, not an exported model
     with pytest.raises(UserError, match="cannot load ONNX model"):
         load_predictor(mlp_run / "config.yaml")

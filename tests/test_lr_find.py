@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error
-from trainlab.config import load_config
-from trainlab.data import load_data
-from trainlab.lr_find import DIVERGE, analyse, lr_range_test
-from trainlab.models import build_model
+from trainlab.data.prepare import load_data
+from trainlab.models.catalog import build_model
+from trainlab.run.config import load_config
+from trainlab.workflows.lr_find import DIVERGE, analyse, lr_range_test
 
 
 @pytest.fixture

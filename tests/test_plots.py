@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab import plots
-from trainlab.models.activations import ACTIVATIONS
-from trainlab.run import write_history
+from trainlab.core.files import write_history
+from trainlab.models.catalog import ACTIVATIONS
+from trainlab.observe import plots
 
 
 def png_size(path) -> tuple[int, int]:
@@ -101,6 +101,6 @@ def test_plotting_keeps_a_backend_the_caller_chose():
     import sys
 
     code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot as plt\n"
-            "from trainlab import plots; plots.pyplot(); print(matplotlib.get_backend())")
+            "from trainlab.observe import plots; plots.pyplot(); print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"

@@ -12,9 +12,9 @@ import shutil
 import pytest
 from PIL import Image, ImageStat
 
-from trainlab.config import build_config
-from trainlab.report import write_report
-from trainlab.train import train_run
+from trainlab.observe.report import write_report
+from trainlab.run.config import build_config
+from trainlab.workflows.train import train_run
 
 SECTIONS = ["Overview", "Diagnosis", "Learning curves", "Test metrics", "Confusion matrix", "Per-class metrics",
             "Gradients per layer", "Model", "Config", "Environment"]

@@ -14,10 +14,10 @@ import torch
 import yaml
 
 from conftest import assert_one_line_error, tiny_config
-from trainlab.checkpoint import atomic_save, safe_load
-from trainlab.config import build_config
-from trainlab.errors import UserError
-from trainlab.train import train_run
+from trainlab.core.checkpoint import atomic_save, safe_load
+from trainlab.core.errors import UserError
+from trainlab.run.config import build_config
+from trainlab.workflows.train import train_run
 
 # dropout (global torch RNG), augmentation and shuffling (trainlab's generator), a per-step scheduler and
 # Adam's moments: everything a resume must restore
@@ -52,7 +52,7 @@ def reference(tmp_path_factory):
 
 def test_resume_from_every_mid_epoch_checkpoint_is_bit_exact(reference, tmp_path, monkeypatch):
     """Snapshot last.pt at several mid-epoch points of one run, resume each snapshot, compare with the reference."""
-    from trainlab.trainer import Trainer
+    from trainlab.engine.trainer import Trainer
 
     snapshots, original = [], Trainer._save_mid_epoch
 
@@ -173,7 +173,7 @@ def test_corrupted_checkpoint_one_line(tmp_path, damage, cli):
 
 
 def test_shape_mismatch_names_the_tensor(tmp_path):
-    from trainlab.checkpoint import load_weights
+    from trainlab.core.checkpoint import load_weights
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
     with pytest.raises(UserError, match=r"'0.weight' has shape \(3, 5\) but the model expects \(3, 4\)"):

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab import runs
-from trainlab.config import build_config
-from trainlab.train import train_run
+from trainlab.observe import compare as runs
+from trainlab.run.config import build_config
+from trainlab.workflows.train import train_run
 
 
 def tiny(lr: float, hidden: list[int]) -> dict:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from trainlab.cli import main
-from trainlab.config import load_config
-from trainlab.predict import predict_files
-from trainlab.run import load_run
+from trainlab.cli.main import main
+from trainlab.run.config import load_config
+from trainlab.use.loaded import load_run
+from trainlab.use.predict import predict_files
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NO_TRANSFORMS = "data.transforms={train: [], eval: []}"

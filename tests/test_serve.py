@@ -16,9 +16,9 @@ from PIL import Image
 
 from conftest import assert_one_line_error
 from test_export import csv_run, trained_run
-from trainlab.export import parity_inputs, split_samples
-from trainlab.run import load_run
-from trainlab.serve import MAX_PIXELS, create_app, running_server
+from trainlab.use.export import parity_inputs, split_samples
+from trainlab.use.loaded import load_run
+from trainlab.use.serve import MAX_PIXELS, create_app, running_server
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_bad_feature_requests_get_a_json_4xx(case, table_client):
 
 
 def test_serve_command_errors_are_one_line(mlp_run, tmp_path, cli):
-    from trainlab.cli import parse_args
+    from trainlab.cli.main import parse_args
 
     assert parse_args(["serve", str(mlp_run)]).host == "127.0.0.1"  # never 0.0.0.0 unless --host says so
     code, _, err = cli("serve", tmp_path)

@@ -13,9 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import assert_one_line_error
-from trainlab import tb
-from trainlab.config import build_config
-from trainlab.train import train_run
+from trainlab.observe import tb
+from trainlab.run.config import build_config
+from trainlab.workflows.train import train_run
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from trainlab import Trainer
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 
 
 def digits_tensors():
@@ -84,7 +84,7 @@ def test_accepts_dataloader_and_custom_dataset(data):
 
 def test_in_memory_and_streaming_paths_train_identically(data):
     """Same order from the same generator: the in-memory slicing path equals the DataLoader path."""
-    from trainlab.data.loader import LoaderBatches, TensorBatches
+    from trainlab.data.batches import LoaderBatches, TensorBatches
 
     train, val, _ = data
     hists = []
@@ -107,7 +107,8 @@ def test_every_optimizer_learns(data, name):
 @pytest.mark.parametrize("name", ["step", "cosine", "onecycle", "reduce_on_plateau"])
 def test_every_scheduler_changes_lr(data, name):
     train, val, _ = data
-    t = Trainer(mlp(), lr=0.01, scheduler=name, step_size=1, gamma=0.5, scheduler_patience=0, progress=False)
+    own = {"step": {"step_size": 1, "gamma": 0.5}, "reduce_on_plateau": {"gamma": 0.5, "scheduler_patience": 0}}
+    t = Trainer(mlp(), lr=0.01, scheduler=name, progress=False, **own.get(name, {}))
     hist = t.fit(train, val, epochs=3, batch_size=64)
     lrs = [r["lr"] for r in hist]
     assert len(set(lrs)) > 1 or name == "reduce_on_plateau", lrs
@@ -176,7 +177,7 @@ def test_bad_names_fail_early():
 
 
 def test_batch_larger_than_data_with_drop_last():
-    from trainlab.data.loader import TensorBatches
+    from trainlab.data.batches import TensorBatches
 
     t = Trainer(nn.Linear(4, 2), progress=False)
     with pytest.raises(UserError, match="no training batch"):

@@ -13,10 +13,11 @@ import torch
 import yaml
 
 from conftest import assert_one_line_error, tiny_config
-from trainlab.cli import main
+from trainlab.cli.main import main
+from trainlab.core.errors import Interrupted, UserError
 from trainlab.data.prepare import DataView
-from trainlab.errors import Interrupted, UserError
-from trainlab.tune import decode, make_objective, parse_space, resolve_storage_url, trial_config
+from trainlab.workflows.search_space import decode, parse_space, trial_config
+from trainlab.workflows.tune import make_objective, resolve_storage_url
 
 SPACE = {"train.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
          "model.hidden": {"type": "categorical", "choices": [[8], [16, 8]]}}
@@ -100,10 +101,10 @@ def test_search_resumes_and_evaluates_test_once(tmp_path, tiny, monkeypatch, cap
 
 def test_interrupted_search_resumes_where_it_stopped(tmp_path, tiny, monkeypatch, cli):
     """Ctrl-C in trial 1 -> exit 130; the same command again keeps trial 0 and runs only what is missing."""
-    import trainlab.tune
+    import trainlab.workflows.tune
 
     cfg, out, calls = tiny(), tmp_path / "tune", []
-    real = trainlab.tune.split_value
+    real = trainlab.workflows.tune.split_value
 
     def interrupt_second(*args, **kwargs):
         calls.append(1)
@@ -111,7 +112,7 @@ def test_interrupted_search_resumes_where_it_stopped(tmp_path, tiny, monkeypatch
             raise Interrupted("(no run directory)")  # what the trainer raises on SIGINT/SIGTERM
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainlab.tune, "split_value", interrupt_second)
+    monkeypatch.setattr(trainlab.workflows.tune, "split_value", interrupt_second)
     code, _, err = cli("tune", cfg, "--trials", "2", "--out", out, "--search-only")
     assert code == 130 and "rerun the same command to resume" in err
     storage = f"sqlite:///{out / 'study.db'}"

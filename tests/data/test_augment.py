@@ -8,14 +8,13 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from trainlab.data.augment import (
-    BATCH_AUGMENTS,
-    ColorJitter,
-    GaussianBlur,
     RandomAffine,
     RandomCrop,
     RandomHorizontalFlip,
     RandomVerticalFlip,
 )
+from trainlab.data.augment_color import ColorJitter, GaussianBlur
+from trainlab.data.catalog import TRANSFORMS
 
 BILINEAR = InterpolationMode.BILINEAR
 # chi-square critical value for 9 degrees of freedom at p = 0.001: a correct sampler fails this 1 time in 1000 seeds
@@ -280,7 +279,9 @@ def test_p_one_flips_everything():
 
 
 def test_registry_names():
-    assert BATCH_AUGMENTS == {
+    """The catalog registers each augmentation once, as a random step, resolving to its class."""
+    augments = {n: TRANSFORMS.get(n).resolve() for n in TRANSFORMS.names() if TRANSFORMS.entry(n).meta["random"]}
+    assert augments == {
         "random_horizontal_flip": RandomHorizontalFlip,
         "random_vertical_flip": RandomVerticalFlip,
         "random_crop": RandomCrop,

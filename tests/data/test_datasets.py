@@ -9,10 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from trainlab.config import build_config
-from trainlab.data import DATASETS, load_data
+from trainlab.core.errors import UserError
+from trainlab.data.catalog import DATASETS
 from trainlab.data.cifar import CIFAR10Pickle
-from trainlab.errors import UserError
+from trainlab.data.prepare import load_data
+from trainlab.run.config import build_config
 
 
 def cfg_for(name: str, **data):

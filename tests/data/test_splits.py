@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import build_config
-from trainlab.data import load_data
+from trainlab.data.prepare import load_data
 from trainlab.data.splits import make_splits
+from trainlab.run.config import build_config
 
 
 def labels(n_per_class=(100, 50, 30)) -> torch.Tensor:
@@ -48,7 +48,7 @@ def test_ordered_holds_out_the_tail():
 
 
 def test_too_small_split_is_a_clear_error():
-    from trainlab.errors import UserError
+    from trainlab.core.errors import UserError
 
     with pytest.raises(UserError, match="empty split"):
         make_splits(torch.zeros(3), False, 0.1, 0.2, seed=0, stratify=False)

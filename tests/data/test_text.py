@@ -6,11 +6,11 @@ from collections import Counter
 import pytest
 import torch
 
-from trainlab.config import build_config
-from trainlab.data import load_data
+from trainlab.core.errors import UserError
+from trainlab.data.prepare import load_data
 from trainlab.data.sequences import first_marker_task
 from trainlab.data.text import build_vocab, encode, tokenize
-from trainlab.errors import UserError
+from trainlab.run.config import build_config
 
 
 def text_csv(tmp_path, rows: list[tuple[str, str]], name: str = "texts.csv"):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import build_config
-from trainlab.data import load_data
+from trainlab.core.errors import UserError
+from trainlab.data.forecast import naive_forecast, score, seasonal_naive_forecast
+from trainlab.data.prepare import load_data
 from trainlab.data.timeseries import future_labels, make_windows, split_windows, window_starts
-from trainlab.errors import UserError
-from trainlab.forecast import naive_forecast, score, seasonal_naive_forecast
+from trainlab.run.config import build_config
 
 
 def series_csv(tmp_path, n: int = 100, extra: bool = False):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from trainlab.core.errors import UserError
 from trainlab.data.transforms import Normalize, Pipeline, ToFloat
-from trainlab.errors import UserError
 
 
 def test_uint8_images_become_float_and_normalized():

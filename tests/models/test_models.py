@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainlab.config import from_dict
-from trainlab.models import ACTIVATIONS, MODELS, build_model
-from trainlab.models.mlp import MLPConfig, build_mlp
+from trainlab.core.schema import from_dict
+from trainlab.models.catalog import ACTIVATIONS, MODELS, MLPConfig, build_model
+from trainlab.models.mlp import build_mlp
 
 EXAMPLES = {  # kind -> (per-sample input shape, dtype, builder info)
     "image": ((1, 8, 8), torch.float32, {}),
@@ -79,7 +79,7 @@ def test_every_activation_builds_an_mlp(act):
 
 
 def test_image_models_reject_flat_inputs():
-    from trainlab.errors import UserError
+    from trainlab.core.errors import UserError
 
     with pytest.raises(UserError, match="needs image inputs"):
         default_model("cnn", "image") and MODELS.get("cnn")(MODELS.entry("cnn").config(), (20,), 3)

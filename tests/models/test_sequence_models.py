@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainlab.config import from_dict
-from trainlab.errors import UserError
-from trainlab.models import MODELS
+from trainlab.core.errors import UserError
+from trainlab.core.schema import from_dict
+from trainlab.models.catalog import MODELS
 from trainlab.models.seqlayers import SequenceInput, lengths_of, pool
 
 TEXT = {"vocab_size": 30, "pad_index": 0}

@@ -1,10 +1,5 @@
-"""Datasets, splits, transforms and the two data paths (in-memory, streaming)."""
-from trainlab.data import text, timeseries  # noqa: F401  (register their datasets)
-from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.datasets import DATASETS
-from trainlab.data.loader import LoaderBatches, TensorBatches, as_batches
-from trainlab.data.prepare import DataView, LoadedData, load_data
-from trainlab.data.splits import Splits
+"""Layer 1, data: the dataset and transform registries (catalog), the readers, splits, transforms and the two
+batch paths (in-memory, streaming). Imports only trainlab.core.
 
-__all__ = ["ArrayDataset", "DataBundle", "DATASETS", "TensorBatches", "LoaderBatches", "as_batches",
-           "DataView", "LoadedData", "load_data", "Splits"]
+    data = trainlab.data.prepare.load_data(cfg)    # DataBundle + Splits
+"""

@@ -15,7 +15,6 @@ Differences from torchvision are listed in each class docstring.
 """
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 
@@ -31,7 +30,7 @@ Params = dict[str, Tensor]
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def _check_batch(x: Tensor, generator: torch.Generator) -> None:
+def check_batch(x: Tensor, generator: torch.Generator) -> None:
     """Reject inputs the vectorized kernels cannot handle, with a message naming the problem."""
     if not isinstance(x, Tensor):
         raise TypeError(f"expected a (B, C, H, W) tensor, got {type(x).__name__}")
@@ -45,7 +44,7 @@ def _check_batch(x: Tensor, generator: torch.Generator) -> None:
         raise ValueError(f"generator is on {generator.device.type} but the batch is on {x.device.type}")
 
 
-def _uniform(lo: float, hi: float, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+def uniform(lo: float, hi: float, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """(n,) float32 samples from U[lo, hi); exactly `lo` when lo == hi, so collapsed ranges are exact."""
     u = torch.rand(n, generator=generator, device=device)
     return lo + (hi - lo) * u
@@ -56,7 +55,7 @@ def _math_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _check_prob(p: float) -> float:
+def check_prob(p: float) -> float:
     if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
     return float(p)
@@ -81,7 +80,7 @@ def _fill_tensor(fill: tuple[float, ...], x: Tensor) -> Tensor:
     return torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand(1, channels, 1, 1)
 
 
-def _check_range(value: Number | Sequence[Number], name: str, symmetric_about: float = 0.0) -> tuple[float, float]:
+def check_range(value: Number | Sequence[Number], name: str, symmetric_about: float = 0.0) -> tuple[float, float]:
     """A number d -> (c - d, c + d) (d >= 0); a 2-sequence -> itself (must be increasing)."""
     if isinstance(value, numbers.Real):
         if value < 0:
@@ -95,7 +94,7 @@ def _check_range(value: Number | Sequence[Number], name: str, symmetric_about: f
     raise ValueError(f"{name} must be a number or a sequence (min, max), got {value!r}")
 
 
-def _pair_of_ints(value: int | Sequence[int], name: str) -> tuple[int, int]:
+def pair_of_ints(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """An int or a 1/2-sequence of ints -> a pair (torchvision's _setup_size)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value), int(value)
@@ -108,7 +107,7 @@ class BatchAugment:
     """Base class: `aug(x, generator)` = `aug.apply(x, aug.sample_params(x, generator))`."""
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        _check_batch(x, generator)
+        check_batch(x, generator)
         return self.apply(x, self.sample_params(x, generator))
 
     def sample_params(self, x: Tensor, generator: torch.Generator) -> Params:
@@ -131,7 +130,7 @@ class _RandomFlip(BatchAugment):
     _dim = -1
 
     def __init__(self, p: float = 0.5) -> None:
-        self.p = _check_prob(p)
+        self.p = check_prob(p)
 
     def sample_params(self, x: Tensor, generator: torch.Generator) -> Params:
         # Same rule as torchvision (apply when rand < p), drawn once per sample.
@@ -203,7 +202,7 @@ class RandomCrop(BatchAugment):
 
     def __init__(self, size: int | Sequence[int], padding: int | Sequence[int] | None = None,
                  pad_if_needed: bool = False, fill: Fill = 0, padding_mode: str = "constant") -> None:
-        self.size = _pair_of_ints(size, "size")
+        self.size = pair_of_ints(size, "size")
         if min(self.size) <= 0:
             raise ValueError(f"size must be positive, got {size!r}")
         self.padding = _parse_padding(padding)
@@ -299,7 +298,7 @@ class RandomAffine(BatchAugment):
     def __init__(self, degrees: Number | Sequence[Number], translate: Sequence[float] | None = None,
                  scale: Sequence[float] | None = None, shear: Number | Sequence[Number] | None = None,
                  fill: Fill = 0) -> None:
-        self.degrees = _check_range(degrees, "degrees")
+        self.degrees = check_range(degrees, "degrees")
         self.translate = self._check_translate(translate)
         self.scale = self._check_scale(scale)
         self.shear = self._check_shear(shear)
@@ -329,25 +328,25 @@ class RandomAffine(BatchAugment):
         if shear is None:
             return None
         if isinstance(shear, Sequence) and len(shear) == 4:
-            return _check_range(shear[:2], "shear") + _check_range(shear[2:], "shear")
-        return _check_range(shear, "shear")
+            return check_range(shear[:2], "shear") + check_range(shear[2:], "shear")
+        return check_range(shear, "shear")
 
     def sample_params(self, x: Tensor, generator: torch.Generator) -> Params:
         n, dev = x.shape[0], x.device
         height, width = x.shape[-2:]
         zeros = torch.zeros(n, device=dev)
-        angle = _uniform(*self.degrees, n, generator, dev)
+        angle = uniform(*self.degrees, n, generator, dev)
         tx, ty = zeros, zeros
         if self.translate is not None:
             max_dx, max_dy = self.translate[0] * width, self.translate[1] * height
-            tx = torch.round(_uniform(-max_dx, max_dx, n, generator, dev))  # whole pixels, like torchvision
-            ty = torch.round(_uniform(-max_dy, max_dy, n, generator, dev))
-        scale = zeros + 1.0 if self.scale is None else _uniform(*self.scale, n, generator, dev)
+            tx = torch.round(uniform(-max_dx, max_dx, n, generator, dev))  # whole pixels, like torchvision
+            ty = torch.round(uniform(-max_dy, max_dy, n, generator, dev))
+        scale = zeros + 1.0 if self.scale is None else uniform(*self.scale, n, generator, dev)
         shear_x, shear_y = zeros, zeros
         if self.shear is not None:
-            shear_x = _uniform(self.shear[0], self.shear[1], n, generator, dev)
+            shear_x = uniform(self.shear[0], self.shear[1], n, generator, dev)
             if len(self.shear) == 4:
-                shear_y = _uniform(self.shear[2], self.shear[3], n, generator, dev)
+                shear_y = uniform(self.shear[2], self.shear[3], n, generator, dev)
         return {"angle": angle, "tx": tx, "ty": ty, "scale": scale, "shear_x": shear_x, "shear_y": shear_y}
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
@@ -374,162 +373,3 @@ class RandomAffine(BatchAugment):
         """(B,) bool: no rotation, translation, scaling or shear for this sample."""
         still = (params["angle"] == 0) & (params["tx"] == 0) & (params["ty"] == 0) & (params["scale"] == 1)
         return still & (params["shear_x"] == 0) & (params["shear_y"] == 0)
-
-
-# ----------------------------------------------------------------------------------------------- blur
-
-
-def _gaussian_kernels(kernel_size: int, sigma: Tensor) -> Tensor:
-    """(B, k) normalized 1-D Gaussian kernels, one per sigma (B,); torchvision's softmax formulation."""
-    lim = (kernel_size - 1) / (2.0 * math.sqrt(2.0))
-    pos = torch.linspace(-lim, lim, steps=kernel_size, dtype=sigma.dtype, device=sigma.device)  # (k,)
-    return torch.softmax(-(pos.view(1, -1) / sigma.view(-1, 1)).pow(2), dim=1)
-
-
-class GaussianBlur(BatchAugment):
-    """Per-sample Gaussian blur: sigma ~ U[sigma_min, sigma_max] per sample, reflect padding like torchvision.
-
-    kernel_size is an odd int or (kx, ky) like torchvision (x = width direction first). The 2-D kernel is
-    applied as two 1-D grouped convolutions (separable), which equals torchvision's 2-D conv up to float rounding.
-    """
-
-    def __init__(self, kernel_size: int | Sequence[int], sigma: Number | Sequence[Number] = (0.1, 2.0)) -> None:
-        self.kernel_size = _pair_of_ints(kernel_size, "kernel_size")
-        if any(k <= 0 or k % 2 == 0 for k in self.kernel_size):
-            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size!r}")
-        if isinstance(sigma, Sequence) and len(sigma) == 1:
-            sigma = (sigma[0], sigma[0])
-        lo, hi = (float(sigma), float(sigma)) if isinstance(sigma, numbers.Real) else _check_range(sigma, "sigma")
-        if not 0.0 < lo <= hi:
-            raise ValueError(f"sigma must be positive and of the form (min, max), got {sigma!r}")
-        self.sigma = (lo, hi)
-
-    def sample_params(self, x: Tensor, generator: torch.Generator) -> Params:
-        return {"sigma": _uniform(*self.sigma, x.shape[0], generator, x.device)}
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        n, channels, height, width = x.shape
-        kx, ky = self.kernel_size
-        if kx // 2 >= width or ky // 2 >= height:
-            raise ValueError(f"kernel_size {self.kernel_size} needs reflect padding wider than the image "
-                             f"{(height, width)}")
-        sigma = params["sigma"].to(x.dtype)
-        # One group per (sample, channel): each sample's kernel is repeated over its C channels.
-        wx = _gaussian_kernels(kx, sigma).repeat_interleave(channels, dim=0).view(n * channels, 1, 1, kx)
-        wy = _gaussian_kernels(ky, sigma).repeat_interleave(channels, dim=0).view(n * channels, 1, ky, 1)
-        out = F.pad(x.reshape(1, n * channels, height, width), [kx // 2, kx // 2, ky // 2, ky // 2], mode="reflect")
-        out = F.conv2d(F.conv2d(out, wx, groups=n * channels), wy, groups=n * channels)  # (1, B*C, H, W)
-        return out.view(n, channels, height, width)
-
-
-# ----------------------------------------------------------------------------------------------- color
-
-
-def _blend(x: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
-    """ratio * x + (1 - ratio) * other, clamped to [0, 1] like torchvision's float path; ratio is (B,)."""
-    r = ratio.view(-1, 1, 1, 1)
-    return (x * r + other * (1.0 - r)).clamp(0.0, 1.0)
-
-
-def _grayscale(x: Tensor) -> Tensor:
-    """(B, 3, H, W) RGB -> (B, 1, H, W) luma with torchvision's ITU-R 601 weights."""
-    r, g, b = x.unbind(dim=1)
-    return (r * 0.2989 + g * 0.587 + b * 0.114).unsqueeze(1)
-
-
-def _rgb_to_hsv(x: Tensor) -> Tensor:
-    """(B, 3, H, W) RGB in [0, 1] -> HSV with hue in [0, 1) (torchvision's formulas, NaN-free)."""
-    r, g, _ = x.unbind(dim=1)
-    minc, maxc = torch.aminmax(x, dim=1)  # (B, H, W)
-    flat = maxc == minc  # gray pixels: hue and saturation are 0; avoid dividing by 0
-    s = (maxc - minc) / torch.where(flat, torch.ones_like(maxc), maxc)
-    span = torch.where(flat, torch.ones_like(maxc), maxc - minc).unsqueeze(1)
-    rc, gc, bc = ((maxc.unsqueeze(1) - x) / span).unbind(dim=1)
-    is_r, is_g = maxc == r, (maxc == g) & (maxc != r)
-    is_b = ~is_r & ~is_g
-    h = (bc - gc) * is_r + (2.0 + rc - bc) * is_g + (4.0 + gc - rc) * is_b
-    h = (h * (1.0 / 6.0) + 1.0).fmod(1.0)
-    return torch.stack((h, s, maxc), dim=1)
-
-
-def _hsv_to_rgb(x: Tensor) -> Tensor:
-    """(B, 3, H, W) HSV -> RGB; picks each channel from (v, p, q, t) by hue sector like torchvision."""
-    h, s, v = x.unbind(dim=1)
-    h6 = h * 6.0
-    sector = torch.floor(h6)
-    f = h6 - sector
-    sector = sector.long().remainder(6)  # (B, H, W)
-    p = ((1.0 - s) * v).clamp(0.0, 1.0)
-    q = ((1.0 - s * f) * v).clamp(0.0, 1.0)
-    t = ((1.0 - s + s * f) * v).clamp(0.0, 1.0)
-    vpqt = torch.stack((v, p, q, t), dim=1)  # (B, 4, H, W)
-    table = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=x.device)
-    select = table[:, sector].permute(1, 0, 2, 3)  # (B, 3, H, W) index into vpqt per output channel
-    return vpqt.gather(1, select)
-
-
-def _jitter_range(value: Number | Sequence[Number] | None, name: str, center: float,
-                  bound: tuple[float, float]) -> tuple[float, float] | None:
-    """torchvision ColorJitter._check_input: b -> [max(0, c - b), c + b]; (min, max) kept; no-op range -> None."""
-    if value is None:
-        return None
-    lo, hi = _check_range(value, name, symmetric_about=center)
-    if isinstance(value, numbers.Real) and center == 1.0:
-        lo = max(lo, 0.0)
-    if not bound[0] <= lo <= hi <= bound[1]:
-        raise ValueError(f"{name} values must lie in {bound} and be increasing, got {(lo, hi)}")
-    return None if lo == hi == center else (lo, hi)
-
-
-class ColorJitter(BatchAugment):
-    """Per-sample brightness/contrast/saturation/hue factors with torchvision's ranges and formulas.
-
-    Differences: the four adjustments run in the fixed order brightness, contrast, saturation, hue (torchvision
-    draws a random order per call). Each step clamps to [0, 1] like torchvision's float path. Only 1- or
-    3-channel batches are accepted; for 1 channel saturation and hue are skipped, as torchvision does.
-    """
-
-    def __init__(self, brightness: Number | Sequence[Number] | None = None,
-                 contrast: Number | Sequence[Number] | None = None,
-                 saturation: Number | Sequence[Number] | None = None,
-                 hue: Number | Sequence[Number] | None = None) -> None:
-        self.brightness = _jitter_range(brightness, "brightness", 1.0, (0.0, math.inf))
-        self.contrast = _jitter_range(contrast, "contrast", 1.0, (0.0, math.inf))
-        self.saturation = _jitter_range(saturation, "saturation", 1.0, (0.0, math.inf))
-        self.hue = _jitter_range(hue, "hue", 0.0, (-0.5, 0.5))
-
-    def sample_params(self, x: Tensor, generator: torch.Generator) -> Params:
-        params = {}
-        for name in ("brightness", "contrast", "saturation", "hue"):
-            rng = getattr(self, name)
-            if rng is not None:
-                params[name] = _uniform(*rng, x.shape[0], generator, x.device)  # (B,)
-        return params
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        channels = x.shape[1]
-        if channels not in (1, 3):
-            raise ValueError(f"ColorJitter expects 1 or 3 channels, got {channels}")
-        out = x.clone()
-        if "brightness" in params:
-            out = (out * params["brightness"].to(x.dtype).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
-        if "contrast" in params:
-            gray = _grayscale(out) if channels == 3 else out
-            out = _blend(out, gray.mean(dim=(1, 2, 3), keepdim=True), params["contrast"].to(x.dtype))
-        if "saturation" in params and channels == 3:
-            out = _blend(out, _grayscale(out), params["saturation"].to(x.dtype))
-        if "hue" in params and channels == 3:
-            hsv = _rgb_to_hsv(out)
-            hue = (hsv[:, 0] + params["hue"].to(x.dtype).view(-1, 1, 1)).remainder(1.0)
-            out = _hsv_to_rgb(torch.cat([hue.unsqueeze(1), hsv[:, 1:]], dim=1))
-        return out
-
-
-BATCH_AUGMENTS: dict[str, type[BatchAugment]] = {
-    "random_horizontal_flip": RandomHorizontalFlip,
-    "random_vertical_flip": RandomVerticalFlip,
-    "random_crop": RandomCrop,
-    "random_affine": RandomAffine,
-    "gaussian_blur": GaussianBlur,
-    "color_jitter": ColorJitter,
-}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -37,6 +37,13 @@ class ArrayDataset(Dataset):
 
     def nbytes(self) -> int:
         return self.x.element_size() * self.x.nelement() + self.y.element_size() * self.y.nelement()
+
+
+@runtime_checkable
+class KnowsSize(Protocol):
+    """A dataset that can tell its decoded size without decoding (ArrayDataset, image files): picks the data path."""
+
+    def nbytes(self) -> int: ...
 
 
 @dataclass

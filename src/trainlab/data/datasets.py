@@ -1,4 +1,4 @@
-"""Dataset registry: name -> builder(cfg: DataConfig, params) -> DataBundle.
+"""The built-in dataset readers (registered in trainlab.data.catalog): builder(cfg: DataConfig, params) -> DataBundle.
 
 Images come out as uint8 (N, C, H, W), tabular data as float32 (N, F); labels as long (N,)
 for classification, float32 (N,) for regression. Nothing is normalized here: transforms fit
@@ -6,24 +6,22 @@ their statistics later, on the training split only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from trainlab.config import opt
+from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.errors import UserError
-from trainlab.registry import Registry
+from trainlab.data.catalog import CSVParams, ImageFolderParams
+from trainlab.data.cifar import FOLDER, CIFAR10Pickle
+from trainlab.data.images import ImageFiles
+from trainlab.data.tabular import read_csv_bundle
 
-DATASETS = Registry("dataset")
 
-
-@DATASETS.register("digits")
 def build_digits(cfg, params) -> DataBundle:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # optional heavy dependency: imported on use
 
     d = load_digits()
     # pixel values are 0..16: rescale to uint8 so digits is an ordinary grayscale image dataset
@@ -50,30 +48,25 @@ def _torchvision_mnist(cls, cfg, name: str) -> DataBundle:
                       ArrayDataset(test.data.unsqueeze(1), test.targets.long()), "classification", "image", classes)
 
 
-@DATASETS.register("mnist")
 def build_mnist(cfg, params) -> DataBundle:
     """MNIST handwritten digits (60k train / 10k test, 28x28) from data.root in torchvision's layout."""
-    from torchvision.datasets import MNIST
+    from torchvision.datasets import MNIST  # optional heavy dependency: imported on use
 
     return _torchvision_mnist(MNIST, cfg, "mnist")
 
 
-@DATASETS.register("fashion_mnist")
 def build_fashion_mnist(cfg, params) -> DataBundle:
     """Fashion-MNIST clothing images (60k/10k, 28x28) from data.root in torchvision's layout."""
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # optional heavy dependency: imported on use
 
     return _torchvision_mnist(FashionMNIST, cfg, "fashion_mnist")
 
 
-@DATASETS.register("cifar10")
 def build_cifar10(cfg, params) -> DataBundle:
     """CIFAR-10 (50k/10k color 32x32) read by trainlab's own pickle-batch Dataset."""
-    from trainlab.data.cifar import FOLDER, CIFAR10Pickle
-
     root = Path(cfg.root)
     if cfg.download and not (root / FOLDER).is_dir():
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import CIFAR10  # optional heavy dependency: imported on use
 
         CIFAR10(str(root), train=True, download=True)  # the real download path; we read the files ourselves
     train, test = CIFAR10Pickle(root, train=True), CIFAR10Pickle(root, train=False)
@@ -81,19 +74,8 @@ def build_cifar10(cfg, params) -> DataBundle:
                       "classification", "image", train.classes)
 
 
-@dataclass
-class ImageFolderParams:
-    path: str = opt("", help="folder with one sub-folder of images per class")
-    test_path: str | None = opt(None, help="optional folder of the same layout used as the test split")
-    image_size: list[int] = opt(lambda: [32, 32], help="every image is resized to [height, width]")
-    channels: int = opt(3, help="1 = grayscale, 3 = RGB", ge=1, le=3)
-
-
-@DATASETS.register("image_folder", config=ImageFolderParams)
 def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     """Your own images: one sub-folder per class (like torchvision.datasets.ImageFolder)."""
-    from trainlab.data.images import ImageFiles
-
     if not params.path:
         raise UserError("data.path is required for image_folder: a folder with one sub-folder per class")
     size = params.image_size * 2 if len(params.image_size) == 1 else params.image_size
@@ -104,20 +86,6 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     return DataBundle(pool, test, "classification", "image", pool.classes)
 
 
-@dataclass
-class CSVParams:
-    path: str = opt("", help="CSV file with a header row")
-    target: str | None = opt(None, help="target column (default: the last column)")
-    features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
-    task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
-    categorical: str = opt("onehot", help="non-numeric feature columns: onehot or error")
-    missing: str = opt("error", help="rows with missing values: error or drop")
-    test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
-
-
-@DATASETS.register("csv", config=CSVParams)
 def build_csv(cfg, params: CSVParams) -> DataBundle:
     """Your own table: feature columns + a target column; classification or regression."""
-    from trainlab.data.tabular import read_csv_bundle
-
     return read_csv_bundle(params)

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from trainlab.data.base import ArrayDataset, DataBundle, targets_of
-from trainlab.data.datasets import DATASETS
-from trainlab.data.loader import LoaderBatches, TensorBatches
+from trainlab.core.errors import UserError
+from trainlab.data.base import ArrayDataset, DataBundle, KnowsSize, targets_of
+from trainlab.data.batches import LoaderBatches, TensorBatches
+from trainlab.data.catalog import DATASETS
 from trainlab.data.splits import Splits, make_splits
 from trainlab.data.transforms import Pipeline
-from trainlab.errors import UserError
 
 STATS_SAMPLE = 10_000  # samples used to fit normalize on streamed datasets
 
@@ -123,7 +123,7 @@ class DataView:
         if train and dcfg.drop_last and bs > len(ds):
             raise UserError(f"data.batch_size={bs} is larger than the {len(ds)} training samples with "
                             f"data.drop_last=true: no batch would be left; lower batch_size or set drop_last=false")
-        if self._in_memory(ds):
+        if self.in_memory(ds):
             x, y = self._materialize(ds)
             x = pipe.prefix(x)  # deterministic preprocessing, once
             rest = pipe.rest if pipe.random else None
@@ -132,14 +132,15 @@ class DataView:
         return LoaderBatches(ds, bs, train and dcfg.shuffle, train and dcfg.drop_last, pipe, device,
                              dcfg.num_workers, pin, dcfg.persistent_workers)
 
-    def _in_memory(self, ds) -> bool:
+    def in_memory(self, ds) -> bool:
+        """Whether `ds` takes the in-memory path (data.in_memory, or auto: it fits in data.memory_limit_mb)."""
         dcfg = self.data.cfg.data
         if dcfg.in_memory != "auto":
             return bool(dcfg.in_memory)
         if isinstance(ds, ArrayDataset):
             return True
         base = ds.dataset if isinstance(ds, Subset) else ds
-        per_item = base.nbytes() / max(len(base), 1) if hasattr(base, "nbytes") else 0
+        per_item = base.nbytes() / max(len(base), 1) if isinstance(base, KnowsSize) else 0
         # stored as float32 after the prefix: up to 4x the decoded uint8 size
         return per_item * len(ds) * 4 <= dcfg.memory_limit_mb * 2**20
 

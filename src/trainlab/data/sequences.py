@@ -13,7 +13,7 @@ import string
 
 import numpy as np
 
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 
 
 def first_marker_task(n: int, seed: int = 0, markers: str = "abc", min_len: int = 12,

@@ -12,13 +12,12 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 
 
 @dataclass
 class Splits:
     """Indices into the pool. `test` is None when the dataset has an official test split."""
-
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray | None
@@ -77,7 +76,12 @@ def fold_splits(idx: np.ndarray, k: int, method: str, seed: int, labels: np.ndar
     validation fold lies after its training part with `gap` samples dropped between them (windows whose targets
     would overlap the fold's), and the first chunk of the series is never validated.
     """
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
+    from sklearn.model_selection import (  # optional heavy dependency: imported on use
+        GroupKFold,
+        KFold,
+        StratifiedKFold,
+        TimeSeriesSplit,
+    )
 
     if method not in FOLD_SPLITTERS:
         raise UserError(f"unknown fold splitter {method!r}; choose from: {', '.join(FOLD_SPLITTERS)}")

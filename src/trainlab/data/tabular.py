@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.errors import UserError
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -13,47 +13,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from trainlab.config import opt
+from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.datasets import DATASETS
-from trainlab.errors import UserError
+from trainlab.data.catalog import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
+from trainlab.data.sequences import first_marker_task
+from trainlab.data.tabular import read_table
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")  # words, and each punctuation mark on its own
-
-
-@dataclass
-class TokenizerParams:
-    tokenizer: Literal["char", "word"] = opt("word", help="split texts into characters or words (+ punctuation)")
-    lowercase: bool = opt(True, help="lowercase texts before tokenizing")
-    min_freq: int = opt(1, help="keep tokens seen at least this often in the training texts", ge=1)
-    max_vocab: int = opt(20000, help="keep at most this many tokens (most frequent first), besides <pad>/<unk>", ge=1)
-    max_len: int = opt(64, help="token ids per text: longer texts are truncated, shorter ones padded", ge=1)
-
-
-@dataclass
-class TextParams(TokenizerParams):
-    path: str = opt("", help="CSV with a text column and a label column")
-    text_column: str = opt("text", help="column holding the texts")
-    label_column: str = opt("label", help="column holding the class labels")
-    test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
-
-
-@dataclass
-class FirstMarkerParams(TokenizerParams):
-    tokenizer: Literal["char", "word"] = opt("char", help="split texts into characters or words (+ punctuation)")
-    max_len: int = opt(32, help="token ids per text (the generated texts have min_len..max_len letters)", ge=1)
-    samples: int = opt(3000, help="generated texts", ge=10)
-    markers: str = opt("abc", help="marker letters; the label is the one that occurs first")
-    min_len: int = opt(12, help="shortest generated text", ge=1)
 
 
 # ----------------------------------------------------------------------------- tokenizer and vocabulary
@@ -87,7 +61,6 @@ def encode(texts: list[str], meta: dict) -> torch.Tensor:
 
 class TextPool(Dataset):
     """Raw texts and labels, before a vocabulary exists: (text, label) items, `.targets` for stratified splits."""
-
     def __init__(self, texts: list[str], targets: torch.Tensor):
         self.texts, self.targets = list(texts), targets
 
@@ -120,7 +93,6 @@ def text_bundle(pool: TextPool, test: TextPool | None, classes: list[str], param
 # ----------------------------------------------------------------------------- datasets
 
 def read_texts(path: str, params: TextParams, classes: list[str] | None = None) -> tuple[list[str], pd.Series]:
-    from trainlab.data.tabular import read_table
 
     df = read_table(path)
     for what, col in (("text", params.text_column), ("label", params.label_column)):
@@ -133,7 +105,6 @@ def read_texts(path: str, params: TextParams, classes: list[str] | None = None) 
     return df[params.text_column].astype(str).tolist(), df[params.label_column].astype(str)
 
 
-@DATASETS.register("text", config=TextParams)
 def build_text(cfg, params: TextParams) -> DataBundle:
     """Your own texts: a CSV with a text column and a label column (char or word tokens)."""
     if not params.path:
@@ -152,11 +123,8 @@ def build_text(cfg, params: TextParams) -> DataBundle:
     return text_bundle(pool, test, classes, params, meta)
 
 
-@DATASETS.register("first_marker", config=FirstMarkerParams)
 def build_first_marker(cfg, params: FirstMarkerParams) -> DataBundle:
     """Generated texts: which marker letter comes first? Order matters, counts do not (no download)."""
-    from trainlab.data.sequences import first_marker_task
-
     if params.max_len < params.min_len:
         raise UserError(f"data.max_len={params.max_len} must be >= data.min_len={params.min_len}")
     # a fixed seed: the data set is the same whatever the run's seed (which drives splits and training)
@@ -168,9 +136,7 @@ def build_first_marker(cfg, params: FirstMarkerParams) -> DataBundle:
 def predict_texts(meta: dict, items: list[str]) -> tuple[list[str], list[str]]:
     """`trainlab predict` arguments -> (texts, names): a .csv gives its text column, a .txt file one text per
     line, anything else is itself the text to classify."""
-    from pathlib import Path
 
-    from trainlab.data.tabular import read_table
 
     texts, names = [], []
     for item in items:

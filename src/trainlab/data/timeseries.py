@@ -18,39 +18,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from trainlab.config import opt
+from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.datasets import DATASETS
-from trainlab.errors import UserError
-from trainlab.forecast import baseline_scores
-
-
-@dataclass
-class TimeSeriesParams:
-    series: str = opt("sunspots", help="bundled series (no download): sunspots (yearly 1700-2008), co2 (monthly "
-                      "Mauna Loa 1958-2001), elnino (monthly sea temperature 1950-2010); unused with path")
-    path: str = opt("", help="your own CSV: one row per time step, in time order")
-    target: list[str] | None = opt(None, help="column(s) to forecast (CSV default: the last column)")
-    features: list[str] = opt(list, help="extra input columns (their past values are inputs, never targets)")
-    time_column: str | None = opt(None, help="CSV column of time stamps: must increase; labels the forecasts")
-    lookback: int = opt(24, help="past steps the model sees", ge=1)
-    horizon: int = opt(1, help="future steps it forecasts", ge=1)
-    stride: int = opt(1, help="steps between the starts of consecutive windows", ge=1)
-    season: int | None = opt(None, help="season length of the seasonal-naive baseline (default: 11 for sunspots, "
-                                        "12 otherwise)", ge=1)
-    missing: Literal["error", "interpolate"] = opt("error", help="missing CSV values: error, or interpolate in time")
+from trainlab.data.catalog import TimeSeriesParams
+from trainlab.data.forecast import baseline_scores
+from trainlab.data.tabular import read_table
 
 
 @dataclass
 class Series:
     """values (T, F) with the target columns first; times labels each step (or None)."""
-
     name: str
     frame: pd.DataFrame
     targets: list[str]
@@ -61,14 +43,14 @@ class Series:
 # ----------------------------------------------------------------------------- sources
 
 def _sunspots() -> Series:
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # optional heavy dependency: imported on use
 
     df = sm.datasets.sunspots.load_pandas().data
     return Series("sunspots", df[["SUNACTIVITY"]], ["SUNACTIVITY"], df["YEAR"].astype(int).tolist(), 11)
 
 
 def _co2() -> Series:
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # optional heavy dependency: imported on use
 
     weekly = sm.datasets.co2.load_pandas().data  # weekly, with gaps
     monthly = weekly.resample("MS").mean().interpolate()
@@ -76,7 +58,7 @@ def _co2() -> Series:
 
 
 def _elnino() -> Series:
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # optional heavy dependency: imported on use
 
     wide = sm.datasets.elnino.load_pandas().data  # one row per year, one column per month
     months = wide.columns[1:]
@@ -89,7 +71,6 @@ BUNDLED = {"sunspots": _sunspots, "co2": _co2, "elnino": _elnino}
 
 
 def _read_csv(params: TimeSeriesParams) -> Series:
-    from trainlab.data.tabular import read_table
 
     df = read_table(params.path)
     targets = params.target or [str(df.columns[-1])]
@@ -210,7 +191,6 @@ def _fit_target_scale(bundle: DataBundle, train_idx: np.ndarray) -> DataBundle:
     return dataclasses.replace(bundle, model_info=info, fit=None)
 
 
-@DATASETS.register("timeseries", config=TimeSeriesParams)
 def build_timeseries(cfg, params: TimeSeriesParams) -> DataBundle:
     """Sliding windows over a bundled series (sunspots, co2, elnino) or CSV columns, for forecasting."""
     s = load_series(params)
@@ -248,7 +228,6 @@ def predict_windows(meta: dict, files: list[str]) -> list[tuple[str, np.ndarray,
     """
     if not files:
         return [(meta["series"], np.asarray(meta["tail"], dtype=np.float64), meta["future"])]
-    from trainlab.data.tabular import read_table
 
     out = []
     for f in files:

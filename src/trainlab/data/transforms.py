@@ -15,10 +15,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from trainlab.errors import UserError
-from trainlab.registry import Registry
-
-TRANSFORMS = Registry("transform")
+from trainlab.core.errors import UserError
+from trainlab.data.catalog import TRANSFORMS
 
 
 class ToFloat:
@@ -96,23 +94,20 @@ def _size(size) -> list[int]:
     return size
 
 
-TRANSFORMS.add("to_tensor", lambda: ToFloat(), help="uint8 0..255 -> float 0..1 (added automatically)")
-TRANSFORMS.add("to_dtype", lambda dtype="float32", scale=True: ToFloat(), help="alias of to_tensor")
-TRANSFORMS.add("normalize", Normalize, help="(x - mean) / std; mean/std fitted on the training split if omitted")
-TRANSFORMS.add("resize", lambda size: Functional(TF.resize, size=_size(size), antialias=True),
-               help="resize images to size (int: shorter side, or [h, w])")
-TRANSFORMS.add("center_crop", lambda size: Functional(TF.center_crop, output_size=_size(size)),
-               help="crop the center [h, w]")
-TRANSFORMS.add("grayscale", lambda num_output_channels=1: Functional(TF.rgb_to_grayscale,
-               num_output_channels=num_output_channels), help="RGB -> grayscale")
+def to_float(dtype: str = "float32", scale: bool = True) -> ToFloat:
+    return ToFloat()
 
 
-def _register_augments() -> None:
-    from trainlab.data.augment import BATCH_AUGMENTS
+def resize(size) -> Functional:
+    return Functional(TF.resize, size=_size(size), antialias=True)
 
-    for name, cls in BATCH_AUGMENTS.items():
-        if name not in TRANSFORMS:
-            TRANSFORMS.add(name, cls, help=(cls.__doc__ or name).strip().splitlines()[0] + " (per sample, training)")
+
+def center_crop(size) -> Functional:
+    return Functional(TF.center_crop, output_size=_size(size))
+
+
+def grayscale(num_output_channels: int = 1) -> Functional:
+    return Functional(TF.rgb_to_grayscale, num_output_channels=num_output_channels)
 
 
 def build_step(spec: dict | str):
@@ -128,7 +123,7 @@ def build_step(spec: dict | str):
     except ValueError as e:
         raise UserError(f"bad arguments for transform {name!r}: {e}") from None
     if not hasattr(step, "random"):
-        step.random = True  # batch augmentations from trainlab.data.augment
+        step.random = TRANSFORMS.entry(name).meta["random"]  # batch augmentations from trainlab.data.augment
     return step
 
 
@@ -136,7 +131,6 @@ class Pipeline:
     """An ordered list of steps applied to a batch; `prefix()` / `rest()` split off what can run once up front."""
 
     def __init__(self, specs: list, uint8_input: bool):
-        _register_augments()
         self.specs = [dict(s) if isinstance(s, dict) else {"name": s} for s in specs]
         self.steps = [build_step(s) for s in self.specs]
         if uint8_input and not any(isinstance(s, ToFloat) for s in self.steps):
@@ -182,5 +176,4 @@ class Pipeline:
 
 
 def transform_kinds() -> dict[str, str]:
-    _register_augments()
     return {n: TRANSFORMS.entry(n).help for n in TRANSFORMS.names()}

@@ -1,16 +1,12 @@
 """Convolutional networks: a configurable conv-block CNN, LeNet-5 and a small ResNet."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from trainlab.config import opt
-from trainlab.errors import UserError
-from trainlab.models.activations import ACTIVATIONS, activation
+from trainlab.core.errors import UserError
+from trainlab.models.catalog import ACTIVATIONS, CNNConfig, LeNetConfig, ResNetConfig, activation
 from trainlab.models.mlp import mlp_layers
-from trainlab.models.registry import MODELS
 
 
 def _check_image(name: str, input_shape: tuple) -> None:
@@ -21,17 +17,6 @@ def _check_image(name: str, input_shape: tuple) -> None:
 def _flat_size(features: nn.Module, input_shape: tuple) -> int:
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).numel())
-
-
-@dataclass
-class CNNConfig:
-    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block")
-    kernel_size: int = opt(3, help="conv kernel size (padding keeps the size)", ge=1)
-    pool: str = opt("max", help="pooling after each block: max, avg or none")
-    batch_norm: bool = opt(True, help="BatchNorm2d after each conv")
-    activation: str = opt("relu", help="activation (trainlab list activations)")
-    dropout: float = opt(0.0, help="dropout before each head layer", ge=0.0, lt=1.0)
-    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head")
 
 
 def conv_block(c_in: int, c_out: int, k: int, pool: str, bn: bool, act: str) -> nn.Sequential:
@@ -48,7 +33,6 @@ def conv_block(c_in: int, c_out: int, k: int, pool: str, bn: bool, act: str) -> 
     return nn.Sequential(*layers)
 
 
-@MODELS.register("cnn", inputs=("image",), config=CNNConfig)
 def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """Conv blocks (conv -> BN -> activation -> pool) and an MLP head; returns logits (B, num_outputs)."""
     _check_image("cnn", input_shape)
@@ -65,12 +49,6 @@ def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int, **info) -> n
     return nn.Sequential(features, *head)
 
 
-@dataclass
-class LeNetConfig:
-    activation: str = opt("relu", help="LeCun used tanh; relu trains faster")
-
-
-@MODELS.register("lenet5", inputs=("image",), config=LeNetConfig)
 def build_lenet5(cfg: LeNetConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """LeNet-5: conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> 120 -> 84 -> outputs."""
     _check_image("lenet5", input_shape)
@@ -101,13 +79,6 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + self.skip(x))
 
 
-@dataclass
-class ResNetConfig:
-    width: int = opt(16, help="channels of the first stage (doubled at each later stage)", ge=1)
-    blocks: list[int] = opt(lambda: [1, 1, 1], help="residual blocks per stage")
-
-
-@MODELS.register("resnet_small", inputs=("image",), config=ResNetConfig)
 def build_resnet_small(cfg: ResNetConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """A small CIFAR-style ResNet: 3x3 stem, stages of BasicBlocks (stride 2 between), global average pool."""
     _check_image("resnet_small", input_shape)

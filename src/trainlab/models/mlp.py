@@ -2,23 +2,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from torch import nn
 
-from trainlab.config import opt
-from trainlab.models.activations import ACTIVATIONS, activation
-from trainlab.models.registry import MODELS
-
-
-@dataclass
-class MLPConfig:
-    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes")
-    activation: str = opt("relu", help="activation (trainlab list activations)")
-    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
-    batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
-    output_activation: str | None = opt(None,
-                                        help="applied to the logits; leave null (see README: the course's Sigmoid)")
+from trainlab.models.catalog import ACTIVATIONS, CourseMLPConfig, MLPConfig, activation
 
 
 def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: float, batch_norm: bool) -> list[nn.Module]:
@@ -36,7 +23,6 @@ def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: floa
     return layers
 
 
-@MODELS.register("mlp", inputs=("image", "tabular"), config=MLPConfig)
 def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """Fully connected network on flattened inputs; returns logits (B, num_outputs)."""
     layers = mlp_layers(math.prod(input_shape), cfg.hidden, num_outputs, cfg.activation, cfg.dropout, cfg.batch_norm)
@@ -45,14 +31,6 @@ def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int, **info) -> n
     return nn.Sequential(*layers)
 
 
-@dataclass
-class CourseMLPConfig:
-    activation: str = opt("relu", help="activation between the layers")
-    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
-    output_activation: str | None = opt(None, help="the course ends with sigmoid; null (default) returns logits")
-
-
-@MODELS.register("course_mlp", inputs=("image", "tabular"), config=CourseMLPConfig)
 def build_course_mlp(cfg: CourseMLPConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """The course's network: 784 -> 196 -> 49 -> 10 on 28x28 images (inputs/outputs follow the data)."""
     return build_mlp(MLPConfig([196, 49], cfg.activation, cfg.dropout, False, cfg.output_activation),

@@ -8,29 +8,14 @@ final hidden state (`last`; both directions when bidirectional) or pools all ste
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from trainlab.config import opt
-from trainlab.models.registry import MODELS
+from trainlab.models.catalog import RNNConfig
 from trainlab.models.seqlayers import SequenceInput, lengths_of, output_scale, pool
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-@dataclass
-class RNNConfig:
-    cell: Literal["rnn", "lstm", "gru"] = opt("lstm", help="recurrent cell: rnn (Elman, tanh), lstm or gru")
-    hidden: int = opt(64, help="hidden state size per direction", ge=1)
-    layers: int = opt(1, help="stacked recurrent layers", ge=1)
-    bidirectional: bool = opt(False, help="also read the sequence backwards (not for forecasting the future)")
-    dropout: float = opt(0.0, help="dropout between recurrent layers and before the head", ge=0.0, lt=1.0)
-    pooling: Literal["last", "mean", "max"] = opt("last", help="head input: final hidden state, or mean/max over steps")
-    embed_dim: int = opt(64, help="token embedding size (text inputs only)", ge=1)
 
 
 class RNNModel(nn.Module):
@@ -62,7 +47,6 @@ class RNNModel(nn.Module):
         return self.scale(self.head(self.drop(feats)))
 
 
-@MODELS.register("rnn", inputs=("sequence", "text", "image"), config=RNNConfig)
 def build_rnn(cfg: RNNConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """RNN/LSTM/GRU over time steps (series windows, image rows, tokens); forecasts or class logits."""
     return RNNModel(cfg, input_shape, num_outputs, info)

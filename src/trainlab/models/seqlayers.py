@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 
 
 def sequence_shape(name: str, input_shape: tuple, info: dict) -> tuple[int, int | None]:

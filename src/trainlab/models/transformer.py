@@ -9,31 +9,14 @@ padding is masked out of every attention and pooling; `causal` lets position i s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-from trainlab.config import opt
-from trainlab.errors import UserError
+from trainlab.core.errors import UserError
 from trainlab.models.attention import MultiHeadAttention
-from trainlab.models.registry import MODELS
+from trainlab.models.catalog import TransformerConfig
 from trainlab.models.seqlayers import SequenceInput, output_scale, pool
-
-
-@dataclass
-class TransformerConfig:
-    d_model: int = opt(64, help="width of every token representation", ge=1)
-    heads: int = opt(4, help="attention heads (must divide d_model)", ge=1)
-    layers: int = opt(2, help="encoder blocks", ge=1)
-    ff_dim: int = opt(128, help="hidden size of each block's feed-forward network", ge=1)
-    dropout: float = opt(0.1, help="dropout on attention weights and residual branches", ge=0.0, lt=1.0)
-    positional: Literal["sinusoidal", "learned", "none"] = opt(
-        "sinusoidal", help="positional encoding; none makes the model blind to order (a bag of tokens)")
-    pooling: Literal["cls", "mean", "last"] = opt(
-        "cls", help="head input: a learned CLS token, the mean, or the last step")
-    causal: bool = opt(False, help="causal mask: each position attends only to itself and earlier positions")
 
 
 def sinusoidal_positions(steps: int, d_model: int) -> torch.Tensor:
@@ -95,7 +78,6 @@ class TransformerModel(nn.Module):
         return self.scale(self.head(feats))
 
 
-@MODELS.register("transformer", inputs=("sequence", "text", "image"), config=TransformerConfig)
 def build_transformer(cfg: TransformerConfig, input_shape: tuple, num_outputs: int, **info) -> nn.Module:
     """Transformer encoder (multi-head self-attention + feed-forward blocks); class logits or forecasts."""
     if cfg.d_model % cfg.heads:

@@ -1,0 +1,151 @@
+"""Every command's arguments, in one light module: building the parser imports neither torch nor any
+workflow, so `trainlab --help`, `COMMAND --help` and usage errors answer at once.
+
+Choices that a workflow also knows (fold splitters, export formats, serve's upload limit) are spelled
+here too; tests/test_cli.py checks that both spellings agree.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FOLD_SPLITS = ("auto", "stratified", "kfold", "group", "time")  # "auto" + trainlab.data.splits.FOLD_SPLITTERS
+EXPORT_FORMATS = ("onnx", "torchscript")  # trainlab.use.export.FORMATS
+SERVE_MAX_BYTES = 2 * 2**20  # trainlab.use.serve.DEFAULT_MAX_BYTES: a 2 MiB image is far larger than any input here
+REGISTRY_KINDS = ("datasets", "models", "activations", "optimizers", "schedulers", "losses", "metrics", "transforms")
+
+
+def out_arg(p: argparse.ArgumentParser, help: str = "directory for result.json") -> None:
+    p.add_argument("--out", type=Path, default=None, help=help)
+
+
+def config_args(p: argparse.ArgumentParser, config_help: str = "YAML config",
+                example: str = "train.epochs=3") -> None:
+    p.add_argument("config", help=config_help)
+    p.add_argument("overrides", nargs="*", help=f"dotted key=value overrides, e.g. {example}")
+
+
+def train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.epochs=3")
+    out_arg(p, "run directory (default: runs/<dataset>-<model>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--dry-run", action="store_true", help="one epoch on two batches: checks the whole pipeline")
+    p.add_argument("--deterministic", action="store_true",
+                   help="PyTorch's deterministic algorithms (same as train.deterministic=true)")
+
+
+def evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--split", choices=("val", "test"), default="test")
+    out_arg(p)
+
+
+def predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="RUN_DIR or an exported model file (.onnx, .torchscript.pt)")
+    p.add_argument("files", nargs="*", help="image files, CSV files with the training feature columns, or texts "
+                   "(text runs); none for a forecasting run: the steps after its data ends")
+    p.add_argument("--top", type=int, default=3, help="how many classes to show per input")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a TorchScript model file: it carries code that runs when loaded (use only your own)")
+    out_arg(p)
+
+
+def summary(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+
+
+def list_(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", nargs="?", choices=REGISTRY_KINDS, help="what to list (default: all)")
+
+
+def cv(p: argparse.ArgumentParser) -> None:
+    config_args(p)
+    p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
+    p.add_argument("--split", choices=FOLD_SPLITS, default="auto",
+                   help="auto: time for sequence data, group with --group, stratified for classification, else kfold")
+    p.add_argument("--group", metavar="COLUMN", help="csv data: rows sharing this column's value stay in "
+                                                     "one fold (the column is not used as a feature)")
+    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    p.add_argument("--out", type=Path, default=None, help="directory (default: runs/<data>-<model>-cv-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
+    p.add_argument("--verbose", action="store_true", help="print every epoch of every fold")
+    p.add_argument("--dry-run", action="store_true", help="one epoch on two batches per fold")
+
+
+def tune(p: argparse.ArgumentParser) -> None:
+    config_args(p, "YAML config with a tune section", "train.epochs=10")
+    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    p.add_argument("--metric", help="validation objective, e.g. val_accuracy (default: train.monitor)")
+    p.add_argument("--cv", type=int, metavar="K", help="objective = mean over K folds instead of the val split")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db); share a "
+                                     "postgresql:// URL between workers to scale out")
+    p.add_argument("--study", help="study name (default: the config file name)")
+    p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    p.add_argument("--no-prune", action="store_true", help="run every trial to the end")
+    p.add_argument("--search-only", action="store_true", help="skip the final retrain and test evaluation "
+                                                              "(extra workers of a shared study)")
+    p.add_argument("--out", type=Path, help="directory (default: runs/<config name>-tune)")
+    p.add_argument("--dry-run", action="store_true", help="2 trials of one epoch on two batches, in memory")
+
+
+def lr_find(p: argparse.ArgumentParser) -> None:
+    config_args(p, example="train.optimizer=sgd")
+    p.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+    p.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    p.add_argument("--steps", type=int, default=200, help="training steps of the sweep (default 200)")
+    p.add_argument("--out", type=Path, help="directory (default: runs/<data>-<model>-lr-find)")
+    p.add_argument("--dry-run", action="store_true", help="a 10-step sweep")
+
+
+def runs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", default="runs", type=Path, help="directory with runs (default: runs)")
+    p.add_argument("--sort", metavar="COLUMN", help="sort by this column (e.g. test, best_val, lr, time_s)")
+    p.add_argument("--reverse", action="store_true", help="descending order")
+    p.add_argument("--out", type=Path, default=None, help="directory for result.json (the runs as rows)")
+
+
+def compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, help="two or more run directories")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for compare.png and result.json (default: compare.png in the current "
+                        "directory, no result.json)")
+
+
+def plot(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("activations", "curves"),
+                   help="activations: functions and derivatives; curves: a run's learning curves")
+    p.add_argument("names", nargs="*", help="activations: names (default: all); curves: RUN_DIR")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for the PNG and result.json (default: the run directory for curves, "
+                        "the current directory for activations)")
+
+
+def tensorboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("logdir", nargs="?", default="runs", type=Path,
+                   help="directory searched for TensorBoard event files (default: runs)")
+    p.add_argument("--port", type=int, default=6006, help="port on 127.0.0.1 (default 6006)")
+
+
+def export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a trainlab run directory")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="file format (default: onnx)")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: RUN_DIR/model.onnx or "
+                   "RUN_DIR/model.torchscript.pt)")
+    p.add_argument("--samples", type=int, default=256, help="test-split inputs in the parity check")
+
+
+def serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory or an exported .onnx/.pt file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
+    p.add_argument("--max-bytes", type=int, default=SERVE_MAX_BYTES, help="request body limit in bytes")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a TorchScript model file (it runs code when loaded); only for files you made")
+
+
+def doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the information as JSON instead of a report")

@@ -1,0 +1,51 @@
+"""Small pieces of the training loop kept out of trainer.py: per-step tallies, the shape-error hint, signals."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+import torch
+from torch import nn
+
+
+def expected_input(model: nn.Module) -> str:
+    """'; first layer Linear expects 784 input features' - what the model wanted, for shape errors."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return f"; its first layer {type(m).__name__} expects {m.in_features} input features"
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return f"; its first layer {type(m).__name__} expects {m.in_channels} input channels"
+    return ""
+
+
+def stack_losses(losses: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Per-step loss scalars -> (n,) float32 on `device` (empty when no step ran)."""
+    return torch.stack(losses).float() if losses else torch.zeros(0, device=device)
+
+
+def count_correct(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor | int:
+    """How many predicted classes equal the labels, over the steps so far (0 when there are none)."""
+    if not preds:
+        return 0
+    return (torch.cat([p.reshape(-1) for p in preds]) == torch.cat([t.reshape(-1) for t in targets])).sum()
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer):
+    """SIGINT/SIGTERM set trainer.stop_signal; the loop saves last.pt at the next step boundary and raises
+    Interrupted. Only the main thread may install handlers (a Trainer in a worker thread just runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    trainer.stop_signal = False
+
+    def handler(signum, frame):
+        trainer.stop_signal = True
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,22 @@
+"""The `model` section of a config: `name` here, each model's own options in its catalog entry.
+
+    model_settings({"name": "mlp", "hidden": [256, 64]})   # -> ModelConfig(name="mlp", params=MLPConfig(...))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trainlab.core.schema import opt, section_with_params
+from trainlab.models.catalog import MODELS
+
+
+@dataclass
+class ModelConfig:
+    name: str = opt("mlp", help="model (trainlab list models)")
+    params: Any = None  # the model's own options (its registry dataclass)
+
+
+
+def model_settings(values: dict) -> ModelConfig:
+    return section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})

@@ -1,0 +1,198 @@
+"""`trainlab runs [DIR]`: a table of the runs under a directory; `trainlab compare RUN RUN...`: what differs.
+
+    trainlab runs                         # every run under runs/, oldest first
+    trainlab runs runs --sort test --reverse
+    trainlab compare runs/a runs/b --out runs/a-vs-b    # config diff + overlaid curves (compare.png)
+
+A run directory is one holding config.yaml and manifest.json (what `trainlab train` writes). The table
+shows the config keys every run has (dataset, model, optimizer, lr, batch size) plus up to MAX_VARYING
+other keys whose values differ between the listed runs - usually what the runs were made to compare.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import yaml
+
+from trainlab.core.errors import UserError
+from trainlab.core.files import read_json, write_json
+from trainlab.observe.plots import compare_curves, metric_to_show, read_history
+
+FIXED_KEYS = {"data.name": "dataset", "model.name": "model", "train.optimizer": "optimizer", "train.lr": "lr",
+              "data.batch_size": "batch"}
+MAX_VARYING = 4
+HEADLINE = ("accuracy", "f1", "r2", "mae", "rmse", "loss")  # the test metric shown, first one present
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}; lists stay values."""
+    out = {}
+    for key, value in (tree or {}).items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories under `root` (or `root` itself), sorted by path."""
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory")
+    found = {p.parent for p in root.rglob("config.yaml") if (p.parent / "manifest.json").is_file()}
+    return sorted(found)
+
+
+def load_run_info(run_dir: Path) -> dict:
+    """Config (flattened), result, history and manifest of one run directory; missing files -> empty."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
+    try:
+        cfg = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    except yaml.YAMLError as e:
+        raise UserError(f"{run_dir / 'config.yaml'} is corrupted: {str(e).splitlines()[0]}") from None
+    result = read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
+    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    return {"dir": run_dir, "config": cfg, "result": result, "history": history, "manifest": manifest}
+
+
+def run_row(info: dict, root: Path) -> dict:
+    """One table row: identity, key config values, best validation value, test metric, epochs, time."""
+    cfg, res, hist = info["config"], info["result"], info["history"]
+    test = res.get("test") or {}
+    metric = next((m for m in HEADLINE if m in test), None)
+    status = "failed" if res.get("error") else "done" if res else "incomplete"
+    row = {"run": _relative(info["dir"], root)}
+    row.update({col: cfg.get(key) for key, col in FIXED_KEYS.items()})
+    row.update({"monitor": res.get("monitor"), "best_val": res.get("best_value"),
+                "test_metric": metric, "test": test.get(metric) if metric else None,
+                "epochs": res.get("epochs_run", len(hist)), "time_s": sum(r.get("time", 0.0) for r in hist),
+                "status": status, "problems": ",".join(res.get("diagnosis", {}).get("problems", [])) or "-"})
+    return row
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root)) or "."
+    except ValueError:
+        return str(path)
+
+
+def varying_keys(configs: list[dict], skip=()) -> list[str]:
+    """Dotted keys whose values differ between configs (missing counts as different), in config order."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    return [k for k in keys if k not in skip and len({repr(c.get(k, "<missing>")) for c in configs}) > 1]
+
+
+def runs_table(root: Path, sort: str | None = None, reverse: bool = False) -> tuple[list[str], list[dict]]:
+    """(columns, rows) for every run under `root`."""
+    infos = [load_run_info(d) for d in find_runs(root)]
+    if not infos:
+        raise UserError(f"no trainlab runs under {root} (a run directory holds config.yaml and manifest.json)")
+    extra = varying_keys([i["config"] for i in infos], skip=set(FIXED_KEYS) | {"train.epochs"})[:MAX_VARYING]
+    rows = []
+    for info in infos:
+        row = run_row(info, root)
+        for key in extra:
+            row[key] = info["config"].get(key)
+        rows.append(row)
+    columns = ["run", *FIXED_KEYS.values(), *extra, "monitor", "best_val", "test_metric", "test", "epochs",
+               "time_s", "status", "problems"]
+    if sort:
+        rows = sort_rows(rows, columns, sort, reverse)
+    return columns, rows
+
+
+def sort_rows(rows: list[dict], columns: list[str], key: str, reverse: bool) -> list[dict]:
+    """Sort by one column: numbers numerically, everything else as text; empty values always last."""
+    if key not in columns:
+        raise UserError(f"cannot sort by {key!r}; columns: {', '.join(columns)}")
+
+    def value(row):
+        v = row.get(key)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
+
+    present = sorted((r for r in rows if value(r) is not None), key=value, reverse=reverse)
+    return present + [r for r in rows if value(r) is None]
+
+
+def format_table(columns: list[str], rows: list[dict]) -> str:
+    """Columns aligned with spaces; floats with 4 significant digits."""
+    def fmt(v) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [columns] + [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+# ----------------------------------------------------------------------------- compare
+
+def compare(run_dirs: list[Path], out: Path) -> dict:
+    """Config differences, the key results side by side, and overlaid learning curves in out/compare.png."""
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run directories")
+    infos = [load_run_info(Path(d)) for d in run_dirs]
+    labels = _labels([i["dir"] for i in infos])
+    diff = {k: [i["config"].get(k) for i in infos] for k in varying_keys([i["config"] for i in infos])}
+    rows = [run_row(i, Path(".")) for i in infos]
+    histories = {label: i["history"] for label, i in zip(labels, infos, strict=True) if i["history"]}
+    result = {"runs": [str(i["dir"]) for i in infos], "labels": labels, "config_diff": diff, "results": rows,
+              "plots": []}
+    if histories:
+        first = next(iter(histories.values()))
+        metric = metric_to_show(first, infos[0]["result"].get("monitor", "val_loss"))
+        path = compare_curves(histories, out / "compare.png", metric)
+        result["plots"].append(str(path))
+    return result
+
+
+def _labels(dirs: list[Path]) -> list[str]:
+    names = [d.name for d in dirs]
+    return names if len(set(names)) == len(names) else [str(d) for d in dirs]
+
+
+def format_compare(result: dict) -> str:
+    labels = result["labels"]
+    diff_rows = [{"key": k, **dict(zip(labels, v, strict=True))} for k, v in result["config_diff"].items()]
+    parts = ["config differences:" if diff_rows else "config: identical"]
+    if diff_rows:
+        parts.append(format_table(["key", *labels], diff_rows))
+    keys = ("monitor", "best_val", "test_metric", "test", "epochs", "time_s", "problems")
+    res_rows = [{"": k, **{lab: r.get(k) for lab, r in zip(labels, result["results"], strict=True)}} for k in keys]
+    parts += ["results:", format_table(["", *labels], res_rows)]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- commands
+
+def run(args: argparse.Namespace) -> int:
+
+    columns, rows = runs_table(args.dir, args.sort, args.reverse)
+    print(format_table(columns, rows))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json(args.out / "result.json", {"root": str(args.dir), "columns": columns, "runs": rows})
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+
+    out = args.out if args.out is not None else Path(".")
+    out.mkdir(parents=True, exist_ok=True)
+    result = compare(args.runs, out)
+    print(format_compare(result))
+    for p in result["plots"]:
+        print(f"curves: {p}")
+    if args.out is not None:
+        write_json(args.out / "result.json", result)
+    return 0

@@ -1,0 +1,211 @@
+"""report.html: one self-contained page per run (images embedded as data URIs, no scripts, no requests).
+
+    write_report(Path("runs/demo"))          # rebuild from the run directory's files
+
+Sections: overview, diagnosis, learning curves, test metrics, confusion matrix, per-class metrics,
+predictions, gradients, model summary, config, environment. Written by `trainlab train` (observe.finalize).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import string
+from pathlib import Path
+
+import yaml
+
+from trainlab.core.files import read_json
+
+PAGE = string.Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>$title</title>
+<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d2433; background: #f6f7f9; }
+header { background: #1d2433; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; color: #c7cedb; }
+nav { padding: 8px 32px; background: #e9ecf1; font-size: 14px; }
+nav a { margin-right: 14px; color: #2b5cab; text-decoration: none; }
+main { padding: 8px 32px 40px; max-width: 1200px; }
+section { background: #fff; border-radius: 8px; padding: 4px 20px 16px; margin: 16px 0;
+          box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+h2 { font-size: 18px; border-bottom: 1px solid #e3e6eb; padding-bottom: 6px; }
+table { border-collapse: collapse; font-size: 14px; }
+td, th { padding: 4px 12px; border-bottom: 1px solid #eceef2; text-align: left; }
+th { background: #f2f4f7; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f2f4f7; padding: 12px; overflow-x: auto; font-size: 12px; line-height: 1.35; }
+img { max-width: 100%; height: auto; }
+.check { border-left: 5px solid #9aa3b2; padding: 6px 12px; margin: 8px 0; background: #fafbfc; }
+.check.warning { border-color: #e08a00; background: #fff7e8; }
+.check.ok { border-color: #2e9e5b; }
+.badge { font-size: 12px; font-weight: 600; text-transform: uppercase; margin-right: 8px; }
+.warning .badge { color: #b56f00; } .ok .badge { color: #2e9e5b; } .skipped .badge { color: #6b7385; }
+.error { background: #fdecec; border-left: 5px solid #c62828; padding: 8px 12px; }
+.headline { font-size: 28px; font-weight: 600; }
+</style>
+</head>
+<body>
+<header><h1>$title</h1><p>$subtitle</p></header>
+<nav>$nav</nav>
+<main>
+$body
+</main>
+</body>
+</html>
+""")
+
+CHECK_TITLES = {"overfitting": "Overfitting", "underfitting": "Underfitting", "divergence": "Divergence",
+                "gradients": "Vanishing / exploding gradients", "dead_units": "Dead ReLU units",
+                "input_pipeline": "Input pipeline"}
+
+
+def esc(value) -> str:
+    return html.escape(str(value))
+
+
+def image(path: Path, alt: str) -> str:
+    """An <img> with the PNG embedded as base64, or '' when the plot was not made."""
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def table(rows: list[list], header: list[str] | None = None) -> str:
+    def cell(v, tag="td"):
+        if isinstance(v, float):
+            return f'<{tag} class="num">{v:.4g}</{tag}>'
+        return f"<{tag}>{esc(v)}</{tag}>"
+    head = "<tr>" + "".join(cell(h, "th") for h in header) + "</tr>" if header else ""
+    return "<table>" + head + "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows) + "</table>"
+
+
+def section(sid: str, title: str, content: str) -> tuple[str, str, str]:
+    return sid, title, f'<section id="{sid}"><h2>{esc(title)}</h2>{content}</section>'
+
+
+# ----------------------------------------------------------------------------- sections
+
+def overview(result: dict, data: dict) -> str:
+    test = result.get("test") or {}
+    key = next((k for k in ("accuracy", "f1", "r2", "mae", "rmse") if k in test), None)
+    lines = []
+    if result.get("error"):
+        lines.append(f'<p class="error">Training stopped: {esc(result["error"])}</p>')
+    if key:
+        lines.append(f'<p><span class="headline">{test[key]:.4f}</span> test {esc(key)}</p>')
+    rows = [["task", data.get("task", "?")], ["data kind", data.get("kind", "?")],
+            ["input shape", data.get("input_shape", "?")], ["epochs run", result.get("epochs_run", "?")],
+            ["best epoch", f"{result.get('best_epoch')} ({result.get('monitor')} = {_num(result.get('best_value'))})"],
+            ["stopped early", "yes" if result.get("stopped_early") else "no"]]
+    if result.get("baseline_comparison"):
+        rows.append(["forecast baselines", result["baseline_comparison"]])
+    return "".join(lines) + table(rows)
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
+def diagnosis(diag: dict) -> str:
+    if not diag:
+        return "<p>No diagnosis recorded.</p>"
+    verdict = ("<p><b>Healthy run:</b> no problem found.</p>" if diag.get("healthy") else
+               f"<p><b>{len(diag.get('problems', []))} problem(s) found:</b> {esc(', '.join(diag['problems']))}</p>")
+    parts = [verdict]
+    for name, check in diag.get("checks", {}).items():
+        remedies = "".join(f"<li>{esc(r)}</li>" for r in check.get("remedies", []))
+        parts.append(f'<div class="check {esc(check["status"])}"><span class="badge">{esc(check["status"])}</span>'
+                     f'<b>{esc(CHECK_TITLES.get(name, name))}</b><p>{esc(check["message"])}</p>'
+                     + (f"<p>Try:</p><ul>{remedies}</ul>" if remedies and check["status"] == "warning" else "")
+                     + "</div>")
+    return "".join(parts)
+
+
+def test_metrics(result: dict) -> str:
+    test = result.get("test") or {}
+    if not test:
+        return "<p>No test evaluation (the run did not finish, or the data has no test split).</p>"
+    return table([[k, float(v)] for k, v in test.items()], ["metric", "test"])
+
+
+def per_class_table(per_class: dict) -> str:
+    rows = [[c, m["precision"], m["recall"], m["f1"], m["support"]] for c, m in per_class.items()]
+    return table(rows, ["class", "precision", "recall", "F1", "support"])
+
+
+def environment(manifest: dict) -> str:
+    keys = ("trainlab", "python", "torch", "torchvision", "platform", "device", "seed", "git", "started", "cwd",
+            "test_evaluations")
+    rows = [[k, manifest[k]] for k in keys if k in manifest]
+    if "command" in manifest:
+        rows.append(["command", " ".join(map(str, manifest["command"] or []))])
+    return table(rows)
+
+
+# ----------------------------------------------------------------------------- the page
+
+def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
+    data = _json(run_dir / "data.json")
+    cfg_text = _text(run_dir / "config.yaml")
+    out = [section("overview", "Overview", overview(result, data)),
+           section("diagnosis", "Diagnosis", diagnosis(result.get("diagnosis", {}))),
+           section("curves", "Learning curves", image(run_dir / "curves.png", "learning curves")
+                   or "<p>No completed epoch.</p>"),
+           section("test", "Test metrics", test_metrics(result))]
+    if (run_dir / "confusion_matrix.png").is_file():
+        out.append(section("confusion", "Confusion matrix", image(run_dir / "confusion_matrix.png",
+                                                                   "confusion matrix")))
+    if result.get("per_class"):
+        content = image(run_dir / "per_class.png", "per-class metrics") + per_class_table(result["per_class"])
+        out.append(section("per-class", "Per-class metrics", content))
+    if (run_dir / "predictions.png").is_file():
+        out.append(section("predictions", "Predictions vs actual", image(run_dir / "predictions.png",
+                                                                         "predictions vs actual")))
+    if (run_dir / "gradients.png").is_file():
+        out.append(section("gradients", "Gradients per layer", image(run_dir / "gradients.png", "gradient norms")))
+    out += [section("model", "Model", f"<pre>{esc(_text(run_dir / 'summary.txt'))}</pre>"),
+            section("config", "Config", f"<pre>{esc(cfg_text)}</pre>"),
+            section("environment", "Environment", environment(_json(run_dir / "manifest.json")))]
+    return out
+
+
+def write_report(run_dir: Path, result: dict | None = None) -> Path:
+    """Write RUN_DIR/report.html from the run's files (`result` defaults to RUN_DIR/result.json)."""
+    run_dir = Path(run_dir)
+    result = result if result is not None else read_json(run_dir / "result.json")
+    sections = build_sections(run_dir, result)
+    started = _json(run_dir / "manifest.json").get("started")
+    subtitle = esc(", ".join(x for x in (_dataset_model(run_dir), f"started {started}" if started else "") if x))
+    page = PAGE.substitute(title=esc(f"trainlab run {run_dir.name}"), subtitle=subtitle,
+                           nav="".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections),
+                           body="\n".join(body for _, _, body in sections))
+    path = run_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _dataset_model(run_dir: Path) -> str:
+
+    try:
+        cfg = yaml.safe_load(_text(run_dir / "config.yaml")) or {}
+        return f"dataset {cfg['data']['name']}, model {cfg['model']['name']}"
+    except (yaml.YAMLError, KeyError, TypeError):
+        return ""
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}

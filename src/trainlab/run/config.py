@@ -1,0 +1,66 @@
+"""The whole run configuration: YAML sections `data`, `model`, `train` (+ `tune`) and a top-level `seed`.
+
+    cfg = load_config("examples/digits-mlp.yaml", ["train.epochs=3", "model.hidden=[256,64]"])
+
+Each section is declared and validated by the layer that owns it (data.config, models.config,
+engine.settings); this module only puts them together. Any problem raises UserError with one line
+naming the key, the value and what is allowed; nothing here imports torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from trainlab.core.configfile import apply_overrides, read_yaml
+from trainlab.core.errors import UserError
+from trainlab.core.schema import from_dict, opt, to_dict
+from trainlab.data.config import DataConfig, data_settings
+from trainlab.engine.settings import TrainConfig, train_settings
+from trainlab.models.config import ModelConfig, model_settings
+
+SEED_MAX = 2**32 - 1  # numpy's seeding takes 32-bit seeds
+
+
+@dataclass
+class Config:
+    seed: int = opt(0, help="seed for splits, initialization, shuffling and augmentation", ge=0, le=SEED_MAX)
+    data: DataConfig = opt(DataConfig)
+    model: ModelConfig = opt(ModelConfig)
+    train: TrainConfig = opt(TrainConfig)
+    tune: dict = opt(dict, help="search space for `trainlab tune`: dotted key -> {type, low, high, log, choices}")
+
+
+SECTIONS = {"data": data_settings, "model": model_settings, "train": train_settings}
+
+
+def build_config(raw: dict) -> Config:
+    """Validate a raw dict (from YAML + overrides) into a Config."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config must be a mapping with sections data, model, train; got {type(raw).__name__}")
+    allowed = [f.name for f in dataclasses.fields(Config)]
+    for k in raw:
+        if k not in allowed:
+            raise UserError(f"unknown key {k!r}; allowed: {', '.join(allowed)}")
+    cfg = from_dict(Config, {k: v for k, v in raw.items() if k not in SECTIONS})
+    for name, settings in SECTIONS.items():
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise UserError(f"section {name!r} must be a mapping, got {section!r}")
+        setattr(cfg, name, settings(section))
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    raw = read_yaml(path) if path else {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path} must be a mapping with sections data, model, train; got {type(raw).__name__}")
+    return build_config(apply_overrides(raw, list(overrides)))
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

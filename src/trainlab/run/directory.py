@@ -1,0 +1,102 @@
+"""Run directories: creating one safely, its manifest, and the count of test-split evaluations.
+
+    prepare_run_dir(Path("runs/demo"), cfg, overwrite=False)   # refuses to mix or delete other runs
+    write_json(out / "manifest.json", manifest(cfg, device, sys.argv))
+
+Loading a finished run back is `trainlab.use.loaded.load_run`.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainlab import __version__
+from trainlab.core.errors import UserError
+from trainlab.core.files import read_json, write_json
+from trainlab.run.config import Config, dump_config
+
+RUN_FILES = ("config.yaml", "manifest.json")
+
+
+def default_run_dir(cfg: Config, root: str = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{cfg.data.name}-{cfg.model.name}-{stamp}"
+
+
+def prepare_run_dir(out: Path, cfg: Config, overwrite: bool) -> None:
+    """Create `out`; refuse to mix runs: an existing run with another config needs --overwrite (or --resume)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        old = out / "config.yaml"
+        same = old.is_file() and old.read_text() == dump_config(cfg)
+        if not overwrite:
+            what = "a run with the same config" if same else "a different run" if old.is_file() else "other files"
+            raise UserError(f"--out {out} already holds {what}; pass --overwrite to replace it "
+                            f"or --resume {out} to continue it")
+        if old.is_file():  # only ever delete what looks like a trainlab run
+            shutil.rmtree(out)
+        else:
+            raise UserError(f"--out {out} holds files that are not a trainlab run; refusing to delete them")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
+    import torchvision  # optional heavy dependency: imported on use
+
+    return {
+        "command": argv if argv is not None else sys.argv, "cwd": os.getcwd(), "seed": cfg.seed,
+        "trainlab": __version__, "git": git_hash(), "python": platform.python_version(),
+        "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
+        "device": str(device), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "test_evaluations": 0,
+    }
+
+
+def count_test_evaluation(run_dir: Path) -> int:
+    """The manifest counts test-split evaluations: test metrics are honest only the first time."""
+    m = read_json(run_dir / "manifest.json")
+    m["test_evaluations"] = m.get("test_evaluations", 0) + 1
+    write_json(run_dir / "manifest.json", m)
+    return m["test_evaluations"]
+
+
+def mark_tuned(run_dir: Path, tuned: dict, earlier_test_evaluations: int = 0) -> int:
+    """Record that this run's config was chosen by `trainlab tune` (study, trial, objective).
+
+    A rerun of the search replaces the final run directory; `earlier_test_evaluations` carries the count of
+    the replaced one, so looking at the test split again after more trials still counts as looking again.
+    """
+    m = read_json(run_dir / "manifest.json")
+    m["tuned"] = tuned
+    m["test_evaluations"] = m.get("test_evaluations", 0) + earlier_test_evaluations
+    write_json(run_dir / "manifest.json", m)
+    return m["test_evaluations"]
+
+
+def test_reuse_warning(run_dir: Path, n: int) -> str | None:
+    """The warning for the n-th test evaluation of a run (None for the first): test results must not steer choices."""
+    if n <= 1:
+        return None
+    tuned = read_json(Path(run_dir) / "manifest.json").get("tuned")
+    if tuned:
+        return (f"this run's config was selected by `trainlab tune` (study {tuned.get('study')!r}) on validation data "
+                f"and its test split has now been evaluated {n} times; only the first test score is an unbiased "
+                f"estimate - do not tune or choose models on test results")
+    return (f"the test split of this run has now been evaluated {n} times; decisions based on "
+            f"repeated test results leak the test set into model selection")

@@ -1,0 +1,140 @@
+"""`trainlab lr-find CONFIG`: learning-rate range test - suggests train.lr before a real run.
+
+    trainlab lr-find examples/digits-mlp.yaml --out runs/digits-lr     # -> lr_find.png, result.json
+
+The LR grows exponentially from --start to --end over --steps training steps (Smith, "Cyclical Learning
+Rates", 2017); the loss is smoothed with an exponential moving average and the test stops once it exceeds
+4x its best value (divergence). Suggested LR = the point of steepest descent of the smoothed loss against
+log(LR); `lr_min_loss / 10` is reported as the conservative alternative. The model's initial weights are
+restored afterwards, and the same seed gives the same curve and suggestion.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainlab.core.checkpoint import seed_everything
+from trainlab.core.device import select_device
+from trainlab.core.errors import UserError
+from trainlab.core.files import write_json
+from trainlab.data.prepare import load_data
+from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
+from trainlab.models.catalog import build_model
+from trainlab.run.config import load_config
+from trainlab.workflows.train import configure_torch
+
+BETA = 0.9  # smoothing of the loss curve: an EMA over ~10 steps (more lags the curve by decades of LR)
+DIVERGE = 4.0  # stop once the smoothed loss exceeds this multiple of its best value
+
+
+def run(args: argparse.Namespace) -> int:
+
+    cfg = load_config(args.config, args.overrides)
+    if not 0 < args.start < args.end:
+        raise UserError(f"--start ({args.start:g}) must be > 0 and < --end ({args.end:g})")
+    if args.steps < 10:
+        raise UserError(f"--steps must be >= 10, got {args.steps}")
+    out = args.out or Path("runs") / f"{cfg.data.name}-{cfg.model.name}-lr-find"
+    out.mkdir(parents=True, exist_ok=True)
+    result = lr_range_test(cfg, args.start, args.end, 10 if args.dry_run else args.steps)
+    plot(result, out / "lr_find.png")
+    write_json(out / "result.json", result)
+    print(f"{result['steps_run']} steps, {result['stopped']}; loss lowest at lr {result['lr_min_loss']:.2e}")
+    print(f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; conservative: "
+          f"{result['lr_min_loss'] / 10:.2e}) -> train.lr={result['suggested_lr']:.2g}")
+    print(f"plot: {out / 'lr_find.png'}")
+    return 0
+
+
+def lr_range_test(cfg, start: float = 1e-7, end: float = 10.0, steps: int = 200, model=None) -> dict:
+    """Sweep the LR on the config's training split; `model` (optional) gets its initial weights back."""
+    configure_torch(cfg)
+    device = select_device(cfg.train.device)
+    data = load_data(cfg)
+    view = data.view(data.splits.train, data.splits.val)  # never the test split
+    seed_everything(cfg.seed)
+    if model is None:
+        model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
+    model.to(device)
+    initial = copy.deepcopy(model.state_dict())
+    try:
+        curves = sweep(cfg, model, view.batches("train", device), view.bundle.task, start, end, steps)
+    finally:
+        model.load_state_dict(initial)  # the range test must not leave a half-trained model behind
+    return analyse(*curves, steps)
+
+
+def _batches(batches, generator):
+    """Endless (x, y) batches: a new shuffled epoch whenever one ends."""
+    while True:
+        yield from batches.iterate(batches.order(generator), 0, generator)
+
+
+def sweep(cfg, model, batches, task: str, start: float, end: float, steps: int) -> tuple[list, list, list]:
+    """One optimizer step per LR value start * (end/start)^(i/(steps-1)) until divergence -> (lrs, losses, smoothed).
+
+    smoothed: bias-corrected exponential moving average of the loss (what the stop rule and the suggestion use).
+    """
+
+
+    t = cfg.train
+    loss_fn = LOSSES.get(loss_for(t.loss, task))(label_smoothing=t.label_smoothing)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = OPTIMIZERS.get(t.optimizer)(params, start, t.weight_decay, t.optimizer_params)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    factor = (end / start) ** (1 / (steps - 1))
+    lrs, losses, smoothed, avg, best = [], [], [], 0.0, math.inf
+    model.train()
+    for i, (xb, yb) in zip(range(steps), _batches(batches, generator), strict=False):
+        lr = start * factor ** i
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        opt.step()
+        value = loss.item()  # one sync per step: divergence must be seen at once
+        avg = BETA * avg + (1 - BETA) * value
+        current = avg / (1 - BETA ** (i + 1))  # the EMA starts at 0: correct its bias
+        if not math.isfinite(value) or current > DIVERGE * best:
+            break
+        lrs.append(lr)
+        losses.append(value)
+        smoothed.append(current)
+        best = min(best, current)
+    return lrs, losses, smoothed
+
+
+def analyse(lrs: list[float], losses: list[float], smoothed: list[float], steps: int) -> dict:
+    """Suggested LR = steepest descent of the smoothed loss in log(LR), skipping the noisy first 10% of steps."""
+    if len(lrs) < 5:
+        raise UserError(f"the loss diverged after {len(lrs)} steps; lower --start")
+    skip = min(len(lrs) // 10, len(lrs) - 3)
+    slope = np.gradient(np.array(smoothed[skip:]), np.log(np.array(lrs[skip:])))
+    steepest = skip + int(np.argmin(slope))
+    lowest = int(np.argmin(smoothed))
+    return {"suggested_lr": lrs[steepest], "lr_min_loss": lrs[lowest], "steps_run": len(lrs),
+            "stopped": "diverged" if len(lrs) < steps else "end of sweep",
+            "lrs": lrs, "losses": losses, "smoothed": smoothed}
+
+
+def plot(result: dict, path: Path) -> None:
+    from matplotlib.figure import Figure  # optional heavy dependency: imported on use
+
+    fig = Figure(figsize=(6, 4), tight_layout=True)
+    ax = fig.add_subplot()
+    ax.plot(result["lrs"], result["losses"], color="0.75", lw=0.8, label="loss")
+    ax.plot(result["lrs"], result["smoothed"], color="C0", label="smoothed loss")
+    ax.axvline(result["suggested_lr"], color="C3", ls="--", label=f"suggested {result['suggested_lr']:.1e}")
+    top = max(result["smoothed"][: max(1, len(result["smoothed"]) // 10)]) * 1.5  # keep divergence spikes off scale
+    ax.set(xscale="log", ylim=(0, top), xlabel="learning rate", ylabel="training loss",
+           title="learning-rate range test")
+    ax.legend()
+    fig.savefig(path, dpi=100)

@@ -1,0 +1,145 @@
+"""`trainlab train`: config -> data -> model -> Trainer.fit -> test metrics (once, best weights) -> run directory.
+
+    trainlab train examples/digits-mlp.yaml train.epochs=3 --out runs/demo
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from trainlab.core import distributed
+from trainlab.core.checkpoint import seed_everything
+from trainlab.core.device import select_device
+from trainlab.core.files import write_history, write_json
+from trainlab.data.batches import TensorBatches
+from trainlab.data.forecast import bundle_extras
+from trainlab.data.prepare import load_data
+from trainlab.engine.summary import model_summary
+from trainlab.engine.trainer import NonFiniteLoss, Trainer
+from trainlab.models.catalog import build_model
+from trainlab.observe import monitor as observe
+from trainlab.run.config import Config, dump_config
+from trainlab.run.directory import count_test_evaluation, default_run_dir, manifest, prepare_run_dir
+
+
+def _say(message: str) -> None:
+    """Print above any progress bar, and flush: piped output (CI logs, `| tee`) shows each epoch as it ends."""
+    tqdm.write(message)
+    sys.stdout.flush()
+
+
+def configure_torch(cfg: Config) -> None:
+    """Threads and determinism are process-wide settings: set them once per command."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+
+
+def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
+    parts = [f"epoch {record['epoch']:>3}/{epochs}"]
+    for key, value in record.items():
+        if key.startswith(("train_", "val_")) and key != "train_data_time":
+            parts.append(f"{key} {value:.4f}")
+    parts.append(f"{record['time']:.1f}s")
+    if trainer.best_epoch == record["epoch"]:
+        parts.append("*")
+    return "  ".join(parts)
+
+
+def data_description(data, view) -> dict:
+    bundle = view.bundle
+    raw = bundle.pool[0][0]
+    return {"task": bundle.task, "kind": bundle.kind, "classes": bundle.classes, "num_outputs": bundle.num_outputs,
+            "raw_shape": list(raw.shape), "raw_dtype": str(raw.dtype).replace("torch.", ""),
+            "input_shape": list(view.input_shape), "eval_transforms": view.eval_pipe.state(),
+            "train_transforms": view.train_pipe.state(), "meta": bundle.meta, "model_info": bundle.model_info}
+
+
+def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
+
+    (out / "config.yaml").write_text(dump_config(cfg))
+    write_json(out / "manifest.json", manifest(cfg, device, argv))
+    write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
+    write_json(out / "data.json", data_description(data, view))
+    (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
+
+
+def dry_run_view(view, cfg: Config):
+    """--dry-run: two training batches, one validation and one test batch, one epoch."""
+    view.train_idx = view.train_idx[: 2 * cfg.data.batch_size]
+    view.val_idx = view.val_idx[: cfg.data.eval_batch_size]
+    cfg.train.epochs = 1
+    return view
+
+
+def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, overwrite: bool = False,
+              argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False) -> dict:
+    """Run one training as `trainlab train` does; returns the result written to out/result.json.
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this; see trainlab.core.distributed.
+    """
+    configure_torch(cfg)
+    info = distributed.from_env()
+    device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
+    quiet = quiet or (info is not None and not info.is_main)
+    data = load_data(cfg)
+    view = data.view(data.splits.train, data.splits.val)
+    if dry_run:
+        view = dry_run_view(view, cfg)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
+    out = prepare_output(cfg, out, resume, overwrite, info,
+                         lambda o: write_run_files(o, cfg, data, view, model, device, argv))
+    say = (lambda *a: None) if quiet else _say
+    train_b, val_b = view.batches("train", device), view.batches("val", device)
+    if info:
+        distributed.shard(train_b, info)
+    say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if isinstance(train_b, TensorBatches)
+        else f"data path: {train_b.path}")
+    say(f"run directory: {out}")
+    hooks = [lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs))]
+    hooks += observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
+    trainer = Trainer(model, cfg.train, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
+                      progress=None if not quiet else False, dist=info, device=str(device))
+    try:
+        history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
+    except NonFiniteLoss as e:
+        observe.on_failure(out, trainer, e)
+        raise
+    result = finish_run(trainer, view, out, history, dry_run) if info is None or info.is_main else {}
+    if info:
+        distributed.barrier()
+        distributed.shutdown()
+    return result
+
+
+def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite: bool, info, write_files) -> Path:
+    """Pick and create the run directory (rank 0 only under torchrun; the others learn its name)."""
+    main = info is None or info.is_main
+    out = resume or out or (default_run_dir(cfg) if main else None)
+    if main and not resume:
+        prepare_run_dir(out, cfg, overwrite)
+        write_files(out)
+    if info:
+        out = Path(distributed.broadcast(str(out), info))
+    return out
+
+
+def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False) -> dict:
+    """Evaluate the best weights on the test split once, and write history.csv and result.json."""
+    test_b = view.batches("test", trainer.device)
+    if dry_run and test_b is not None:
+        test_b = test_b.take(1)
+    test = trainer.evaluate(test_b) if test_b is not None else {}
+    count_test_evaluation(out)
+    write_history(out / "history.csv", history)
+    result = {"test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
+              "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
+              "final": history[-1] if history else {}, "run_dir": str(out)}
+    result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
+    observe.finalize(out, trainer, view, result)
+    write_json(out / "result.json", result)
+    return result

@@ -1,0 +1,288 @@
+"""`trainlab tune CONFIG --trials N`: Optuna search over the config's `tune` section; the test split is used once.
+
+    trainlab tune examples/digits-tune.yaml --trials 20                  # study in runs/digits-tune-tune/study.db
+    trainlab tune examples/digits-tune.yaml --trials 30                  # same study: 10 more trials
+    trainlab tune cfg.yaml --trials 100 --storage postgresql://host/db   # run on several machines: one shared study
+
+    tune:                                     # dotted key -> search space; keys are checked like overrides
+      train.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      model.hidden: {type: categorical, choices: [[128], [256, 128]]}
+
+`--trials N` is the study's target: trials run until it holds N finished (complete or pruned) trials, so
+rerunning a command resumes it. Trials fit on train/val (or K folds with --cv K) with a seeded TPE sampler;
+per-epoch (per-fold) reports prune bad trials. Then the best config is retrained on train+val for its best
+epoch count and evaluated on the test split once, in OUT/final (a normal run directory, marked as tuned).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import socket
+import sys
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from trainlab.core.configfile import apply_overrides, read_yaml
+from trainlab.core.device import select_device
+from trainlab.core.errors import Interrupted, UserError
+from trainlab.core.files import write_json
+from trainlab.core.metrics import default_metrics, higher_is_better
+from trainlab.core.schema import to_dict
+from trainlab.data.prepare import load_data
+from trainlab.engine.trainer import NonFiniteLoss
+from trainlab.observe.tb import write_hparams
+from trainlab.run.config import build_config, dump_config
+from trainlab.run.directory import manifest
+from trainlab.workflows.cv import cross_validate, fit_view
+from trainlab.workflows.search_space import parse_space, shown_url, suggest, trial_config
+from trainlab.workflows.train import configure_torch, dry_run_view
+from trainlab.workflows.tune_results import retrain_best, summarize_study, write_reports
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna  # optional heavy dependency: imported on use
+
+
+    if args.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {args.trials}")
+    raw = apply_overrides(read_yaml(args.config), args.overrides)
+    cfg = build_config(copy.deepcopy(raw))
+    space = parse_space(raw, cfg.tune)
+    metric = objective_metric(cfg, args.metric, args.cv)
+    name = args.study or Path(args.config).stem
+    out = args.out or Path("runs") / f"{name}-tune"
+    out.mkdir(parents=True, exist_ok=True)
+    storage = "in-memory" if args.dry_run else (args.storage or f"sqlite:///{out.resolve() / 'study.db'}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
+    t0 = time.perf_counter()
+    study = open_study(storage, name, cfg, metric, args.cv, not args.no_prune)
+    try:
+        search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
+               min(args.trials, 2) if args.dry_run else args.trials, args.timeout, "fold" if args.cv else "epoch")
+    except Interrupted:
+        print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    result = summarize_study(study, space, metric, args.cv, storage)
+    result["param_importances"] = write_reports(study, out, cfg.seed)
+    if not args.search_only:
+        result.update(retrain_best(raw, study, space, out / "final", result, args.dry_run))
+    result["time"] = time.perf_counter() - t0
+    write_provenance(out, cfg, result.get("test_evaluations", 0))
+    write_json(out / "result.json", result)
+    print(f"best {metric} {result['best_value']:.4f} (trial {result['best_trial']}): {_params(result['best_params'])}")
+    if result.get("test"):
+        print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()) + f"  ({result['final_run']})")
+    print(f"{result['n_trials']} finished trials in {result['time']:.1f}s; results: {out}")
+    return 0
+
+
+def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
+    """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
+    (out / "config.yaml").write_text(dump_config(cfg))
+    m = manifest(cfg, select_device(cfg.train.device), sys.argv)
+    write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
+
+
+# ----------------------------------------------------------------------------- objective
+
+def objective_metric(cfg, metric: str | None, cv: int | None) -> str:
+    """The validation key to optimize (default train.monitor), checked against what the trainer reports."""
+    metric = metric or (cfg.train.monitor if cfg.train.monitor.startswith("val_") else "val_loss")
+    task = load_data(cfg).bundle.task
+    names = default_metrics(task) if cfg.train.metrics == "auto" else cfg.train.metrics
+    allowed = ["val_loss", *(f"val_{m}" for m in names)]
+    if metric not in allowed:
+        raise UserError(f"bad value for --metric: {metric!r}; choose from: {', '.join(allowed)}")
+    if cv is not None and cv < 2:
+        raise UserError(f"--cv must be >= 2, got {cv}")
+    if cv is None and cfg.data.val_fraction == 0:
+        raise UserError("tuning needs validation data: set data.val_fraction > 0 or use --cv K")
+    return metric
+
+
+# ----------------------------------------------------------------------------- objective
+
+def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run: bool = False,
+                   tb_dir: Path | None = None):
+    """objective(trial) -> validation value; never evaluates the test split. With `tb_dir`, each completed
+    trial's parameters and value go to tb_dir/trial-NNNN (TensorBoard's HPARAMS tab compares them)."""
+    import optuna  # optional heavy dependency: imported on use
+
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial) -> float:
+        values = suggest(trial, space)
+        cfg = trial_config(raw, values)
+        trial.set_user_attr("worker", worker)
+        try:
+            value, best_epoch = (cv_value(cfg, trial, metric, cv, dry_run) if cv
+                                 else split_value(cfg, trial, metric, dry_run))
+        except NonFiniteLoss as e:  # a diverging config is a bad trial, not a broken search
+            trial.set_user_attr("diverged", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        trial.set_user_attr("best_epoch", best_epoch)
+        if tb_dir is not None:
+
+            write_hparams(tb_dir / f"trial-{trial.number:04d}", values, {metric: value, "best_epoch": best_epoch})
+        return value
+
+    return objective
+
+
+def split_value(cfg, trial, metric: str, dry_run: bool = False) -> tuple[float, int]:
+    """Fit on train, report `metric` every epoch (pruning), return its value at the best epoch."""
+    import optuna  # optional heavy dependency: imported on use
+
+
+    configure_torch(cfg)
+    data = load_data(cfg)
+    view = data.view(data.splits.train, data.splits.val)
+    if dry_run:
+        view = dry_run_view(view, cfg)
+    pruned: list[int] = []
+
+    def report(trainer, record: dict) -> None:
+        trial.report(record[metric], record["epoch"])
+        if trial.should_prune():
+            trainer.stop = True  # the loop ends after this epoch; the trial is marked pruned below
+            pruned.append(record["epoch"])
+
+    trainer = fit_view(cfg, view, cfg.seed, select_device(cfg.train.device), hooks=[report])
+    if pruned:
+        raise optuna.TrialPruned(f"pruned at epoch {pruned[0]}")
+    return trainer.history[trainer.best_epoch - 1][metric], trainer.best_epoch
+
+
+def cv_value(cfg, trial, metric: str, k: int, dry_run: bool = False) -> tuple[float, int]:
+    """K-fold mean of `metric`; the running mean is reported after each fold so bad trials stop early."""
+    import optuna  # optional heavy dependency: imported on use
+
+
+    def report(entry: dict, done: list[dict]) -> None:
+        trial.report(float(np.mean([f["metrics"][metric] for f in done])), len(done))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {len(done)}")
+
+    result = cross_validate(cfg, k, on_fold=report, dry_run=dry_run, say=lambda *a: None)
+    return result["mean"][metric], round(float(np.mean([f["best_epoch"] for f in result["folds"]])))
+
+
+
+# ----------------------------------------------------------------------------- study
+
+def resolve_storage_url(url: str) -> str:
+    """postgresql:// -> the installed driver: SQLAlchemy 2.1 defaults to psycopg 3, many setups have psycopg2."""
+    if not url.startswith("postgresql://"):
+        return url
+    for module, dialect in (("psycopg", "postgresql+psycopg://"), ("psycopg2", "postgresql+psycopg2://")):
+        if importlib.util.find_spec(module):
+            return dialect + url[len("postgresql://"):]
+    raise UserError("--storage postgresql:// needs a driver: pip install psycopg2-binary (or psycopg[binary])")
+
+
+SCHEMA_ATTEMPTS = 5  # tries to open a server storage while other workers create its tables
+
+
+def _storage(url: str):
+
+    import optuna  # optional heavy dependency: imported on use
+    from sqlalchemy.exc import (  # optional heavy dependency: imported on use
+        ArgumentError,
+        IntegrityError,
+        ProgrammingError,
+        SQLAlchemyError,
+    )
+
+    if url == "in-memory":
+        return optuna.storages.InMemoryStorage()
+    url = resolve_storage_url(url)
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:  # heartbeats let a later run fail the RUNNING trials of a worker that died
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
+        except (IntegrityError, ProgrammingError):
+            # workers started together on an empty database race to create Optuna's tables; PostgreSQL lets one
+            # win and fails the others (duplicate pg_type / relation): the tables exist now, so try again
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise UserError(f"cannot create the study tables in {shown_url(url)}: other workers kept "
+                                f"creating them at the same time; start the workers again") from None
+            time.sleep(0.2 * (attempt + 1))
+        except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as e:
+            raise UserError(f"cannot open --storage {shown_url(url)}: {str(e).splitlines()[0]}") from None
+
+
+def sampler_seed(seed: int, n_trials: int, url: str) -> int:
+    """Mix the config seed with the trials so far (a resumed search must not replay its first proposals) and, for
+    a server study shared by workers, the worker's host and pid (or all workers propose the same startup points)."""
+
+
+    parts = [seed % 2**32, n_trials]
+    if not (url.startswith("sqlite") or url == "in-memory"):
+        parts += [os.getpid(), zlib.crc32(socket.gethostname().encode())]
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
+
+
+def open_study(url: str, name: str, cfg, metric: str, cv: int | None, prune: bool = True):
+    """Create or resume study `name`; refuse to mix trials of a different config or objective."""
+    import optuna  # optional heavy dependency: imported on use
+
+
+    storage = _storage(url)
+    direction = "maximize" if higher_is_better(metric) else "minimize"
+    fingerprint = json.dumps({"config": to_dict(cfg), "metric": metric, "cv": cv}, sort_keys=True)
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
+    saved = study.user_attrs.get("trainlab")
+    if saved is None:
+        study.set_user_attr("trainlab", fingerprint)
+    elif saved != fingerprint:
+        raise UserError(f"study {name!r} in {shown_url(url)} was made with another config, search space or objective; "
+                        f"pass --study NEW_NAME or another --out")
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed(cfg.seed, len(study.trials), url))
+    warmup = max(1, cfg.train.epochs // 5) if cv is None else 1
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if prune \
+        else optuna.pruners.NopPruner()
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def finished(study) -> list:
+    from optuna.trial import TrialState  # optional heavy dependency: imported on use
+
+    return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch", say=print) -> None:
+    """Run trials until the study holds `n_trials` finished ones (all workers together)."""
+    remaining = n_trials - len(finished(study))
+    if remaining <= 0:
+        say(f"study {study.study_name!r} already holds {len(finished(study))} finished trials; nothing to run")
+        return
+
+    def after_trial(study, trial) -> None:
+        say(trial_line(trial, unit))
+        if len(finished(study)) >= n_trials:
+            study.stop()  # another worker may have finished trials meanwhile
+
+    study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[after_trial])
+
+
+def _params(values: dict) -> str:
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+
+
+def trial_line(trial, unit: str = "epoch") -> str:
+    state = trial.state.name.lower()
+    value = f"{trial.value:.4f}" if trial.value is not None else "-"
+    step = f" after {unit} {trial.last_step}" if state == "pruned" and trial.last_step is not None else ""
+    secs = trial.duration.total_seconds() if trial.duration else 0.0
+    return f"trial {trial.number:>3} {state}{step}  value {value}  {_params(trial.params)}  {secs:.1f}s"
