@@ -9,6 +9,7 @@
 3. Time to test accuracy on real MNIST (../shared/data or $TRAINLAB_MNIST_ROOT): course MLP to 98.0%,
    mnist-cnn to 99.0%, trainlab vs the tutorial pipeline.
 4. Samples/s vs batch size; peak memory of the streaming path at 1x and 10x dataset size.
+5. Start-up: `trainlab --version`, `--help` and a config error beside `python -c pass` and `import torch`.
 Timings on a shared machine are noisy: read the ratios, which are measured in alternating runs.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from startup import bench_startup
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,7 +301,7 @@ def _streaming_peak_rss(scale: int) -> float:
 # ----------------------------------------------------------------------------- main
 
 BENCHES = {1: ("overhead", bench_overhead), 2: ("epoch", bench_epoch), 3: ("time_to_accuracy", bench_time_to_accuracy),
-           4: ("scaling", bench_scaling)}
+           4: ("scaling", bench_scaling), 5: ("startup", bench_startup)}
 
 
 def main(argv=None) -> int:

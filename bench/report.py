@@ -109,6 +109,17 @@ def scaling_section(r: dict) -> list[str]:
     return lines
 
 
+def startup_section(r: dict) -> list[str]:
+    lines = ["## 5. Start-up of the command", "",
+             "Fresh processes, alternating in rounds (`python bench/bench.py --only 5`); medians. The CLI builds its "
+             "parser and validates configs without importing torch.", "",
+             "| command | median wall |", "|---|---|"]
+    lines += [f"| `{name}` | {s:.3f} s |" for name, s in r["median_s"].items()]
+    lines += ["", f"Target: trainlab's --help, --version and config errors under {r['target_s']} s: "
+              f"{verdict(r['met'])}.", ""]
+    return lines
+
+
 def render(results: dict, notes: str = "") -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "",
@@ -120,7 +131,7 @@ def render(results: dict, notes: str = "") -> str:
              f"Real MNIST: {'yes' if results.get('mnist_available') else 'no (random tensors of the same shape)'}.",
              ""]
     sections = (("overhead", overhead_section), ("epoch", epoch_section), ("time_to_accuracy", tta_section),
-                ("scaling", scaling_section))
+                ("scaling", scaling_section), ("startup", startup_section))
     for key, fn in sections:
         if key in results:
             lines += fn(results[key])
