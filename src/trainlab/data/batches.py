@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from trainlab.data.base import ArrayDataset
+from trainlab.data.materialize import plan
 
 Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -180,11 +181,14 @@ class ExternalBatches:
 
 
 def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str = "cpu",
-               drop_last: bool = False, memory_limit_mb: int = 4096) -> Batches:
+               drop_last: bool = False, memory_limit_mb: int = 4096, cache: bool | None = None,
+               say=None) -> Batches:
     """Any torch Dataset / DataLoader / Batches -> Batches.
 
-    Only trainlab's own ArrayDataset and torch's TensorDataset are read as tensors (in memory); any other
-    Dataset goes through its own __getitem__, because that is what defines its samples.
+    trainlab's ArrayDataset and torch's TensorDataset are sliced as they are. Any other map-style Dataset
+    is materialized once through its own __getitem__ when that is deterministic and fits in
+    `memory_limit_mb` (data/materialize.py), else streamed; `cache` True/False forces the choice and
+    `say` (a print function) is told which path was taken and why.
     """
     if isinstance(data, Batches):
         return data
@@ -195,7 +199,12 @@ def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str 
     elif isinstance(data, ArrayDataset):
         x, y = data.x, data.y
     else:
-        return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
-    if x.element_size() * x.nelement() > memory_limit_mb * 2**20:
+        choice = plan(data, memory_limit_mb, cache)
+        if say is not None:
+            say(f"data path: {choice.reason}")
+        if not choice.in_memory:
+            return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
+        x, y = choice.x, choice.y
+    if cache is None and x.element_size() * x.nelement() > memory_limit_mb * 2**20:
         return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
     return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, drop_last)

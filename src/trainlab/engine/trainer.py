@@ -114,16 +114,23 @@ class Trainer:
             self.scheduler, self.sched_interval = SCHEDULERS.get(s.scheduler)(
                 self.optimizer, epochs, steps_per_epoch, s.lr, s.scheduler_params)
 
-    def _batches(self, data, batch_size: int, shuffle: bool, drop_last: bool = False):
-        return as_batches(data, batch_size, shuffle, self.device, drop_last)
+    def _batches(self, data, batch_size: int, shuffle: bool, cache: bool | None = False, memory_limit_mb: int = 4096):
+        """Batches for fit (cache None: decide and say which data path) or for one pass (cache False: stream)."""
+        say = None if self.progress is False or cache is False else print
+        return as_batches(data, batch_size, shuffle, self.device, False, memory_limit_mb, cache, say)
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self, train, val=None, epochs: int = 10, batch_size: int = 64, resume: str | Path | None = None,
-            eval_batch_size: int | None = None) -> list[dict]:
-        """Train for `epochs` (early stopping may end sooner), restore the best weights, return the history."""
-        train_b = self._batches(train, batch_size, shuffle=True)
-        val_b = self._batches(val, eval_batch_size or max(batch_size, 256), shuffle=False) if val is not None else None
+            eval_batch_size: int | None = None, cache: bool | None = None, memory_limit_mb: int = 4096) -> list[dict]:
+        """Train for `epochs` (early stopping may end sooner), restore the best weights, return the history.
+
+        A Dataset of your own is read once into memory when its __getitem__ is deterministic and it fits in
+        `memory_limit_mb` (else streamed every epoch); `cache=True/False` forces either.
+        """
+        train_b = self._batches(train, batch_size, True, cache, memory_limit_mb)
+        val_b = (self._batches(val, eval_batch_size or max(batch_size, 256), False, cache, memory_limit_mb)
+                 if val is not None else None)
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
         self._check_compatible(train_b)
