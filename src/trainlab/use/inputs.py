@@ -58,7 +58,7 @@ def image_batch(x, raw_shape: list[int]) -> torch.Tensor:
             parts = [p.float() / 255.0 if p.dtype == torch.uint8 else p for p in parts]
         return torch.cat(parts)
     if isinstance(x, np.ndarray):
-        return _array_images(torch.from_numpy(np.ascontiguousarray(x)), raw_shape, channels_last=True)
+        return _array_images(torch.from_numpy(np.array(x)), raw_shape, channels_last=True)  # a copy: may be read-only
     if isinstance(x, torch.Tensor):
         return _array_images(x.detach().cpu(), raw_shape, channels_last=False)
     raise UserError(f"cannot predict a {type(x).__name__}: give image paths, PIL images, numpy arrays or tensors")
