@@ -52,8 +52,13 @@ def test_image_folder_with_a_text_file(cli, write_config, tmp_path):
         for i in range(10):
             Image.fromarray(np.full((8, 8, 3), i * 20, np.uint8)).save(tmp_path / "img" / c / f"{i}.png")
     (tmp_path / "img" / "b" / "readme.txt").write_text("x")
-    code, _, err = cli("train", write_config(tiny_config(data={"name": "image_folder", "path": str(tmp_path / "img")})))
-    assert_one_line_error(code, err, "readme.txt")
+    (tmp_path / "img" / "a" / "9.png").write_bytes((tmp_path / "img" / "a" / "9.png").read_bytes()[:40])
+    data = {"name": "image_folder", "path": str(tmp_path / "img")}
+    code, out, err = cli("train", write_config(tiny_config(data=data, train={"epochs": 1})), "--out", tmp_path / "r")
+    assert code == 0, err  # a stray file is skipped and reported, not a reason to stop
+    assert "skipped 2 of 21 files" in out and "readme.txt" in out and "9.png" in out
+    code, _, err = cli("train", write_config(tiny_config(data={**data, "bad_files": "error"})))
+    assert_one_line_error(code, err, "1 unreadable image", "9.png")
 
 
 def test_batch_larger_than_dataset_with_drop_last(cli, write_config):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,23 +121,28 @@ def test_image_folder(tmp_path):
     assert b.pool.targets.tolist() == [0] * 6 + [1] * 6
 
 
-def test_image_folder_non_image_file(tmp_path):
+def test_image_folder_skips_strays_and_reports_them(tmp_path):
     make_image_folder(tmp_path / "imgs")
     (tmp_path / "imgs" / "dog" / "notes.txt").write_text("hello")
-    with pytest.raises(UserError, match="notes.txt"):
-        DATASETS.get("image_folder")(*_cfg_params("image_folder", path=str(tmp_path / "imgs")))
+    (tmp_path / "imgs" / "dog" / ".DS_Store").write_bytes(b"\x00Bud1")
+    (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png at all")
+    b = DATASETS.get("image_folder")(*_cfg_params("image_folder", path=str(tmp_path / "imgs"), image_size=[8, 8]))
+    assert len(b.pool) == 12 and b.pool.targets.tolist() == [0] * 6 + [1] * 6
+    report = b.meta["intake"]["train"]
+    assert (report["files"], report["used"], report["skipped"]) == (14, 12, 2)  # the hidden file is not counted
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped_files"]}
+    assert reasons["notes.txt"] == "not an image file (.txt)" and "cannot identify image" in reasons["broken.png"]
 
 
-def test_image_folder_corrupt_image_named(tmp_path):
+def test_image_folder_bad_files_error_names_every_bad_image(tmp_path):
     make_image_folder(tmp_path / "imgs")
     (tmp_path / "imgs" / "cat" / "broken.png").write_bytes(b"not a png at all")
+    (tmp_path / "imgs" / "dog" / "empty.jpg").write_bytes(b"")
     cfg = build_config({"data": {"name": "image_folder", "path": str(tmp_path / "imgs"), "image_size": [8, 8],
-                                 "val_fraction": 0.3, "test_fraction": 0.3, "stratify": False}})
-    with pytest.raises(UserError, match="broken.png"):
-        data = load_data(cfg)
-        view = data.view(data.splits.train, data.splits.val)
-        for split in ("train", "val", "test"):
-            view.batches(split, torch.device("cpu"))
+                                 "bad_files": "error"}})
+    with pytest.raises(UserError, match="2 unreadable image") as e:
+        load_data(cfg)
+    assert "broken.png" in str(e.value) and "empty.jpg" in str(e.value) and "data.bad_files=skip" in str(e.value)
 
 
 def _cfg_params(name, **data):

@@ -44,12 +44,14 @@ def evaluate(p: argparse.ArgumentParser) -> None:
 
 def predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="RUN_DIR or an exported model file (.onnx, .torchscript.pt)")
-    p.add_argument("files", nargs="*", help="image files, CSV files with the training feature columns, or texts "
-                   "(text runs); none for a forecasting run: the steps after its data ends")
+    p.add_argument("files", nargs="*", help="image files, folders (searched recursively) or globs ('photos/*.jpg'); "
+                   "CSV files with the training feature columns; or texts (text runs); none for a forecasting run: "
+                   "the steps after its data ends. An input that cannot be predicted gets an error row; exit code "
+                   "0 = all predicted, 3 = some could not be, 2 = none could")
     p.add_argument("--top", type=int, default=3, help="how many classes to show per input")
     p.add_argument("--trust-code", action="store_true",
                    help="allow a TorchScript model file: it carries code that runs when loaded (use only your own)")
-    out_arg(p)
+    out_arg(p, "directory for result.json and predictions.csv (one line per input, errors included)")
 
 
 def summary(p: argparse.ArgumentParser) -> None:

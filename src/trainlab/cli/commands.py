@@ -29,6 +29,10 @@ def train(args) -> int:
         cfg = _resume_config(args)
     elif not args.config:
         raise UserError("train needs a CONFIG path (or --resume RUN_DIR)")
+    elif "=" in args.config and not Path(args.config).exists():
+        raise UserError(f"train needs a CONFIG file first, then key=value overrides; {args.config!r} is an override. "
+                        f"Start from an example: trainlab train examples/image-folder.yaml data.path=photos "
+                        f"(also csv-classification, csv-regression, text-csv; see README 'Your own data')")
     else:
         overrides = [*args.overrides, "train.deterministic=true"] if args.deterministic else args.overrides
         cfg = load_config(args.config, overrides)
@@ -69,23 +73,43 @@ def evaluate(args) -> int:
     return 0
 
 
+EXIT_SOME_INPUTS_FAILED = 3  # predict: the others were predicted; 1 stays "a bug in trainlab", 2 "bad usage"
+
+
 def predict(args) -> int:
-    from trainlab.use.predict import predict_command  # start-up time
+    """Exit 0: every input predicted; 3: some could not be (error rows); 2: none could, or bad arguments."""
+    from trainlab.use.predict import predict_command, write_predictions  # start-up time
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     _check_out_is_dir(args.out)
     rows = predict_command(args.run_dir, args.files, args.top, args.trust_code)
+    failed = [r for r in rows if "error" in r]
+    if rows and len(failed) == len(rows):
+        raise UserError(f"no input could be predicted ({len(rows)} failed); first: {failed[0]['input']}: "
+                        f"{failed[0]['error']}")
     for row in rows:
-        if "error" in row:
-            print(f"{row['input']}: error: {row['error']}")
-        elif "top" in row:
-            probs = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
-            print(f"{row['input']}: {row['prediction']}  ({probs})")
-        else:
-            print(f"{row['input']}: {row['prediction']:.6g}")
-    write_result(args.out, {"predictions": rows})
+        print(format_row(row))
+    if args.out is not None:
+        write_predictions(args.out, rows)
+    if failed:
+        print(f"warning: {len(failed)} of {len(rows)} inputs could not be predicted (rows with 'error')",
+              file=sys.stderr)
+        return EXIT_SOME_INPUTS_FAILED
     return 0
+
+
+def format_row(row: dict) -> str:
+    if "error" in row:
+        return f"{row['input']}: error: {row['error']}"
+    if "top" in row:
+        probs = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+        text = f"{row['input']}: {row['prediction']}  ({probs})"
+    elif isinstance(row["prediction"], list):
+        text = f"{row['input']}: {', '.join(f'{v:.6g}' for v in row['prediction'])}"
+    else:
+        text = f"{row['input']}: {row['prediction']:.6g}"
+    return f"{text}  warning: {row['warning']}" if row.get("warning") else text
 
 
 def summary(args) -> int:

@@ -26,7 +26,10 @@ class ImageFolderParams:
     path: str = opt("", help="folder with one sub-folder of images per class")
     test_path: str | None = opt(None, help="optional folder of the same layout used as the test split")
     image_size: list[int] = opt(lambda: [32, 32], help="every image is resized to [height, width]")
-    channels: int = opt(3, help="1 = grayscale, 3 = RGB", ge=1, le=3)
+    channels: Literal[1, 3] = opt(3, help="1 = grayscale, 3 = RGB (grayscale, RGBA and palette images are converted)")
+    bad_files: Literal["skip", "error"] = opt("skip", help="unreadable images (truncated, corrupt): skip (listed in "
+                                              "data.json) or error (stop, naming every one); non-image files and "
+                                              "hidden files are always skipped")
 
 
 @dataclass
@@ -35,8 +38,10 @@ class CSVParams:
     target: str | None = opt(None, help="target column (default: the last column)")
     features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
     task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
-    categorical: str = opt("onehot", help="non-numeric feature columns: onehot or error")
-    missing: str = opt("error", help="rows with missing values: error or drop")
+    categorical: Literal["onehot", "error"] = opt("onehot", help="non-numeric feature columns: onehot or error; a "
+                                                  "category unseen in training is reported at predict time")
+    missing: Literal["error", "drop"] = opt("error", help="rows with missing values: error, or drop (counted and "
+                                            "printed; predict reports such rows instead of predicting them)")
     test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
 
 

@@ -81,9 +81,23 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     size = params.image_size * 2 if len(params.image_size) == 1 else params.image_size
     if len(size) != 2 or min(size) < 1:
         raise UserError(f"bad value for data.image_size: {params.image_size!r}; expected [height, width]")
-    pool = ImageFiles(params.path, tuple(size), params.channels)
-    test = ImageFiles(params.test_path, tuple(size), params.channels, pool.classes) if params.test_path else None
-    return DataBundle(pool, test, "classification", "image", pool.classes)
+    pool = ImageFiles(params.path, tuple(size), params.channels, bad_files=params.bad_files)
+    test = None
+    if params.test_path:
+        test = ImageFiles(params.test_path, tuple(size), params.channels, pool.classes, params.bad_files)
+    intake = {"train": pool.report(), **({"test": test.report()} if test is not None else {})}
+    for folder in (pool, test):
+        if folder is not None and folder.skipped:
+            print(skipped_line(folder))
+    return DataBundle(pool, test, "classification", "image", pool.classes, meta={"intake": intake})
+
+
+def skipped_line(folder: ImageFiles, shown: int = 3) -> str:
+    """'image_folder: skipped 3 of 40 files in photos: a.txt (not an image file (.txt)), ...'"""
+    first = ", ".join(f"{Path(s['path']).relative_to(folder.root)} ({s['reason']})" for s in folder.skipped[:shown])
+    more = f", and {len(folder.skipped) - shown} more" if len(folder.skipped) > shown else ""
+    return (f"image_folder: skipped {len(folder.skipped)} of {folder.total} files in {folder.root}: {first}{more} "
+            f"(all listed in the run's data.json, meta.intake)")
 
 
 def build_csv(cfg, params: CSVParams) -> DataBundle:

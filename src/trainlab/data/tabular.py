@@ -1,5 +1,9 @@
 """CSV tables -> float32 features (N, F) and labels; categorical features one-hot encoded,
-missing values refused or dropped."""
+missing values refused or dropped (every dropped row counted, printed and listed in data.json).
+
+    read_csv_bundle(params)          # training: the DataBundle; meta holds the encoding and the policies
+    encode_rows(df, meta)            # predict: the same encoding, with a reason for each row it cannot use
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,15 +42,31 @@ def _columns(df: pd.DataFrame, params, path) -> tuple[str, list[str]]:
     return target, list(features)
 
 
-def _check_missing(df: pd.DataFrame, cols: list[str], params, path) -> pd.DataFrame:
-    na = df[cols].isna()
-    if not na.values.any():
-        return df
+def _check_missing(df: pd.DataFrame, cols: list[str], params, path) -> tuple[pd.DataFrame, list[int]]:
+    """-> (rows to use, dropped row numbers as a spreadsheet shows them: the header is row 1)."""
+    na = df[cols].isna().to_numpy()
+    if not na.any():
+        return df, []
+    rows = na.any(axis=1)
     if params.missing == "drop":
-        return df[~na.any(axis=1)]
-    row, col = np.argwhere(na.values)[0]
-    raise UserError(f"missing value in {path} row {int(row) + 2} column {cols[col]!r}; "
-                    f"fill it, or set data.missing=drop")
+        dropped = [int(i) + 2 for i in np.flatnonzero(rows)]
+        shown = ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else "")
+        print(f"csv: dropped {len(dropped)} of {len(df)} rows of {path} with missing values (data.missing=drop): "
+              f"rows {shown} (all listed in the run's data.json, meta.intake)")
+        return df[~rows], dropped
+    row, col = np.argwhere(na)[0]
+    raise UserError(f"missing value in {path} row {int(row) + 2} column {cols[col]!r} "
+                    f"({int(rows.sum())} of {len(df)} rows have one); fill them, or set data.missing=drop")
+
+
+def unseen_categories(df: pd.DataFrame, categories: dict) -> dict[str, list[str]]:
+    """column -> values not among the training categories (they one-hot encode to all zeros)."""
+    unseen = {}
+    for col, cats in categories.items():
+        values = set(map(str, df[col].dropna().unique())) - set(cats)
+        if values:
+            unseen[col] = sorted(values)
+    return unseen
 
 
 def _infer_task(y: pd.Series, task: str) -> str:
@@ -86,12 +106,23 @@ def read_csv_bundle(params) -> DataBundle:
         raise UserError("data.path is required for the csv dataset")
     df = read_table(params.path)
     target, features = _columns(df, params, params.path)
-    df = _check_missing(df, features + [target], params, params.path)
+    n_rows = len(df)
+    df, dropped = _check_missing(df, features + [target], params, params.path)
+    if df.empty:
+        raise UserError(f"every row of {params.path} has a missing value; nothing is left to train on")
     task = _infer_task(df[target], params.task)
     x, names, cats = encode_features(df, features, params, params.path)
+    intake = {"train": {"file": str(params.path), "rows": n_rows, "used": len(df), "dropped_rows": dropped}}
     test_df = None
     if params.test_path:
-        test_df = _check_missing(read_table(params.test_path), features + [target], params, params.test_path)
+        test_df = read_table(params.test_path)
+        n_test = len(test_df)
+        test_df, test_dropped = _check_missing(test_df, features + [target], params, params.test_path)
+        intake["test"] = {"file": str(params.test_path), "rows": n_test, "used": len(test_df),
+                          "dropped_rows": test_dropped, "unseen_categories": unseen_categories(test_df, cats)}
+        if intake["test"]["unseen_categories"]:
+            print(f"csv: {params.test_path} has categories unseen in training (encoded as none of the known ones): "
+                  f"{intake['test']['unseen_categories']}")
     if task == "classification":
         classes = sorted(map(str, df[target].unique()))
         y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)
@@ -101,7 +132,8 @@ def read_csv_bundle(params) -> DataBundle:
             raise UserError(f"non-numeric value in regression target column {target!r} of {params.path}")
     pool = ArrayDataset(torch.from_numpy(x), y)
     test = _test_split(test_df, features, target, params, cats, classes, task) if test_df is not None else None
-    meta = {"features": names, "raw_features": features, "target": target, "categories": cats}
+    meta = {"features": names, "raw_features": features, "target": target, "categories": cats,
+            "missing": params.missing, "categorical": params.categorical, "intake": intake}
     return DataBundle(pool, test, task, "tabular", classes, meta=meta)
 
 
@@ -115,3 +147,43 @@ def _test_split(df, features, target, params, cats, classes, task) -> ArrayDatas
     else:
         y = torch.tensor(df[target].to_numpy(np.float32))
     return ArrayDataset(torch.from_numpy(x), y)
+
+
+# ----------------------------------------------------------------------------- predict time
+
+def encode_rows(df: pd.DataFrame, meta: dict) -> tuple[np.ndarray, dict[int, str], dict[int, str]]:
+    """A table's feature columns -> (float32 (N, F) as in training, {row position: why it cannot be predicted},
+    {row position: warning}). The run's policies apply: a missing value is never predicted (data.missing=drop
+    dropped such rows in training, error refused them); a category unseen in training is encoded as none of
+    the known ones and reported."""
+    errors, warns, parts = {}, {}, []
+    policy = meta.get("missing", "error")
+    for col in meta["raw_features"]:
+        s = df[col]
+        missing = s.isna().to_numpy()
+        for i in np.flatnonzero(missing):
+            errors.setdefault(int(i), f"missing value in column {col!r}: not predicted (data.missing={policy})")
+        if col in meta["categories"]:
+            values = s.astype(str)
+            for i in np.flatnonzero(~values.isin(meta["categories"][col]).to_numpy() & ~missing):
+                warns.setdefault(int(i), []).append(f"unseen category {values.iloc[i]!r} in column {col!r} "
+                                                    f"(known: {', '.join(meta['categories'][col][:5])})")
+            parts.append(np.stack([(values == c).to_numpy(np.float32) for c in meta["categories"][col]], axis=1))
+            continue
+        num = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+        for i in np.flatnonzero(~np.isfinite(num) & ~missing):
+            errors.setdefault(int(i), f"non-numeric or infinite value {s.iloc[i]!r} in numeric column {col!r}")
+        parts.append(num.astype(np.float32)[:, None])
+    x = np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0), np.float32)
+    return x, errors, {i: "; ".join(w) for i, w in warns.items()}
+
+
+def encoding(meta: dict) -> dict:
+    """`encode_rows` in words, for the metadata of an exported model."""
+    return {"before_model": [f"take the columns {meta['raw_features']} in this order",
+                      "numeric column -> its value as float32",
+                      "categorical column (meta.categories) -> one 0/1 column per known category, in that order; "
+                      "an unseen category -> all zeros"],
+            "features": meta["features"], "missing": f"rows with a missing value are not predicted "
+                                                     f"(data.missing={meta.get('missing', 'error')})",
+            "layout": "(B, features)", "dtype": "float32"}

@@ -156,3 +156,26 @@ def predict_texts(meta: dict, items: list[str]) -> tuple[list[str], list[str]]:
             texts.append(item)
             names.append(repr(item) if len(item) <= 40 else repr(item[:37] + "..."))
     return texts, names
+
+
+def text_warnings(texts: list[str], meta: dict) -> dict[int, str]:
+    """{position: warning} for texts the model cannot really read: empty, or no token it has seen in training
+    (the prediction then reflects only the model's biases)."""
+    known, warns = set(meta["vocab"][2:]), {}
+    for i, text in enumerate(texts):
+        tokens = tokenize(text, meta["tokenizer"], meta["lowercase"])
+        if not tokens:
+            warns[i] = "empty text: no tokens, so the prediction says nothing about this input"
+        elif not known.intersection(tokens):
+            warns[i] = f"none of its {len(tokens)} tokens is in the training vocabulary"
+    return warns
+
+
+def tokenizing(meta: dict) -> dict:
+    """`encode` in words, for the metadata of an exported model (the vocabulary itself is in meta.vocab)."""
+    split = ("list(text): one token per character" if meta["tokenizer"] == "char"
+             else f"re.findall({WORD.pattern!r}, text): words, and each punctuation mark on its own")
+    return {"before_model": [*(["text.lower()"] if meta["lowercase"] else []), split,
+                      "token -> its index in meta.vocab; unknown tokens -> 1 (<unk>)",
+                      f"keep the first {meta['max_len']} ids; pad on the right with 0 (<pad>)"],
+            "pad_index": 0, "unk_index": 1, "max_len": meta["max_len"], "layout": "(B, max_len)", "dtype": "int64"}

@@ -5,8 +5,9 @@
     trainlab predict runs/demo/model.onnx digit.png    # exported files predict like run directories
 
 The file holds the eval preprocessing (uint8 -> float, resize, crop, normalize), the network and a softmax,
-with a dynamic batch dimension; the label map and input description are in its metadata (ONNX
-metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it. After writing, a
+with a dynamic batch dimension; the label map, the input description and the whole preprocessing (`preprocess`:
+how a file becomes the input - EXIF, mode, size, PIL's bilinear resize - and what the model does inside) are in
+its metadata (ONNX metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it. After writing, a
 parity check runs the file (onnxruntime / torch.jit) and the run's PyTorch model on real test-split
 inputs; the max abs difference is printed and stored in RUN_DIR/result.json under `export.<format>`.
 """
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     record = export_run(args.run_dir, args.format, args.out, args.samples)
     size = Path(record["path"]).stat().st_size / 2**20
     print(f"wrote {record['path']} ({args.format}, {size:.2f} MB) and {Path(record['metadata']).name}")
+    print(f"input: {record['input']}; before the model: {Path(record['metadata']).name} 'preprocess' "
+          f"(a script that needs only onnxruntime, PIL and numpy: docs/use.md)")
     verdict = "ok" if record["parity_ok"] else "FAILED"
     print(f"parity on {record['parity_samples']} {record['parity_split']}-split inputs: max abs diff "
           f"{record['max_abs_diff']:.3g} on {record['compared']} (limit {record['tolerance']:.0e}) {verdict}")
@@ -72,7 +75,8 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
         raise
     record = {"format": fmt, "path": str(out), "metadata": str(sidecar_path(out)), "max_abs_diff": diff,
               "tolerance": tol, "parity_ok": diff <= tol, "parity_samples": len(x), "parity_split": split,
-              "compared": info["output"], "seconds": round(seconds, 3), "torch": torch.__version__}
+              "compared": info["output"], "seconds": round(seconds, 3), "torch": torch.__version__,
+              "input": f"{info['raw_dtype']} (B, {', '.join(map(str, info['raw_shape']))})"}
     _record(run.dir, fmt, record)
     return record
 

@@ -19,6 +19,9 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from trainlab.core.errors import UserError
+from trainlab.data.images import decoding
+from trainlab.data.tabular import encoding
+from trainlab.data.text import tokenizing
 from trainlab.use.loaded import load_run
 
 INFO_KEY = "trainlab"  # ONNX metadata_props key / TorchScript extra file stem holding the run description
@@ -144,14 +147,48 @@ def inference_module(run) -> InferenceModule:
 
 
 def run_info(run) -> dict:
-    """What a user of an exported file needs besides the weights: label map, input format, provenance."""
+    """What a user of an exported file needs besides the weights: label map, input format, preprocessing."""
     d = run.data
     keys = ("task", "kind", "classes", "num_outputs", "raw_shape", "raw_dtype", "input_shape", "eval_transforms",
-            "meta", "model_info")
+            "model_info")
     info = {k: d.get(k) for k in keys}
-    info.update(format_version=1, model=run.cfg.model.name, dataset=run.cfg.data.name, run_dir=str(run.dir),
-                output="probabilities" if d["task"] == "classification" else "predictions")
+    info["meta"] = {k: v for k, v in (d.get("meta") or {}).items() if k != "intake"}  # the training files' report
+    info.update(format_version=2, model=run.cfg.model.name, dataset=run.cfg.data.name, run_dir=str(run.dir),
+                output="probabilities" if d["task"] == "classification" else "predictions",
+                preprocess=preprocessing(d))
     return info
+
+
+def preprocessing(data: dict) -> dict:
+    """Everything between a raw input (an image file, a table row, a text) and the file's input, and what the
+    file itself does before the network: nothing a consumer has to guess."""
+    kind, shape = data["kind"], data["raw_shape"]
+    steps = [s["name"] for s in data["eval_transforms"]]
+    norm = next((s for s in data["eval_transforms"] if s["name"] == "normalize"), None)
+    pre = {"input_name": "input", "input_shape": ["batch", *shape], "input_dtype": data["raw_dtype"],
+           "in_model": (["x.float() / 255"] if kind == "image" and not {"to_tensor", "to_dtype"} & set(steps)
+                        else []) + [_step_text(s) for s in data["eval_transforms"]],
+           "normalize": {"mean": norm["mean"], "std": norm["std"], "in_model": True,
+                         "note": "done inside the model file: do not apply it again"} if norm else None,
+           "labels": data.get("classes"),
+           "output": ("probabilities (B, classes), columns in the order of labels"
+                      if data["task"] == "classification" else "predictions (B, outputs)")}
+    if kind == "image":
+        pre.update(decoding(shape[1:], shape[0]))
+    elif kind == "tabular":
+        pre.update(encoding(data["meta"]))
+    elif kind == "text":
+        pre.update(tokenizing(data["meta"]))
+    return pre
+
+
+def _step_text(spec: dict) -> str:
+    if spec["name"] in ("to_tensor", "to_dtype"):
+        return "x.float() / 255 if uint8"
+    if spec["name"] == "normalize":
+        return "(x - mean) / std per channel (images) or feature (tables), mean/std fitted on the training split"
+    args = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+    return f"{spec['name']}({args})"
 
 
 # ----------------------------------------------------------------------------- predictors

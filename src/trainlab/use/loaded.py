@@ -1,7 +1,12 @@
 """A finished (or interrupted) run loaded back from its directory: config, data description, best weights.
 
-    run = trainlab.load_run("runs/digits-mlp")
-    run.predict_proba(images_uint8)     # eval preprocessing + best weights
+    run = trainlab.load_run("runs/photos")
+    run.predict(["cat.jpg", pil_image])       # -> ["cat", "dog"]: class names (values for regression)
+    run.predict_proba(np.asarray(pil_image))  # -> (1, classes): decoded and preprocessed as in training
+
+`predict` / `predict_proba` take what a user holds (see trainlab.use.inputs: paths, PIL images, numpy
+arrays, tensors, one sample or a batch; texts; dicts or DataFrames of table rows); `predict_outputs`
+takes the raw batch exactly as the dataset stores it.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from trainlab.core.files import read_json
 from trainlab.data.transforms import Pipeline
 from trainlab.models.catalog import build_model
 from trainlab.run.config import Config, build_config
+from trainlab.use.inputs import as_batch
 
 
 @dataclass
@@ -46,8 +52,18 @@ class Run:
         self.model.eval()
         return self.model(self.eval_pipeline()(x))
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predict_outputs(x).softmax(-1)
+    def predict_proba(self, x) -> torch.Tensor:
+        """Inputs (paths, PIL images, arrays, tensors, texts, table rows; one or a batch) -> (B, classes)."""
+        if self.task != "classification":
+            raise UserError(f"{self.dir} is a {self.task} run: it has no class probabilities; use predict")
+        return self.predict_outputs(as_batch(self.data, x)).softmax(-1)
+
+    def predict(self, x) -> list[str] | torch.Tensor:
+        """Inputs as for predict_proba -> a class name per sample, or the predicted values (B, ...) for regression."""
+        out = self.predict_outputs(as_batch(self.data, x))
+        if self.task == "classification":
+            return [self.classes[int(i)] for i in out.argmax(-1)]
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> Run:
