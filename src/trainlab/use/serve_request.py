@@ -68,15 +68,20 @@ async def read_uploads(request) -> list[tuple[str, bytes]]:
             raise BadRequest(413, f"too many files: {len(uploads)} (limit {MAX_FILES} per request)")
         if any(isinstance(u, str) for u in uploads):
             raise BadRequest(400, "multipart field 'file' must be a file upload, not a text value")
-        files = [(u.filename or f"file {i + 1}", await u.read()) for i, u in enumerate(uploads)]
+        files = [((u.filename or "")[:80], await u.read()) for u in uploads]
     return files
+
+
+def _which(i: int, name: str, n: int) -> str:
+    """How an error names file i of n: nothing when it is the only one."""
+    return f"file {i + 1} ({name}): " if n > 1 else ""
 
 
 def check_images(files: list[tuple[str, bytes]]) -> None:
     """400 / 413 from each file's header and checksums, and 413 if all of them together exceed MAX_PIXELS."""
     total = 0
     for i, (name, body) in enumerate(files):
-        where = f"file {i + 1} ({name}): " if len(files) > 1 else ""
+        where = _which(i, name, len(files))
         if not body:
             raise BadRequest(400, f"{where}empty body: send {WANT_IMAGE}")
         try:
@@ -109,7 +114,7 @@ def decode_images(files: list[tuple[str, bytes]], raw_shape: list[int]) -> torch
         try:
             images.append(load_image(io.BytesIO(body), (h, w), c))
         except Exception:  # noqa: BLE001  a crafted file can fail anywhere inside PIL's decoders
-            where = f"file {i + 1} ({name}): " if len(files) > 1 else ""
+            where = _which(i, name, len(files))
             raise BadRequest(400, f"{where}not a readable image: the file is truncated or corrupted") from None
     return torch.stack(images)
 
