@@ -18,7 +18,8 @@ from conftest import assert_one_line_error
 from test_export import csv_run, trained_run
 from trainlab.use.export import parity_inputs, split_samples
 from trainlab.use.loaded import load_run
-from trainlab.use.serve import MAX_PIXELS, create_app, running_server
+from trainlab.use.serve import create_app, running_server
+from trainlab.use.serve_request import MAX_PIXELS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,10 @@ so a truncated or corrupt file is found before training starts, not in the middl
 """
 from __future__ import annotations
 
+import io
+import struct
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -161,3 +164,87 @@ class ImageFiles(Dataset):
         """What listing found, for data.json: counts and every skipped file with its reason."""
         return {"folder": str(self.root), "files": self.total, "used": len(self.paths),
                 "skipped": len(self.skipped), "skipped_files": self.skipped}
+
+# ----------------------------------------------------------------------------- untrusted bytes (trainlab serve)
+
+SAFE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "PPM")  # no EPS: PIL runs Ghostscript to decode it
+
+
+class ImageTooLarge(UserError):
+    """An image whose header declares more pixels, or a longer side, than the caller allows."""
+
+
+def check_image_bytes(data: bytes, max_pixels: int, max_side: int) -> tuple[int, int]:
+    """The declared (width, height) of image bytes from an untrusted source, checked before any pixel is decoded.
+
+    Raises ImageTooLarge over `max_pixels` in all or `max_side` on either side (a 30 KB PNG can declare
+    400 million pixels, or one row of 16 million), and UserError for bytes that are not a SAFE_FORMATS image
+    or whose checksums fail (`verify`: a PNG cut inside its pixel data). Decoding can still fail later.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limits below are stricter
+            with Image.open(io.BytesIO(data), formats=SAFE_FORMATS) as im:
+                width, height = im.size  # from the header only
+                if width * height > max_pixels or max(width, height) > max_side:
+                    raise ImageTooLarge(f"image too large: {width}x{height} pixels "
+                                        f"(limit {max_pixels:,} pixels and {max_side} per side)")
+                png = im.format == "PNG"
+                im.verify()  # chunk checksums, up to the end marker; decodes nothing
+        if png and not png_pixels_complete(data):  # Pillow fills a short pixel stream with black, silently
+            raise UserError("not a readable image: the file is truncated or corrupted (PNG pixel data ends early)")
+    except Image.DecompressionBombError:  # PIL's own cap (2 * MAX_IMAGE_PIXELS), hit before ours
+        raise ImageTooLarge(f"image too large: its header declares over {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                            f"(limit {max_pixels:,})") from None
+    except UnidentifiedImageError:
+        raise UserError("not an image: the body is not a PNG, JPEG, GIF, BMP, WebP, TIFF or PPM file") from None
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  crafted files reach PIL's plugins' internals (SyntaxError, struct.error, ...)
+        raise UserError(f"not a readable image: the file is truncated or corrupted ({_first_line(e)})") from None
+    return width, height
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:80]
+
+
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel (gray, RGB, palette, GA, RGBA)
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_pixels_complete(data: bytes) -> bool:
+    """Whether a PNG's IDAT stream inflates to every row its header declares (filter byte + packed samples).
+
+    Pillow (13) stops quietly where the compressed stream ends and leaves the missing rows black, so a
+    PNG with valid chunk checksums but half its pixel data decodes "fine"; this counts the inflated bytes.
+    """
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    passes = ADAM7 if interlace else ((0, 0, 1, 1),)
+    bits = depth * PNG_CHANNELS.get(colour, 4)
+    need = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        need += h * (1 + (w * bits + 7) // 8) if w > 0 and h > 0 else 0
+    inflate, got, pos = zlib.decompressobj(), 0, 8
+    while pos + 8 <= len(data) and got < need:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            got += _inflated_size(inflate, data[pos + 8:pos + 8 + length], need - got)
+        pos += 12 + length
+    return got >= need
+
+
+def _inflated_size(inflate, chunk: bytes, limit: int) -> int:
+    """Bytes `chunk` inflates to, counting at most `limit` (in 1 MiB steps: the stream may be a bomb)."""
+    got = 0
+    try:
+        while got < limit:
+            step = min(limit - got, 2**20)
+            out = len(inflate.decompress(chunk, step))
+            got, chunk = got + out, inflate.unconsumed_tail
+            if not chunk and out < step:  # all input used, no output pending
+                break
+    except zlib.error:
+        return 0
+    return got

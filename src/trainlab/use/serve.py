@@ -4,35 +4,35 @@
     curl -F file=@digit.png http://127.0.0.1:8000/predict
     curl -H 'Content-Type: application/json' -d '{"features": [5.1, 3.5, 1.4, 0.2]}' http://127.0.0.1:8000/predict
 
-Endpoints: `GET /` (page), `GET /health`, `GET /info` (label map, input format), `POST /predict` with an image
-(multipart field `file`, or a raw image/* body) or JSON `{"features": [...]}` for tabular/sequence runs.
-Bad requests get a 4xx JSON `{"error": ...}` (400 malformed / not an image, 413 too large, 415 wrong
-content type, 422 wrong feature count); the server binds 127.0.0.1 unless --host says otherwise.
+Endpoints: `GET /` (page), `GET /health`, `GET /info` (label map, input format), `GET /openapi.json`,
+`POST /predict` with images (multipart field `file`, repeated for several, or a raw image/* body) or JSON
+`{"features": [...]}`, `{"text": ...}` or `{"instances": [...]}` for tabular/sequence/text runs: one
+prediction per image or sample. Bad requests get a 4xx JSON `{"error": ...}` (use/serve_request.py:
+400 empty or malformed, 413 too large, 415 wrong content type, 422 bad values or parameters); the server
+binds 127.0.0.1 unless --host says otherwise.
 In Python: `app = create_app("runs/demo")`, or `with running_server(app) as url: ...` in a notebook.
 """
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) at definition
 # time, and fastapi is imported inside create_app so `trainlab --help` stays fast.
 import argparse
 import contextlib
-import io
-import json
 import logging
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
 from trainlab.core.errors import UserError
-from trainlab.data.images import load_image
-from trainlab.data.text import encode
 from trainlab.use.inference import Predictor, load_predictor, predictor_from_run
 from trainlab.use.loaded import Run
-from trainlab.use.serve_page import page_html
+from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html
+from trainlab.use.serve_request import MAX_FILES, MAX_PIXELS, MAX_SAMPLES, MAX_SIDE, BadRequest, read_payload, to_batch
 
 DEFAULT_MAX_BYTES = 2 * 2**20  # upload limit: a 2 MiB image is far larger than anything a model here takes
-MAX_PIXELS = 4096 * 4096  # decoded size limit: a small PNG can still decode to gigabytes
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("trainlab.use.serve")
 
@@ -42,16 +42,30 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be in 0..65535, got {args.port}")
     if args.max_bytes < 1024:
         raise UserError(f"--max-bytes must be >= 1024, got {args.max_bytes}")
-    app = create_app(args.run_dir, args.max_bytes, trust_code=args.trust_code)
-    sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    if args.host not in LOOPBACK:
-        print(f"warning: listening on {args.host}: other machines on your network can reach this model",
-              file=sys.stderr)
-    url_host = f"[{host}]" if ":" in host else host
-    print(f"serving {app.state.predictor.source} at http://{url_host}:{port}/  (Ctrl+C stops)", flush=True)
-    server(app, args.log_level).run(sockets=[sock])
+    with one_line_warnings():
+        app = create_app(args.run_dir, args.max_bytes, trust_code=args.trust_code)
+        sock = bind(args.host, args.port)
+        host, port = sock.getsockname()[:2]
+        if args.host not in LOOPBACK:
+            print(f"warning: listening on {args.host}: other machines on your network can reach this model",
+                  file=sys.stderr)
+        url_host = f"[{host}]" if ":" in host else host
+        print(f"serving {app.state.predictor.source} at http://{url_host}:{port}/  (Ctrl+C stops)", flush=True)
+        server(app, args.log_level).run(sockets=[sock])
     return 0
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """While serving, a warning (Pillow on an odd palette, torch on a model file) is one log line, not the
+    two lines of `file:line: message` and source that Python prints on stderr; restored on exit."""
+    def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        text = (str(message).splitlines() or [""])[0]
+        log.warning("%s: %s (%s:%s)", category.__name__, text, Path(filename).name, lineno)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = log_warning
+        yield
 
 
 # ----------------------------------------------------------------------------- the app
@@ -60,14 +74,14 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
     """A FastAPI app for a Run, a Predictor, a run directory or an exported model file.
 
     A TorchScript file runs code when loaded: only with trust_code (`serve --trust-code`, the owner's choice)."""
-    from fastapi import FastAPI, Request  # optional heavy dependency: imported on use
+    from fastapi import FastAPI, Query, Request  # optional heavy dependency: imported on use
     from fastapi.responses import HTMLResponse  # optional heavy dependency: imported on use
     from starlette.concurrency import run_in_threadpool  # optional heavy dependency: imported on use
 
-
     predictor = _predictor(run_or_path, trust_code)
     info = public_info(predictor.data, max_bytes)
-    app = FastAPI(title="trainlab serve", docs_url=None, redoc_url=None)  # the docs pages load from a CDN
+    # /openapi.json is served; the /docs and /redoc pages are not: they load their scripts from a CDN
+    app = FastAPI(title="trainlab serve", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
@@ -85,11 +99,11 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
     def model_info() -> dict:
         return info
 
-    @app.post("/predict")
-    async def predict(request: Request, top: int = 5) -> dict:
-        x = await read_request(request, predictor.data)
-        out = await run_in_threadpool(predictor, x)  # keep the event loop free while the model runs
-        return {"predictions": prediction_rows(out, predictor, max(1, top))}
+    @app.post("/predict", openapi_extra=PREDICT_OPENAPI, responses=PREDICT_ERRORS)
+    async def predict(request: Request, top: int = Query(5, ge=1, description="classes listed per answer")) -> dict:
+        payload = await read_payload(request, predictor.data)  # the body: I/O on the event loop
+        out = await run_in_threadpool(answer, payload, predictor)  # decoding and the model: off the event loop
+        return {"predictions": prediction_rows(out, predictor, top)}
 
     return app
 
@@ -111,7 +125,18 @@ def public_info(data: dict, max_bytes: int) -> dict:
                   and len(meta[k]) == shape[-1] and not image), None)
     return {"task": data["task"], "kind": data["kind"], "classes": data.get("classes"), "model": data.get("model"),
             "dataset": data.get("dataset"), "raw_shape": shape, "features": names,
-            "canvas": image and shape[0] == 1, "max_bytes": max_bytes}
+            "canvas": image and shape[0] == 1, "max_bytes": max_bytes,
+            "limits": {"bytes": max_bytes, "pixels": MAX_PIXELS, "side": MAX_SIDE, "files": MAX_FILES,
+                       "samples": MAX_SAMPLES}}
+
+
+def answer(payload, predictor) -> torch.Tensor:
+    """read_payload's result -> the model's (B, classes) probabilities or (B, outputs) predictions."""
+    out = predictor(to_batch(payload, predictor.data))
+    if out.is_floating_point() and not torch.isfinite(out).all():  # JSON has no NaN: FastAPI would send null
+        raise BadRequest(422, "the model's output is not a finite number for these inputs "
+                              "(values far outside what it was trained on?)")
+    return out
 
 
 def prediction_rows(out: torch.Tensor, predictor, top: int) -> list[dict]:
@@ -124,96 +149,6 @@ def prediction_rows(out: torch.Tensor, predictor, top: int) -> list[dict]:
         rows.append({"prediction": classes[order[0]], "probabilities": dict(zip(classes, p, strict=True)),
                      "top": [{"class": classes[i], "probability": p[i]} for i in order[:top]]})
     return rows
-
-
-# ----------------------------------------------------------------------------- request parsing
-
-def _http_error(status: int, message: str):
-    from fastapi import HTTPException  # optional heavy dependency: imported on use
-
-    return HTTPException(status_code=status, detail=message)
-
-
-async def read_request(request, data: dict) -> torch.Tensor:
-    """The request body -> a raw input batch (B, *raw_shape), or a 4xx HTTPException saying what is wrong."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    image = data["kind"] == "image"
-    if ctype == "application/json":
-        if image:
-            raise _http_error(415, "this model takes an image: send it as multipart field 'file' or an image/* body")
-        return parse_features(await request.body(), data)
-    if not image:
-        raise _http_error(415, 'this model takes JSON: Content-Type application/json, body {"features": [...]}')
-    if ctype == "multipart/form-data":
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise _http_error(400, "multipart body has no file field 'file'")
-        return decode_image(await upload.read(), data["raw_shape"])
-    if ctype.startswith("image/") or ctype == "application/octet-stream":
-        return decode_image(await request.body(), data["raw_shape"])
-    raise _http_error(415, f"unsupported Content-Type {ctype or '(none)'!r}: send multipart/form-data with a "
-                           f"field 'file', or an image/* body")
-
-
-def decode_image(body: bytes, raw_shape: list[int]) -> torch.Tensor:
-    """Image file bytes -> uint8 (1, C, H, W) at the run's size and channels (trainlab.data.images.load_image)."""
-    from PIL import Image, UnidentifiedImageError  # optional heavy dependency: imported on use
-
-
-    if not body:
-        raise _http_error(400, "empty body: send an image file")
-    try:
-        with Image.open(io.BytesIO(body)) as im:
-            width, height = im.size  # reads the header only
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise _http_error(400, "not an image: the body is not a PNG, JPEG, GIF, BMP, WebP or TIFF file") from None
-    if width * height > MAX_PIXELS:
-        raise _http_error(413, f"image too large: {width}x{height} pixels (limit {MAX_PIXELS:,} pixels)")
-    c, h, w = raw_shape
-    try:
-        return load_image(io.BytesIO(body), (h, w), c).unsqueeze(0)
-    except UserError:
-        raise _http_error(400, "not a readable image: the file is truncated or corrupted") from None
-
-
-def parse_features(body: bytes, data: dict) -> torch.Tensor:
-    """JSON {"features": [...]} (one sample) or [[...], ...] (a batch) -> (B, *raw_shape) checked tensor."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise _http_error(400, "malformed JSON body") from None
-    if isinstance(obj, dict) and data["kind"] == "text" and "text" in obj:
-        return encode_text(obj["text"], data)
-    if not isinstance(obj, dict) or "features" not in obj:
-        want = '{"text": "..."} or {"features": [token ids]}' if data["kind"] == "text" else '{"features": [...]}'
-        raise _http_error(400, f"expected a JSON object {want}")
-    dtype = getattr(torch, data["raw_dtype"])
-    try:
-        x = torch.tensor(obj["features"], dtype=dtype)
-    except (TypeError, ValueError, RuntimeError, OverflowError):
-        raise _http_error(422, "features must be a list of numbers (or a list of such lists)") from None
-    shape = tuple(data["raw_shape"])
-    if tuple(x.shape) == shape:
-        x = x.unsqueeze(0)
-    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or len(x) == 0:
-        got = list(x.shape[1:]) if x.ndim == len(shape) + 1 else list(x.shape)
-        want = f"{shape[0]} features" if len(shape) == 1 else f"shape {list(shape)} (steps, features)"
-        raise _http_error(422, f"wrong feature count: expected {want} per sample, got {got}")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise _http_error(422, "features must be finite numbers")
-    vocab = (data.get("model_info") or {}).get("vocab_size")
-    if not x.is_floating_point() and vocab and (x.min() < 0 or x.max() >= vocab):
-        raise _http_error(422, f"token ids must be in 0..{vocab - 1}")
-    return x
-
-
-def encode_text(text, data: dict) -> torch.Tensor:
-    """A text or a list of texts -> (B, max_len) token ids with the run's training vocabulary."""
-    texts = [text] if isinstance(text, str) else text
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise _http_error(422, "text must be a string or a non-empty list of strings")
-    return encode(texts, data["meta"])
 
 
 # ----------------------------------------------------------------------------- errors and limits
@@ -259,9 +194,19 @@ def _install_error_handlers(app) -> None:
     """Every error is JSON {"error": ...}; no traceback ever reaches the client."""
     from fastapi.exceptions import RequestValidationError  # optional heavy dependency: imported on use
     from starlette.exceptions import HTTPException  # optional heavy dependency: imported on use
+    from starlette.requests import ClientDisconnect  # optional heavy dependency: imported on use
 
     async def http_error(request, exc: HTTPException):
         return _json_response(exc.status_code, str(exc.detail))
+
+    async def bad_request(request, exc: BadRequest):
+        return _json_response(exc.status, exc.message)
+
+    async def disconnected(request, exc: ClientDisconnect):
+        # the client went away mid-body: nothing to answer and nothing wrong with the server
+        log.warning("client %s disconnected before sending the whole request (%s %s)",
+                    request.client.host if request.client else "?", request.method, request.url.path)
+        return _json_response(400, "client disconnected")
 
     async def validation_error(request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
@@ -276,6 +221,8 @@ def _install_error_handlers(app) -> None:
         return _json_response(500, "internal error (see the server log)")
 
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(BadRequest, bad_request)
+    app.add_exception_handler(ClientDisconnect, disconnected)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(Exception, unexpected)

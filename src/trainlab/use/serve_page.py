@@ -1,5 +1,6 @@
 """The page `trainlab serve` shows at `/`: upload an image (or draw one, for grayscale runs such as digits and
 MNIST), type a text or features, and see the top classes as bars. One self-contained HTML string: no CDN, no build.
+Also what `/openapi.json` says about `POST /predict` (PREDICT_OPENAPI), which reads its body itself.
 
 Drawing is white on black, like the training images of digits and MNIST. Before sending, the page crops the
 drawing to its bounding box and centres it the way the dataset framed its digits (see `draw_margin`).
@@ -8,6 +9,32 @@ from __future__ import annotations
 
 import html
 import json
+
+_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
+_NUMBERS = {"type": "array", "items": {"oneOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]}}
+_SAMPLE = {"type": "object", "properties": {
+    "features": {**_NUMBERS, "description": "one sample, or a list of samples (a batch)"},
+    "text": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+             "description": "text runs only: one text or a list of texts"}}}
+PREDICT_OPENAPI = {
+    "description": "One prediction per image, sample, text or instance, in order. Image runs take images; "
+                   "tabular, sequence and text runs take JSON. Limits: GET /info `limits`.",
+    "requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                     "description": "one or more image files (repeat the field)"}}}},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"oneOf": [_SAMPLE, {
+            "type": "object", "required": ["instances"], "properties": {"instances": {
+                "type": "array", "description": "one sample each: {features|text}, a list of features, or a text",
+                "items": {"oneOf": [_SAMPLE, _NUMBERS, {"type": "string"}]}}}}]}}}},
+}
+PREDICT_ERRORS = {  # every error is {"error": "..."}, FastAPI's 422 too (serve's handlers rewrite it)
+    400: {"description": "empty or malformed body, not an image, a truncated image", **_ERROR},
+    413: {"description": "too many bytes, pixels (declared in the header), files or samples", **_ERROR},
+    415: {"description": "the wrong content type for this run", **_ERROR},
+    422: {"description": "values the model cannot take, or a bad query parameter", **_ERROR}}
 
 PAGE = """<!doctype html>
 <html lang="en">
