@@ -110,7 +110,8 @@ def load_state(target, state: dict, what: str) -> None:
 
 
 def _check_optimizer_shapes(optimizer: torch.optim.Optimizer, what: str) -> None:
-    """load_state_dict checks group sizes only; a moment tensor of another shape would fail at the first step."""
+    """load_state_dict checks group sizes only; a moment tensor of another shape would fail at the first step.
+    Every registered optimizer (sgd, adam, adamw, rmsprop) keeps per-element state shaped like its parameter."""
     for p, st in optimizer.state.items():
         for key, value in st.items():
             if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != p.shape:
