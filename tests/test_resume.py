@@ -1,6 +1,7 @@
 """Checkpoints and resume: atomic writes, weights_only loading, and bit-exact continuation after a kill."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -183,3 +184,136 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
 def test_resume_refuses_config_changes(tmp_path, cli, reference):
     code, _, err = cli("train", "--resume", reference, "model.hidden=[8]")
     assert_one_line_error(code, err, "only train.epochs")
+
+
+# ----------------------------------------------------------------------------- resume of a run whose epochs are done
+
+KILL_POINTS = ("after the last epoch", "after the test evaluation", "before the report", "before result.json")
+
+
+def _manifest(run: Path) -> dict:
+    return json.loads((run / "manifest.json").read_text())
+
+
+def _result(run: Path) -> dict:
+    return json.loads((run / "result.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def finish_snapshots(tmp_path_factory):
+    """One uninterrupted run of RESUME_CFG, copied at each point of its finalisation where a kill can land."""
+    import trainlab.workflows.train as wt
+    from trainlab.observe import report
+
+    root = tmp_path_factory.mktemp("finish")
+    run, snaps = root / "full", {}
+
+    def snapshot(point):
+        snaps[point] = root / point.replace(" ", "-")
+        shutil.copytree(run, snaps[point])
+
+    def spy(module, name, point, when=lambda *a: True):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            if when(*args):
+                snapshot(point)
+            return real(*args, **kwargs)
+        return real, wrapper
+
+    patches = [(wt, "evaluate_test", *spy(wt, "evaluate_test", KILL_POINTS[0])),
+               (wt, "write_history", *spy(wt, "write_history", KILL_POINTS[1])),
+               (report, "write_report", *spy(report, "write_report", KILL_POINTS[2])),
+               (wt, "write_json", *spy(wt, "write_json", KILL_POINTS[3], lambda p, *_: p.name == "result.json"))]
+    for module, name, _, wrapper in patches:
+        setattr(module, name, wrapper)
+    try:
+        train_run(build_config(RESUME_CFG), run, quiet=True)
+    finally:
+        for module, name, real, _ in patches:
+            setattr(module, name, real)
+    assert list(snaps) == list(KILL_POINTS)
+    return run, snaps
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_during_finalisation_then_resume_completes_without_a_second_test_look(
+        finish_snapshots, reference, point, tmp_path, cli):
+    full, snaps = finish_snapshots
+    run = tmp_path / "run"
+    shutil.copytree(snaps[point], run)
+    assert not (run / "result.json").exists() and safe_load(run / "last.pt")["epoch"] == 4
+    assert _manifest(run)["test_evaluations"] == (0 if point == KILL_POINTS[0] else 1)
+    (run / ".last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # what a kill in atomic_save leaves
+    (run / "manifest.json.tmp").write_text("{")
+    code, out, err = cli("train", "--resume", run)
+    assert code == 0, err
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+    assert ("not evaluated again" in out) == (point != KILL_POINTS[0])
+    result, expected = _result(run), _result(full)
+    assert result["test"] == expected["test"] and result["epochs_run"] == 4  # the same numbers, bit for bit
+    assert result["confusion_matrix"] == expected["confusion_matrix"]
+    assert _manifest(run)["test_evaluations"] == 1  # the test split was looked at exactly once
+    assert (run / "history.csv").read_text() == (full / "history.csv").read_text()
+    assert (run / "report.html").stat().st_size > 1000 and (run / "curves.png").is_file()
+    assert_same_run(reference, run)
+
+    before = (run / "manifest.json").read_bytes(), (run / "result.json").read_bytes()
+    code, out, err = cli("train", "--resume", run)  # and now there is nothing left
+    assert code == 0 and err == "" and out.count("\n") == 1 and out.startswith("nothing left to do")
+    assert "train.epochs=N" in out
+    assert ((run / "manifest.json").read_bytes(), (run / "result.json").read_bytes()) == before
+
+
+def test_resume_with_more_epochs_continues_bit_exactly(tmp_path, cli):
+    """A finished 2-epoch run resumed with train.epochs=3 equals a 3-epoch run; config.yaml records 3 epochs."""
+    cfg = tiny_config(model={"dropout": 0.1}, train={"epochs": 2, "num_threads": 1})
+    short, straight = tmp_path / "short", tmp_path / "straight"
+    train_run(build_config(cfg), short, quiet=True)
+    code, out, err = cli("train", "--resume", short, "train.epochs=3")
+    assert code == 0, err
+    assert "epoch   3/3" in out and "epoch   2/3" not in out
+    assert yaml.safe_load((short / "config.yaml").read_text())["train"]["epochs"] == 3
+    train_run(build_config({**cfg, "train": {**cfg["train"], "epochs": 3}}), straight, quiet=True)
+    assert_same_run(straight, short)
+    assert _result(short)["test"] == _result(straight)["test"] and _result(short)["epochs_run"] == 3
+    assert _manifest(short)["test_evaluations"] == 2  # the 2-epoch weights were tested too: counted, and warned
+    assert "evaluated 2 times" in err
+
+
+def test_resume_of_an_early_stopped_run(tmp_path, cli):
+    """Early stopping ended the run: resume completes it without training on, then says nothing is left."""
+    cfg = tiny_config(train={"epochs": 6, "early_stopping": 1, "min_delta": 100.0})  # no epoch can improve
+    run = tmp_path / "run"
+    result = train_run(build_config(cfg), run, quiet=True)
+    assert result["stopped_early"] and result["epochs_run"] == 2
+    code, out, err = cli("train", "--resume", run)
+    assert code == 0 and "stopped early after epoch 2" in out and "train.early_stopping" in out, (out, err)
+    (run / "result.json").unlink()  # as if killed before it was written
+    code, out, err = cli("train", "--resume", run)
+    assert code == 0, err
+    assert "train_loss" not in out  # no epoch trained
+    assert _result(run)["test"] == result["test"] and _result(run)["epochs_run"] == 2
+    assert _manifest(run)["test_evaluations"] == 1
+
+
+@pytest.mark.slow
+def test_sigkill_after_the_last_epoch_line_is_recoverable(tmp_path):
+    """A real SIGKILL as soon as the last epoch line is printed (during the test evaluation or the report)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(train={"epochs": 2, "num_threads": 1})))
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    proc = _start(["train", cfg, "--out", run], tmp_path)
+    for line in proc.stdout:
+        if line.startswith("epoch   2/2"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    done = _start(["train", "--resume", run], tmp_path)
+    out, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    assert _manifest(run)["test_evaluations"] == 1 and not list(run.glob(".*.tmp"))
+    train_run(build_config(yaml.safe_load(cfg.read_text())), straight, quiet=True)
+    assert _result(run)["test"] == _result(straight)["test"]
+    assert_same_run(straight, run)

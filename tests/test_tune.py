@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -125,6 +126,63 @@ def test_interrupted_search_resumes_where_it_stopped(tmp_path, tiny, monkeypatch
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"] and len(calls) == 3
     assert (trials[0].params, trials[0].value) == (first[0].params, first[0].value)  # kept, not redone
     assert json.loads((out / "result.json").read_text())["n_trials"] == 2
+
+
+def test_trial_of_a_killed_worker_is_failed_by_the_next_run(tmp_path, tiny, cli):
+    """A RUNNING trial whose worker (same host) is gone becomes FAIL; a live worker's or another host's stays."""
+    cfg, out = tiny(), tmp_path / "tune"
+    code, _, err = cli("tune", cfg, "--trials", "1", "--out", out, "--search-only")
+    assert code == 0, err
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        for worker in (f"{socket.gethostname()}:{gone.pid}", f"{socket.gethostname()}:{alive.pid}",
+                       f"elsewhere.example:{gone.pid}"):
+            study.ask().set_user_attr("worker", worker)  # what a worker records first in each trial
+        code, stdout, err = cli("tune", cfg, "--trials", "2", "--out", out, "--search-only")
+    finally:
+        alive.kill()
+        alive.wait()
+    assert code == 0, err
+    assert f"trial 1 was left running by a worker that is gone ({socket.gethostname()}:{gone.pid})" in stdout
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}").trials
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "FAIL", "RUNNING", "RUNNING", "COMPLETE"]
+    assert json.loads((out / "result.json").read_text())["n_failed"] == 1
+
+
+@pytest.mark.parametrize("then", ["resume", "replace"])
+def test_kill_during_the_final_retrain_keeps_the_true_test_count(tmp_path, tiny, monkeypatch, cli, then):
+    """Killed after the final run's test evaluation: the rerun finishes that run without a second look (count 1),
+    or, when the final config changed meanwhile, replaces it and counts the killed run's look too (count 2)."""
+    from trainlab.observe import monitor
+
+    cfg, out = tiny(), tmp_path / "tune"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill right after the `test:` evaluation, before the report
+
+    monkeypatch.setattr(monitor, "finalize", killed)
+    code, _, err = cli("tune", cfg, "--trials", "2", "--out", out)
+    assert code == 130, err
+    final = json.loads((out / "final" / "manifest.json").read_text())
+    assert final["test_evaluations"] == 1 and not (out / "final" / "result.json").exists()
+    monkeypatch.undo()
+    if then == "replace":  # e.g. more trials found another best config
+        (out / "final" / "config.yaml").write_text((out / "final" / "config.yaml").read_text() + "# other\n")
+    code, stdout, err = cli("tune", cfg, "--trials", "2", "--out", out)
+    assert code == 0, err
+    result = json.loads((out / "result.json").read_text())
+    manifest = json.loads((out / "final" / "manifest.json").read_text())
+    expected = 1 if then == "resume" else 2
+    assert result["test_evaluations"] == manifest["test_evaluations"] == expected
+    assert ("resuming the interrupted final run" in stdout) == (then == "resume")
+    assert ("evaluated 2 times" in err) == (then == "replace")
+    if then == "resume":
+        assert result["test"] == final["test_metrics"]["metrics"]  # the numbers of the one look, from disk
+    assert json.loads((out / "final" / "result.json").read_text())["test"] == result["test"]
 
 
 def test_poor_trials_are_pruned_from_epoch_reports():

@@ -6,17 +6,17 @@ reported before torch is imported.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_json
 from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 from trainlab.models.catalog import ACTIVATIONS, MODELS
-from trainlab.run.config import build_config, load_config
+from trainlab.run.config import load_config, read_run_config
 
 
 def registries() -> dict:
@@ -25,6 +25,7 @@ def registries() -> dict:
 
 
 def train(args) -> int:
+    _check_out_is_dir(args.out)
     if args.resume:
         cfg = _resume_config(args)
     elif not args.config:
@@ -43,6 +44,8 @@ def train(args) -> int:
         return 0
     if result.get("note"):
         print(result["note"])
+    if result.get("nothing_left"):  # --resume of a complete run: the note says so, nothing was run
+        return 0
     print(format_metrics("test", result["test"]))
     if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
         print(result["baseline_comparison"])
@@ -58,7 +61,7 @@ def _resume_config(args):
         raise UserError(f"--resume continues the saved config; only train.epochs may change, not {bad[0]!r}")
     if not (args.resume / "last.pt").is_file():
         raise UserError(f"nothing to resume in {args.resume}: no last.pt")
-    return build_config(apply_overrides(read_yaml(args.resume / "config.yaml"), args.overrides))
+    return read_run_config(args.resume, args.overrides)
 
 
 def evaluate(args) -> int:
@@ -130,36 +133,42 @@ def list_(args) -> int:
 
 
 def cv(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.workflows import cv  # start-up time
 
     return cv.run(args)
 
 
 def tune(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.workflows import tune  # start-up time
 
     return tune.run(args)
 
 
 def lr_find(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.workflows import lr_find  # start-up time
 
     return lr_find.run(args)
 
 
 def runs(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.observe import compare  # start-up time
 
     return compare.run(args)
 
 
 def compare(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.observe import compare  # start-up time
 
     return compare.run_compare(args)
 
 
 def plot(args) -> int:
+    _check_out_is_dir(args.out)
     from trainlab.observe import plots  # start-up time
 
     return plots.run(args)
@@ -172,6 +181,9 @@ def tensorboard(args) -> int:
 
 
 def export(args) -> int:
+    if args.out is not None and args.out.is_dir():
+        raise UserError(f"--out {args.out} is a directory; name the file to write, e.g. {args.out / 'model.onnx'}")
+    _check_out_is_dir(args.out.parent if args.out is not None else None)
     from trainlab.use import export  # start-up time
 
     return export.run(args)
@@ -194,9 +206,17 @@ def format_metrics(split: str, metrics: dict) -> str:
 
 
 def _check_out_is_dir(out: Path | None) -> None:
-    """Before any work (a test evaluation counts): --out must be a directory or not exist yet."""
-    if out is not None and out.exists() and not out.is_dir():
+    """Before any work (a test evaluation counts): --out must be a directory or creatable as one (its first
+    existing ancestor a directory we may write to), so no command fails on --out after doing its work."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
+    folder = next((p for p in (out, *out.absolute().parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"--out {out} cannot be created: {folder} is not a directory")
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {folder} is not writable")
 
 
 def write_result(out: Path | None, result: dict) -> None:

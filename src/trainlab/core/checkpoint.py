@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.core.errors import UserError
+from trainlab.core.errors import DamagedRun, UserError
+from trainlab.core.files import COUNT, Check, a, check_fields, is_count, is_number
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -59,9 +60,74 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dic
                         f"({_first_line(e)[:160]})") from None
     except Exception as e:  # noqa: BLE001  random bytes reach the unpickler's internals (IndexError, KeyError, ...)
         raise UserError(f"cannot read checkpoint {path}: truncated or corrupted ({_first_line(e)[:120]})") from None
-    if not isinstance(obj, dict) or "model" not in obj:
-        raise UserError(f"{path} is not a trainlab checkpoint (no model weights inside)")
+    check_fields(obj, {"model": WEIGHTS}, str(path))
     return obj
+
+
+# ----------------------------------------------------------------------------- what a checkpoint must hold
+
+def _is_weights(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+WEIGHTS: Check = ("a mapping of tensor names to tensors", _is_weights)
+_MAYBE_DICT, _SEQ, _TENSOR = a(dict, type(None)), a(list, tuple), a(torch.Tensor)
+RESUMABLE: dict[str, Check] = {  # last.pt, as Trainer.state_dict writes it
+    "model": WEIGHTS, "optimizer": _MAYBE_DICT, "scheduler": _MAYBE_DICT, "scaler": a(dict), "epoch": COUNT,
+    "step": COUNT, "history": ("a list of per-epoch records", lambda v: isinstance(v, list)
+                               and all(isinstance(r, dict) for r in v)),
+    "best": a(dict), "rng": a(dict), "resume_point": _MAYBE_DICT}
+BEST: dict[str, Check] = {"value": ("a number or null", lambda v: v is None or is_number(v)),
+                          "epoch": ("an epoch number or null", lambda v: v is None or is_count(v)),
+                          "bad_epochs": COUNT, "state": ("weights or null", lambda v: v is None or _is_weights(v)),
+                          "stopped_early": a(bool), "stop": a(bool)}
+RNG: dict[str, Check] = {"python": _SEQ, "numpy": _SEQ, "torch": _TENSOR, "cuda": _SEQ, "generator": _TENSOR}
+RESUME_POINT: dict[str, Check] = {"batch": COUNT, "order": a(torch.Tensor, type(None)),
+                                  "losses": _TENSOR, "correct": _TENSOR, "sizes": a(list)}
+
+
+def check_resumable(ckpt: dict, path: str | Path) -> dict:
+    """Everything `Trainer.load_checkpoint` reads from last.pt is there, with the right types (else DamagedRun)."""
+    check_fields(ckpt, RESUMABLE, str(path))
+    check_fields(ckpt["best"], BEST, f"{path} 'best'")
+    check_fields(ckpt["rng"], RNG, f"{path} 'rng'", optional=("generator",))
+    if ckpt["resume_point"] is not None:
+        check_fields(ckpt["resume_point"], RESUME_POINT, f"{path} 'resume_point'")
+    if len(ckpt["history"]) != ckpt["epoch"]:
+        raise DamagedRun(f"{path} holds {len(ckpt['history'])} history records for {ckpt['epoch']} epochs")
+    return ckpt
+
+
+def load_state(target, state: dict, what: str) -> None:
+    """`target.load_state_dict(state)` (optimizer, scheduler, grad scaler) with a state from another setup
+    (other parameter groups, other shapes) reported as DamagedRun instead of a traceback."""
+    try:
+        target.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError) as e:
+        raise DamagedRun(f"{what} does not fit this run's setup ({_first_line(e)[:120]})") from None
+    if isinstance(target, torch.optim.Optimizer):
+        _check_optimizer_shapes(target, what)
+
+
+def _check_optimizer_shapes(optimizer: torch.optim.Optimizer, what: str) -> None:
+    """load_state_dict checks group sizes only; a moment tensor of another shape would fail at the first step.
+    Every registered optimizer (sgd, adam, adamw, rmsprop) keeps per-element state shaped like its parameter."""
+    for p, st in optimizer.state.items():
+        for key, value in st.items():
+            if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape != p.shape:
+                raise DamagedRun(f"{what}: state {key!r} has shape {tuple(value.shape)} "
+                                 f"for a parameter of shape {tuple(p.shape)}")
+
+
+def remove_orphan_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a kill during `atomic_save` (or files.write_text) left in `folder`; returns them.
+    Call only where no other process writes into `folder` (a run directory being resumed or replaced)."""
+    folder = Path(folder)
+    patterns = (".*.pt.*.tmp", "*.json.tmp", "*.yaml.tmp") if folder.is_dir() else ()
+    stale = [p for pattern in patterns for p in folder.glob(pattern)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _first_line(e: Exception) -> str:
@@ -99,6 +165,14 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
 
 
 def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
+    """Restore what `rng_state` saved; a state of another shape or version -> DamagedRun."""
+    try:
+        _set_rng_state(state, generator)
+    except (ValueError, TypeError, RuntimeError, IndexError, KeyError, AttributeError) as e:
+        raise DamagedRun(f"the saved random-number state cannot be restored ({_first_line(e)[:120]})") from None
+
+
+def _set_rng_state(state: dict, generator: torch.Generator | None) -> None:
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     kind, keys, *rest = state["numpy"]

@@ -13,3 +13,11 @@ class UserError(Exception):
 
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived during training; last.pt was saved at a step boundary. The message is the run dir."""
+
+
+class DamagedRun(UserError):
+    """A run directory file does not hold what this version of trainlab writes (damaged, hand-edited, or written
+    by another version). `what` names the file and the problem: `DamagedRun("data.json has no 'input_shape'")`."""
+
+    def __init__(self, what: str):
+        super().__init__(f"this run directory is damaged or from another version: {what}")

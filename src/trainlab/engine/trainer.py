@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from trainlab.core import checkpoint as ckpts
 from trainlab.core import distributed
 from trainlab.core.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
 from trainlab.core.device import select_device
@@ -375,17 +376,18 @@ class Trainer:
         self.save_checkpoint("last.pt", state=state)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore everything from last.pt so training continues exactly where it stopped."""
-        ckpt = safe_load(path, map_location=self.device)
+        """Restore everything from last.pt so training continues exactly where it stopped.
+        A file that lacks part of that state, or holds another setup's, is refused as a damaged run (DamagedRun)."""
+        ckpt = ckpts.check_resumable(safe_load(path, map_location=self.device), path)
         load_weights(self.model, ckpt["model"], str(path))
-        if ckpt.get("optimizer") is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scheduler") is not None and self.scheduler is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["optimizer"] is not None:
+            ckpts.load_state(self.optimizer, ckpt["optimizer"], f"{path} optimizer state")
+        if ckpt["scheduler"] is not None and self.scheduler is not None:
+            ckpts.load_state(self.scheduler, ckpt["scheduler"], f"{path} scheduler state")
+        ckpts.load_state(self.scaler, ckpt["scaler"], f"{path} grad-scaler state")
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
         best = ckpt["best"]
         self.best_value, self.best_epoch, self.bad_epochs = best["value"], best["epoch"], best["bad_epochs"]
         self.best_state, self.stopped_early, self.stop = best["state"], best["stopped_early"], best["stop"]
         set_rng_state(ckpt["rng"], self.generator)
-        self._resume_point = ckpt.get("resume_point")
+        self._resume_point = ckpt["resume_point"]

@@ -14,11 +14,10 @@ import argparse
 import math
 from pathlib import Path
 
-import yaml
-
-from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
-from trainlab.observe.plots import compare_curves, metric_to_show, read_history
+from trainlab.core.configfile import read_yaml
+from trainlab.core.errors import DamagedRun, UserError
+from trainlab.core.files import read_run_json, write_json
+from trainlab.observe.plots import compare_curves, metric_to_show, read_history, read_result
 
 FIXED_KEYS = {"data.name": "dataset", "model.name": "model", "train.optimizer": "optimizer", "train.lr": "lr",
               "data.batch_size": "batch"}
@@ -50,12 +49,15 @@ def load_run_info(run_dir: Path) -> dict:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
     try:
-        cfg = flatten(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    except yaml.YAMLError as e:
-        raise UserError(f"{run_dir / 'config.yaml'} is corrupted: {str(e).splitlines()[0]}") from None
-    result = read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
+        raw = read_yaml(run_dir / "config.yaml")
+    except UserError as e:
+        raise DamagedRun(f"{run_dir / 'config.yaml'}: {e}") from None
+    if not isinstance(raw, (dict, type(None))):
+        raise DamagedRun(f"{run_dir / 'config.yaml'} holds a {type(raw).__name__}, not a mapping")
+    cfg = flatten(raw or {})
+    result = read_result(run_dir)
     history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
-    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    manifest = read_run_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
     return {"dir": run_dir, "config": cfg, "result": result, "history": history, "manifest": manifest}
 
 

@@ -138,7 +138,9 @@ class Monitor:
         self.sizes: dict[str, int] = {}
         self.announced: set[str] = set()
 
-    def _start(self, trainer) -> None:
+    def _start(self, trainer, done: bool = False) -> None:
+        """Open TensorBoard and load the earlier epochs' signals: before the epoch in progress, or (`done`,
+        a resumed run with no epoch left) all of them."""
         self.writer = tb.open_writer(self.out / "tb")
         self.sizes = weight_layers(trainer.model)
         self.settings["device"] = trainer.device.type
@@ -149,7 +151,7 @@ class Monitor:
             y = self.probe[1] if self.probe is not None else torch.zeros(0)
         self.baseline = constant_prediction_loss(trainer.loss_fn, trainer.loss_name, trainer.task,
                                                  y.to(trainer.device), self.view.bundle.num_outputs)
-        self._load_previous(trainer.epoch)
+        self._load_previous(trainer.epoch + 1 if done else trainer.epoch)
 
     def __call__(self, trainer, record: dict) -> None:
         if self.writer is None:
@@ -242,6 +244,8 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     """After the test evaluation: write plots/report; may add keys (e.g. `diagnosis`) to `result`."""
     out = Path(out)
     mon = _monitor(trainer)
+    if mon is not None and mon.writer is None:  # --resume of a run whose epochs were all done already
+        mon._start(trainer, done=True)
     diag = dg.diagnose(mon.signals(trainer) if mon else dg.Signals(trainer.history))
     result["diagnosis"] = diag
     result.update(test_breakdown(trainer, view, out))

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
+from trainlab.core.errors import DamagedRun, UserError
+from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json, write_json
 from trainlab.models.catalog import ACTIVATIONS, activation
 
 DPI = 100
@@ -95,12 +95,35 @@ def _mark_epochs(ax, history: list[dict], val_key: str, best: int | None, stoppe
         ax.axvline(history[-1]["epoch"], color="tab:gray", linestyle=":", linewidth=1.5, label="early stop")
 
 
+def _is_diagnosis(v) -> bool:
+    checks = v.get("checks", {}) if isinstance(v, dict) else None
+    return isinstance(checks, dict) and all(isinstance(c, dict) for c in checks.values()) \
+        and isinstance(v.get("problems", []), list)
+
+
+RESULT_FIELDS: dict[str, Check] = {  # what readers of result.json use; all optional (a failed run lacks some)
+    "test": a(dict), "epochs_run": COUNT, "monitor": a(str), "stopped_early": a(bool),
+    "best_value": ("a number or null", lambda v: v is None or is_number(v)),
+    "best_epoch": ("an epoch number or null", lambda v: v is None or is_count(v)),
+    "diagnosis": ("a diagnosis (checks, problems)", _is_diagnosis)}
+
+
+def read_result(run_dir: Path) -> dict:
+    """RUN_DIR/result.json checked ({} when the run has not finished)."""
+    path = Path(run_dir) / "result.json"
+    return read_run_json(path, RESULT_FIELDS, tuple(RESULT_FIELDS)) if path.is_file() else {}
+
+
 def read_history(path: Path) -> list[dict]:
-    """history.csv -> rows of floats (epoch as int)."""
+    """history.csv -> rows of floats (epoch as int); a damaged file -> DamagedRun."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return [{k: int(float(v)) if k == "epoch" else float(v) if v not in ("", None) else math.nan
-             for k, v in row.items()} for row in rows]
+    try:
+        return [{k: int(float(v)) if k == "epoch" else float(v) if v not in ("", None) else math.nan
+                 for k, v in row.items()} for row in rows if row["epoch"] is not None]
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise DamagedRun(f"{path} is not a table of numbers with an epoch column ({type(e).__name__}: "
+                         f"{str(e)[:80]})") from None
 
 
 def compare_curves(histories: dict[str, list[dict]], path: Path, metric: str | None = None) -> Path:
@@ -294,7 +317,7 @@ def plot_curves(names: list[str], out: Path | None) -> dict:
     if not (run_dir / "history.csv").is_file():
         raise UserError(f"{run_dir} has no history.csv; is it a finished trainlab run?")
     history = read_history(run_dir / "history.csv")
-    res = read_json(run_dir / "result.json") if (run_dir / "result.json").is_file() else {}
+    res = read_result(run_dir)
     since = res.get("diagnosis", {}).get("checks", {}).get("overfitting", {}).get("since_epoch")
     path = learning_curves(history, (out or run_dir) / "curves.png", res.get("monitor", "val_loss"),
                            res.get("best_epoch"), bool(res.get("stopped_early")), since, title=run_dir.name)

@@ -8,6 +8,7 @@ naming the key, the value and what is allowed; nothing here imports torch.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from trainlab.core.configfile import apply_overrides, read_yaml
-from trainlab.core.errors import UserError
+from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.schema import from_dict, opt, to_dict
 from trainlab.data.config import DataConfig, data_settings
 from trainlab.engine.settings import TrainConfig, train_settings
@@ -59,6 +60,19 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     raw = read_yaml(path) if path else {}
     if not isinstance(raw, dict):
         raise UserError(f"config {path} must be a mapping with sections data, model, train; got {type(raw).__name__}")
+    return build_config(apply_overrides(raw, list(overrides)))
+
+
+def read_run_config(run_dir: Path, overrides: list[str] = ()) -> Config:
+    """config.yaml of a run, validated by this version of trainlab; then `overrides` (their errors are the user's)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
+    try:
+        raw = read_yaml(path)
+        build_config(copy.deepcopy(raw))
+    except UserError as e:
+        raise DamagedRun(f"{path} does not validate: {e}") from None
     return build_config(apply_overrides(raw, list(overrides)))
 
 

@@ -1,7 +1,9 @@
-"""Run directories: creating one safely, its manifest, and the count of test-split evaluations.
+"""Run directories: creating one safely, its manifest, the count of test-split evaluations, and reading
+its files back checked (a damaged or other-version file -> one line: DamagedRun).
 
     prepare_run_dir(Path("runs/demo"), cfg, overwrite=False)   # refuses to mix or delete other runs
     write_json(out / "manifest.json", manifest(cfg, device, sys.argv))
+    read_data_description(run_dir); read_manifest(run_dir); read_splits(run_dir)
 
 Loading a finished run back is `trainlab.use.loaded.load_run`.
 """
@@ -18,8 +20,8 @@ from pathlib import Path
 import torch
 
 from trainlab import __version__
-from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
+from trainlab.core.errors import DamagedRun, UserError
+from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, read_run_json, write_json
 from trainlab.run.config import Config, dump_config
 
 RUN_FILES = ("config.yaml", "manifest.json")
@@ -68,12 +70,56 @@ def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
     }
 
 
-def count_test_evaluation(run_dir: Path) -> int:
-    """The manifest counts test-split evaluations: test metrics are honest only the first time."""
-    m = read_json(run_dir / "manifest.json")
+# ----------------------------------------------------------------------------- reading a run back, checked
+
+MANIFEST: dict[str, Check] = {"test_evaluations": COUNT, "tuned": a(dict), "test_metrics": a(dict)}
+DATA: dict[str, Check] = {  # data.json as workflows/train.data_description writes it
+    "task": ("'classification' or 'regression'", lambda v: v in ("classification", "regression")),
+    "kind": a(str), "classes": a(list, type(None)),
+    "num_outputs": ("a positive integer", lambda v: is_count(v) and v > 0),
+    "raw_shape": a(list), "raw_dtype": a(str), "input_shape": SHAPE, "eval_transforms": a(list),
+    "train_transforms": a(list), "meta": a(dict), "model_info": a(dict)}
+SPLITS: dict[str, Check] = {name: ("a list of sample indices or null", lambda v: v is None or (
+    isinstance(v, list) and all(is_count(i) for i in v))) for name in ("train", "val", "test")}
+
+
+def read_manifest(run_dir: Path) -> dict:
+    return read_run_json(Path(run_dir) / "manifest.json", MANIFEST, optional=tuple(MANIFEST))
+
+
+def read_data_description(run_dir: Path) -> dict:
+    """data.json: what the model was built for (input shape, outputs, classes, preprocessing)."""
+    path = Path(run_dir) / "data.json"
+    data = read_run_json(path, DATA, optional=("train_transforms", "meta", "model_info"))
+    classes = data["classes"]
+    if data["task"] == "classification" and (classes is None or len(classes) != data["num_outputs"]):
+        raise DamagedRun(f"{path} names {0 if classes is None else len(classes)} classes for a model with "
+                         f"{data['num_outputs']} outputs")
+    return data
+
+
+def read_splits(run_dir: Path) -> dict:
+    return read_run_json(Path(run_dir) / "splits.json", SPLITS, optional=("val", "test"))
+
+
+def count_test_evaluation(run_dir: Path, metrics: dict | None = None, epochs_run: int | None = None) -> int:
+    """The manifest counts test-split evaluations: test metrics are honest only the first time.
+
+    The training's own evaluation passes its `metrics` (and how many epochs the weights had): they are kept in
+    the manifest in the same write as the count, so a run killed right after it completes without looking again.
+    """
+    m = read_manifest(run_dir)
     m["test_evaluations"] = m.get("test_evaluations", 0) + 1
-    write_json(run_dir / "manifest.json", m)
+    if metrics is not None:
+        m["test_metrics"] = {"epochs_run": epochs_run, "metrics": metrics}
+    write_json(Path(run_dir) / "manifest.json", m)
     return m["test_evaluations"]
+
+
+def recorded_test_metrics(run_dir: Path, epochs_run: int) -> dict | None:
+    """The test metrics the training recorded for weights after `epochs_run` epochs, or None (not evaluated yet)."""
+    saved = read_manifest(run_dir).get("test_metrics") or {}
+    return saved.get("metrics") if saved.get("epochs_run") == epochs_run else None
 
 
 def mark_tuned(run_dir: Path, tuned: dict, earlier_test_evaluations: int = 0) -> int:
@@ -82,7 +128,7 @@ def mark_tuned(run_dir: Path, tuned: dict, earlier_test_evaluations: int = 0) ->
     A rerun of the search replaces the final run directory; `earlier_test_evaluations` carries the count of
     the replaced one, so looking at the test split again after more trials still counts as looking again.
     """
-    m = read_json(run_dir / "manifest.json")
+    m = read_manifest(run_dir)
     m["tuned"] = tuned
     m["test_evaluations"] = m.get("test_evaluations", 0) + earlier_test_evaluations
     write_json(run_dir / "manifest.json", m)
@@ -93,7 +139,7 @@ def test_reuse_warning(run_dir: Path, n: int) -> str | None:
     """The warning for the n-th test evaluation of a run (None for the first): test results must not steer choices."""
     if n <= 1:
         return None
-    tuned = read_json(Path(run_dir) / "manifest.json").get("tuned")
+    tuned = read_manifest(run_dir).get("tuned")
     if tuned:
         return (f"this run's config was selected by `trainlab tune` (study {tuned.get('study')!r}) on validation data "
                 f"and its test split has now been evaluated {n} times; only the first test score is an unbiased "

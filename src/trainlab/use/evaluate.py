@@ -5,17 +5,17 @@ from pathlib import Path
 
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json
 from trainlab.data.prepare import load_data
 from trainlab.engine.trainer import Trainer
-from trainlab.run.directory import count_test_evaluation, test_reuse_warning
+from trainlab.run.directory import count_test_evaluation, read_manifest, read_splits, test_reuse_warning
 from trainlab.use.loaded import load_run
 
 
 def evaluate_run(run_dir: Path, split: str = "test") -> dict:
     run = load_run(run_dir)
+    read_manifest(Path(run_dir))  # checked before the evaluation: a damaged counter must not cost a test look
     data = load_data(run.cfg)
-    saved = read_json(Path(run_dir) / "splits.json")
+    saved = read_splits(Path(run_dir))
     if saved.get("train") != data.splits.to_json()["train"]:
         raise UserError(f"the data behind {run_dir} changed since training: its split indices differ; "
                         f"evaluating now would mix training and test samples")

@@ -17,12 +17,11 @@ import torch
 from torch import nn
 
 from trainlab.core.checkpoint import load_weights, safe_load
-from trainlab.core.configfile import read_yaml
-from trainlab.core.errors import UserError
-from trainlab.core.files import read_json
+from trainlab.core.errors import DamagedRun, UserError
 from trainlab.data.transforms import Pipeline
 from trainlab.models.catalog import build_model
-from trainlab.run.config import Config, build_config
+from trainlab.run.config import Config, read_run_config
+from trainlab.run.directory import read_data_description
 from trainlab.use.inputs import as_batch
 
 
@@ -67,13 +66,16 @@ class Run:
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> Run:
-    """Load a run directory: its resolved config, data description and weights (weights_only=True)."""
+    """Load a run directory: its resolved config, data description and weights (weights_only=True).
+    Files that are damaged or from another version of trainlab raise DamagedRun naming the file."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
-    cfg = build_config(read_yaml(run_dir / "config.yaml"))
-    data = read_json(run_dir / "data.json")
-    model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"], **data.get("model_info", {}))
+    cfg = read_run_config(run_dir)
+    data = read_data_description(run_dir)
+    try:
+        Pipeline(data["eval_transforms"], data["kind"] == "image")
+        model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"], **data.get("model_info", {}))
+    except (UserError, TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise DamagedRun(f"{run_dir / 'data.json'} does not fit its config.yaml ({str(e)[:160]})") from None
     path = run_dir / checkpoint
     if not path.is_file() and checkpoint == "best.pt":
         path = run_dir / "last.pt"

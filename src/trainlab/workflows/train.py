@@ -11,9 +11,9 @@ import torch
 from tqdm.auto import tqdm
 
 from trainlab.core import distributed
-from trainlab.core.checkpoint import seed_everything
+from trainlab.core.checkpoint import check_resumable, remove_orphan_temps, safe_load, seed_everything
 from trainlab.core.device import select_device
-from trainlab.core.files import write_history, write_json
+from trainlab.core.files import write_history, write_json, write_text
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
@@ -21,8 +21,16 @@ from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import build_model
 from trainlab.observe import monitor as observe
+from trainlab.observe.plots import read_result
 from trainlab.run.config import Config, dump_config
-from trainlab.run.directory import count_test_evaluation, default_run_dir, manifest, prepare_run_dir
+from trainlab.run.directory import (
+    count_test_evaluation,
+    default_run_dir,
+    manifest,
+    prepare_run_dir,
+    recorded_test_metrics,
+    test_reuse_warning,
+)
 
 
 def _say(message: str) -> None:
@@ -83,6 +91,9 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     """
     configure_torch(cfg)
     info = distributed.from_env()
+    done = nothing_left(resume, cfg) if resume else None
+    if done is not None:  # a complete run: say so, run nothing, look at nothing
+        return done if info is None or info.is_main else {}
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
@@ -123,23 +134,65 @@ def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite
     if main and not resume:
         prepare_run_dir(out, cfg, overwrite)
         write_files(out)
+    if main and resume:
+        remove_orphan_temps(out)  # what kills during checkpoint writes left behind
+        if (out / "config.yaml").read_text() != dump_config(cfg):  # train.epochs=N: the run now trains for N
+            write_text(out / "config.yaml", dump_config(cfg))
     if info:
         out = Path(distributed.broadcast(str(out), info))
     return out
 
 
 def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False) -> dict:
-    """Evaluate the best weights on the test split once, and write history.csv and result.json."""
-    test_b = view.batches("test", trainer.device)
-    if dry_run and test_b is not None:
-        test_b = test_b.take(1)
-    test = trainer.evaluate(test_b) if test_b is not None else {}
-    count_test_evaluation(out)
+    """Evaluate the best weights on the test split once, and write history.csv and result.json.
+
+    The test metrics go to the manifest with the evaluation count before anything else is written: a run
+    killed after that is completed by `--resume` from disk, without evaluating the test split again.
+    """
+    test = recorded_test_metrics(out, len(history))
+    note = {"note": "completing the run: its test metrics were recorded before it was interrupted; the test "
+                    "split is not evaluated again"} if test is not None else {}
+    if test is None:
+        test = evaluate_test(trainer, view, out, len(history), dry_run)
     write_history(out / "history.csv", history)
-    result = {"test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
+    result = {**note, "test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
     result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
     observe.finalize(out, trainer, view, result)
     write_json(out / "result.json", result)
     return result
+
+
+def evaluate_test(trainer: Trainer, view, out: Path, epochs_run: int, dry_run: bool = False) -> dict:
+    """The one test evaluation of the training's best weights, recorded (count and metrics) in one write."""
+    test_b = view.batches("test", trainer.device)
+    if dry_run and test_b is not None:
+        test_b = test_b.take(1)
+    test = trainer.evaluate(test_b) if test_b is not None else {}
+    n = count_test_evaluation(out, test, epochs_run)
+    warning = test_reuse_warning(out, n)  # e.g. a finished run resumed with more epochs
+    if warning and trainer.progress is not False:
+        print(f"warning: {warning}", file=sys.stderr)
+    return test
+
+
+def nothing_left(run_dir: Path, cfg: Config) -> dict | None:
+    """For `--resume` of a complete run: its result.json plus a one-line note, else None (work is left:
+    epochs to train, or the end of the run to write). Complete: last.pt holds the end of training (all
+    `cfg.train.epochs`, or early stopping) and result.json was written for exactly those epochs."""
+    if not (run_dir / "result.json").is_file():
+        return None
+    saved = read_result(run_dir)
+    ckpt = check_resumable(safe_load(run_dir / "last.pt"), run_dir / "last.pt")
+    epochs, stopped = ckpt["epoch"], ckpt["best"]["stop"]
+    if saved.get("error") or saved.get("epochs_run") != epochs or ckpt["resume_point"] is not None \
+            or not (stopped or epochs >= cfg.train.epochs):
+        return None
+    if stopped:
+        note = (f"nothing left to do: {run_dir} stopped early after epoch {epochs} and its result.json is written; "
+                f"to train longer, start a new run with a larger train.early_stopping")
+    else:
+        note = (f"nothing left to do: {run_dir} trained all {epochs} epochs and its result.json is written; "
+                f"to train longer: trainlab train --resume {run_dir} train.epochs=N (N > {epochs})")
+    return {**saved, "note": note, "nothing_left": True}

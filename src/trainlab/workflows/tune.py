@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
     t0 = time.perf_counter()
     study = open_study(storage, name, cfg, metric, args.cv, not args.no_prune)
+    for number, worker in fail_abandoned_trials(study):
+        print(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
     try:
         search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
                min(args.trials, 2) if args.dry_run else args.trials, args.timeout, "fold" if args.cv else "epoch")
@@ -120,9 +122,9 @@ def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run:
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial) -> float:
+        trial.set_user_attr("worker", worker)  # first: a later run can tell that a killed trial's worker is gone
         values = suggest(trial, space)
         cfg = trial_config(raw, values)
-        trial.set_user_attr("worker", worker)
         try:
             value, best_epoch = (cv_value(cfg, trial, metric, cv, dry_run) if cv
                                  else split_value(cfg, trial, metric, dry_run))
@@ -253,6 +255,38 @@ def open_study(url: str, name: str, cfg, metric: str, cv: int | None, prune: boo
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup) if prune \
         else optuna.pruners.NopPruner()
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def fail_abandoned_trials(study) -> list[tuple[int, str]]:
+    """Mark FAIL the RUNNING trials whose worker process is gone (killed): one on this host whose pid is not
+    alive, or is this process (which runs no trial yet). Other hosts' trials are left to Optuna's heartbeat
+    (grace period), so a shared study never fails a trial another machine is still running."""
+    from optuna.trial import TrialState  # optional heavy dependency: imported on use
+
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        host, _, pid = str(worker).rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except ValueError:  # another worker failed it first
+            continue
+        failed.append((t.number, worker))
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def finished(study) -> list:

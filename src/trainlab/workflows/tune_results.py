@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json
 from trainlab.data.prepare import load_data
-from trainlab.run.directory import mark_tuned, test_reuse_warning
+from trainlab.observe.plots import read_result
+from trainlab.run.config import dump_config
+from trainlab.run.directory import mark_tuned, read_manifest, test_reuse_warning
 from trainlab.workflows.search_space import decode, shown_url, trial_config
 from trainlab.workflows.train import train_run
 
@@ -105,19 +106,37 @@ def retrain_best(raw: dict, study, space: dict, out: Path, summary: dict, dry_ru
     """Train the best config on train+val and evaluate the test split once into `out` (kept when unchanged)."""
     tuned = {"study": summary["study"], "storage": summary["storage"], "trial": summary["best_trial"],
              "metric": summary["metric"], "value": summary["best_value"], "cv": summary["cv"]}
-    old = read_json(out / "manifest.json") if (out / "manifest.json").is_file() else {}
+    old = read_manifest(out) if (out / "manifest.json").is_file() else {}
     if old.get("tuned") == tuned and (out / "result.json").is_file():
         print(f"the best trial is unchanged; reusing {out} (its test split is not evaluated again)")
-        return {"test": read_json(out / "result.json")["test"], "final_run": str(out),
+        return {"test": read_result(out).get("test", {}), "final_run": str(out),
                 "test_evaluations": old.get("test_evaluations", 1)}
     cfg = final_config(raw, summary["best_params"], summary["best_epoch"])
     if load_data(cfg).splits.to_json()["test"] != load_data(trial_config(raw, {})).splits.to_json()["test"]:
         raise RuntimeError("the final run's test split differs from the one the search held out")  # a trainlab bug
-    print(f"retraining the best config on train+val for {cfg.train.epochs} epochs -> {out}")
-    result = train_run(cfg, out, overwrite=True, argv=sys.argv, dry_run=dry_run, quiet=True)
-    n = mark_tuned(out, tuned, old.get("test_evaluations", 0) if old.get("tuned", {}).get("study") == tuned["study"]
-                   else 0)
+    if interrupted_final_run(out, old, cfg):  # killed last time: finish it (bit-exact), keep its test count
+        print(f"resuming the interrupted final run in {out}")
+        result = train_run(cfg, resume=out, argv=sys.argv, dry_run=dry_run, quiet=True)
+        n = mark_tuned(out, tuned)
+    else:
+        print(f"retraining the best config on train+val for {cfg.train.epochs} epochs -> {out}")
+        result = train_run(cfg, out, overwrite=True, argv=sys.argv, dry_run=dry_run, quiet=True)
+        n = mark_tuned(out, tuned, earlier_test_evaluations(old, tuned["study"]))
     warning = test_reuse_warning(out, n)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     return {"test": result["test"], "final_run": str(out), "test_evaluations": n}
+
+
+def interrupted_final_run(out: Path, old: dict, cfg) -> bool:
+    """`out` holds a final run of this very config that a kill stopped before it was marked tuned."""
+    return bool(old) and "tuned" not in old and (out / "last.pt").is_file() and (out / "config.yaml").is_file() \
+        and (out / "config.yaml").read_text() == dump_config(cfg)
+
+
+def earlier_test_evaluations(old: dict, study: str) -> int:
+    """Test evaluations of the final run being replaced that count for this study: those of an earlier final run
+    of the same study, and those of one killed before it was marked tuned (its test split was looked at too)."""
+    if "tuned" not in old or old["tuned"].get("study") == study:
+        return old.get("test_evaluations", 0)
+    return 0
