@@ -7,8 +7,8 @@
 The file holds the eval preprocessing (uint8 -> float, resize, crop, normalize), the network and a softmax,
 with a dynamic batch dimension; the label map, the input description and the whole preprocessing (`preprocess`:
 how a file becomes the input - EXIF, mode, size, PIL's bilinear resize - and what the model does inside) are in
-its metadata (ONNX metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it. After writing, a
-parity check runs the file (onnxruntime / torch.jit) and the run's PyTorch model on real test-split
+its metadata (ONNX metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it.
+After writing, a parity check runs the file (onnxruntime / torch.jit) and the run's PyTorch model on real test-split
 inputs; the max abs difference is printed and stored in RUN_DIR/result.json under `export.<format>`.
 """
 from __future__ import annotations
