@@ -159,7 +159,7 @@ def test_load_run_raises_damaged_run(finished, tmp_path):
     edit_json("data.json", without("num_outputs"))(run)
     with pytest.raises(DamagedRun, match="data.json has no 'num_outputs'"):
         trainlab.load_run(run)
-    assert trainlab.load_run(finished).predict_proba(torch.zeros(2, 64, dtype=torch.uint8)).shape == (2, 10)
+    assert trainlab.load_run(finished).predict_proba(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 10)
 
 
 # ----------------------------------------------------------------------------- --out checked before any work
