@@ -42,6 +42,16 @@ def evaluate(p: argparse.ArgumentParser) -> None:
     out_arg(p)
 
 
+def inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="which split to look at; test counts as a test evaluation of the run")
+    p.add_argument("--top", type=int, default=16, help="how many highest-loss samples to show")
+    p.add_argument("--attribution", action="store_true",
+                   help="add attribution maps of the top-loss images: Grad-CAM (CNNs) and integrated gradients")
+    out_arg(p, "directory for inspect.html and result.json (default RUN_DIR/inspect-SPLIT)")
+
+
 def predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="RUN_DIR or an exported model file (.onnx, .torchscript.pt)")
     p.add_argument("files", nargs="*", help="image files, folders (searched recursively) or globs ('photos/*.jpg'); "

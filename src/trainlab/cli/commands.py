@@ -76,6 +76,22 @@ def evaluate(args) -> int:
     return 0
 
 
+def inspect(args) -> int:
+    from trainlab.use.inspect import inspect_run  # start-up time
+
+    extra = None
+    if args.attribution:
+        from trainlab.use.attribution import attribution_sections as extra  # start-up time: imports captum
+    result = inspect_run(args.run_dir, args.split, args.top, args.out, extra)
+    if result.get("warning"):
+        print(f"warning: {result['warning']}", file=sys.stderr)
+    print(f"{args.split}: {result['errors']} of {result['samples']} misclassified, mean loss {result['mean_loss']:.4f}")
+    for c in result["confused_pairs"]:
+        print(f"  {c['true']} -> {c['predicted']}: {c['count']}")
+    print(f"wrote {result['out']}/inspect.html")
+    return 0
+
+
 EXIT_SOME_INPUTS_FAILED = 3  # predict: the others were predicted; 1 stays "a bug in trainlab", 2 "bad usage"
 
 

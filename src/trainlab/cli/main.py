@@ -29,6 +29,8 @@ EXIT_INTERRUPTED = 130
 COMMANDS = {
     "train": ("train a model from a YAML config", arguments.train, commands.train),
     "eval": ("evaluate a run's best model on a split", arguments.evaluate, commands.evaluate),
+    "inspect": ("error analysis of a run: top-loss samples, confused classes, attribution maps",
+                arguments.inspect, commands.inspect),
     "predict": ("predict image files, CSV rows or texts, or forecast the next steps", arguments.predict,
                 commands.predict),
     "summary": ("layers, output shapes, parameters and mult-adds of a config's model", arguments.summary,

@@ -34,6 +34,7 @@ from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
 from trainlab.run.config import build_config, dump_config, load_config
 from trainlab.run.directory import manifest, prepare_run_dir
+from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
 SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_SPLITTERS; that import costs torch
@@ -52,9 +53,15 @@ def run(args: argparse.Namespace) -> int:
     prepare_out(out, cfg, args.overwrite)
     write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
     result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
-                            dry_run=args.dry_run)
+                            dry_run=args.dry_run, keep_oof=True)
+    oof, bundle = result.pop("oof", None), result.pop("bundle")
+    if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
+        result["label_issues"] = label_issues(bundle, oof)
+        write_label_issues(out, bundle, oof, result["label_issues"])
     write_json(out / "result.json", result)
     print(format_table(result))
+    if "label_issues" in result:
+        print(f"{len(result['label_issues'])} likely label errors (cleanlab): {out / 'label_issues.html'}")
     print(f"{result['method']} {len(result['folds'])}-fold CV in {result['time']:.1f}s; results: {out}")
     return 0
 
@@ -162,13 +169,16 @@ def run_fold(data, fold: int, train_idx: np.ndarray, val_idx: np.ndarray, fold_d
     device = select_device(cfg.train.device)
     trainer = fit_view(cfg, view, cfg.seed + fold, device, hooks)
     metrics = {f"val_{k}": v for k, v in trainer.evaluate(view.batches("val", device)).items()}
+    probs = val_probabilities(trainer.model, view.batches("val", device)) if view.bundle.task == "classification" \
+        else None
     if fold_dir is not None:
         fold_dir.mkdir(parents=True, exist_ok=True)
         write_history(fold_dir / "history.csv", trainer.history)
     return {"fold": fold, "train_size": len(view.train_idx), "val_size": len(view.val_idx), "metrics": metrics,
             "best_epoch": trainer.best_epoch, "epochs_run": len(trainer.history),
             "stopped_early": trainer.stopped_early, "time": time.perf_counter() - t0,
-            "val_indices": [int(i) for i in val_idx], "eval_transforms": view.eval_pipe.state()}
+            "val_indices": [int(i) for i in view.val_idx], "eval_transforms": view.eval_pipe.state(),
+            "val_probs": probs}
 
 
 def _fold_job(job: dict) -> dict:
@@ -185,8 +195,11 @@ def _fold_job(job: dict) -> dict:
 
 def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, jobs: int = 1,
                    out: Path | None = None, on_fold=None, verbose: bool = False, dry_run: bool = False,
-                   say=print) -> dict:
+                   say=print, keep_oof: bool = False) -> dict:
     """Run K folds (in `jobs` processes) and return {method, folds, mean, std, time}.
+
+    keep_oof: also return "oof" (classification: out-of-fold probabilities of every pool sample, see
+    workflows.label_issues.out_of_fold; None otherwise) and "bundle" (the data, to describe samples).
 
     `on_fold(entry, done)` runs as each fold finishes (tuning reports the running mean; it may raise to stop).
     """
@@ -211,8 +224,15 @@ def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, j
         _parallel(cfg, folds, dirs, jobs, dry_run, finished)
     done.sort(key=lambda e: e["fold"])
     mean, std = summarize(done)
-    return {"method": method, "k": len(folds), "pool_size": len(data.pool_indices()), "folds": done,
-            "mean": mean, "std": std, "time": time.perf_counter() - t0}
+    result = {"method": method, "k": len(folds), "pool_size": len(data.pool_indices()), "folds": done,
+              "mean": mean, "std": std, "time": time.perf_counter() - t0}
+    if keep_oof:
+        result["bundle"] = data.bundle
+        result["oof"] = out_of_fold(done, targets_of(data.bundle.pool).numpy()) \
+            if data.bundle.task == "classification" else None
+    for entry in done:  # arrays stay out of result.json
+        del entry["val_probs"]
+    return result
 
 
 def _parallel(cfg, folds, dirs, jobs: int, dry_run: bool, finished) -> None:

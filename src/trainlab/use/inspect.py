@@ -1,0 +1,162 @@
+"""Error analysis of a finished run: which samples it gets most wrong, and which classes it confuses.
+
+    trainlab inspect runs/demo                    # validation split -> runs/demo/inspect-val/inspect.html
+    trainlab inspect runs/demo --split test --top 32 --out look/   # counts as a test evaluation
+
+    from trainlab.use.inspect import top_losses
+    top_losses("runs/demo", split="val", k=16)    # -> [{"index", "path"?, "true", "predicted", "loss", ...}]
+
+Loss here is the plain per-sample cross-entropy of the best weights (no label smoothing or class weights),
+so it ranks samples by how surely the model contradicts their label. Indices are positions in the dataset
+(the training pool, or the separate test set when the dataset has one); image folders also give the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix
+
+from trainlab.core.errors import UserError
+from trainlab.core.files import write_json
+from trainlab.data.describe import describe_sample
+from trainlab.data.prepare import LoadedData
+from trainlab.observe.gallery import cards_html, gallery_page, json_safe
+from trainlab.observe.report import esc, table
+from trainlab.use.evaluate import load_matching_data, record_test_evaluation
+from trainlab.use.loaded import Run, load_run
+
+
+@dataclass
+class SplitPredictions:
+    """Every sample of one split with the model's view of it; row i of each array is the same sample."""
+
+    data: LoadedData
+    where: str  # "pool" or "test": which dataset `indices` point into
+    indices: np.ndarray  # (N,) dataset positions
+    labels: np.ndarray  # (N,) given class
+    probs: np.ndarray  # (N, C) softmax of the best weights
+    losses: np.ndarray  # (N,) cross-entropy
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+@torch.no_grad()
+def split_predictions(run: Run | str | Path, split: str = "val") -> SplitPredictions:
+    """The run's best model on every sample of `split` ("val" or "test"), in dataset order."""
+    run = _as_run(run)
+    if run.task != "classification":
+        raise UserError(f"inspect needs a classification run; {run.dir} is {run.task}")
+    data = load_matching_data(run)
+    view = data.view(data.splits.train, data.splits.val)
+    batches = view.batches(split, torch.device("cpu"))
+    if batches is None:
+        raise UserError(f"the {split} split of {run.dir} is empty")
+    run.model.eval()
+    logits, labels = zip(*[(run.model(xb), yb) for xb, yb in batches], strict=True)
+    logits, labels = torch.cat(logits), torch.cat(labels).long()  # (N, C), (N,)
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    if split == "val":
+        where, indices = "pool", view.val_idx
+    elif data.bundle.test is not None:
+        where, indices = "test", np.arange(len(data.bundle.test))
+    else:
+        where, indices = "pool", data.splits.test
+    return SplitPredictions(data, where, np.asarray(indices), labels.numpy(), logits.softmax(-1).numpy(),
+                            losses.numpy())
+
+
+def describe(p: SplitPredictions, row: int, classes: list[str]) -> dict:
+    """Sample `row` of the split with its given and predicted class, probability and loss."""
+    sample = describe_sample(p.data.bundle, p.where, int(p.indices[row]))
+    pred = int(p.predicted[row])
+    sample.update(true=classes[int(p.labels[row])], predicted=classes[pred], probability=float(p.probs[row, pred]),
+                  true_probability=float(p.probs[row, int(p.labels[row])]), loss=float(p.losses[row]))
+    return sample
+
+
+def top_losses(run: Run | str | Path, split: str = "val", k: int = 16,
+               predictions: SplitPredictions | None = None) -> list[dict]:
+    """The k samples of `split` with the highest cross-entropy, highest first."""
+    run = _as_run(run)
+    p = predictions if predictions is not None else split_predictions(run, split)
+    order = np.argsort(-p.losses, kind="stable")[:k]
+    return [describe(p, int(r), run.classes) for r in order]
+
+
+def confused_pairs(p: SplitPredictions, classes: list[str], k: int = 5, examples: int = 4) -> list[dict]:
+    """The k (true, predicted) class pairs with the most mistakes, each with its highest-loss examples."""
+    cm = confusion_matrix(p.labels, p.predicted, labels=range(len(classes)))
+    np.fill_diagonal(cm, 0)
+    pairs = [(int(cm[t, q]), t, q) for t in range(len(classes)) for q in range(len(classes)) if cm[t, q] > 0]
+    pairs.sort(key=lambda c: (-c[0], c[1], c[2]))
+    out = []
+    for count, t, q in pairs[:k]:
+        rows = np.flatnonzero((p.labels == t) & (p.predicted == q))
+        rows = rows[np.argsort(-p.losses[rows], kind="stable")][:examples]
+        out.append({"true": classes[t], "predicted": classes[q], "count": count,
+                    "examples": [describe(p, int(r), classes) for r in rows]})
+    return out
+
+
+def mistakes_by_class(p: SplitPredictions, classes: list[str], per_class: int = 8) -> dict[str, list[dict]]:
+    """Per true class, its misclassified samples (highest loss first, at most `per_class`)."""
+    out = {}
+    for c, name in enumerate(classes):
+        rows = np.flatnonzero((p.labels == c) & (p.predicted != c))
+        rows = rows[np.argsort(-p.losses[rows], kind="stable")][:per_class]
+        if len(rows):
+            out[name] = [describe(p, int(r), classes) for r in rows]
+    return out
+
+
+def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Path | None = None,
+                extra_sections=None) -> dict:
+    """Write inspect.html (top losses, confused pairs, per-class mistakes) and result.json to `out`.
+
+    `out` defaults to RUN_DIR/inspect-SPLIT. `extra_sections(run, predictions)` may add (id, title, html) panels.
+    """
+    if top < 1:
+        raise UserError(f"--top must be >= 1, got {top}")
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else run.dir / f"inspect-{split}"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    p = split_predictions(run, split)
+    losses, pairs = top_losses(run, split, top, p), confused_pairs(p, run.classes)
+    by_class = mistakes_by_class(p, run.classes)
+    result = {"run_dir": str(run.dir), "split": split, "samples": len(p.labels),
+              "errors": int((p.predicted != p.labels).sum()), "mean_loss": float(p.losses.mean()),
+              "top_losses": [json_safe(s) for s in losses],
+              "confused_pairs": [{**c, "examples": [json_safe(s) for s in c["examples"]]} for c in pairs],
+              "mistakes_by_class": {k: [json_safe(s) for s in v] for k, v in by_class.items()}}
+    if split == "test":
+        record_test_evaluation(run.dir, result)
+    sections = page_sections(result, losses, pairs, by_class)
+    if extra_sections is not None:
+        sections += extra_sections(run, p)
+    out.mkdir(parents=True, exist_ok=True)
+    subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
+    (out / "inspect.html").write_text(gallery_page(f"inspect {run.dir.name}", sections, subtitle), encoding="utf-8")
+    write_json(out / "result.json", result)
+    result["out"] = str(out)
+    return result
+
+
+def page_sections(result: dict, losses: list[dict], pairs: list[dict], by_class: dict) -> list[tuple]:
+    pair_rows = [[c["true"], c["predicted"], c["count"]] for c in pairs]
+    confused = table(pair_rows, ["true", "predicted as", "count"]) + "".join(
+        f"<h3>{esc(c['true'])} → {esc(c['predicted'])} ({c['count']})</h3>" + cards_html(c["examples"]) for c in pairs)
+    per_class = "".join(f"<h3>true class {esc(name)}</h3>" + cards_html(s) for name, s in by_class.items())
+    return [("top", f"Top {len(losses)} losses", cards_html(losses)),
+            ("confused", "Most-confused class pairs", confused if pairs else "<p>(no mistakes)</p>"),
+            ("mistakes", "Mistakes per class", per_class or "<p>(no mistakes)</p>")]
