@@ -16,7 +16,7 @@ from trainlab.core.configfile import read_yaml
 from trainlab.core.errors import UserError
 from trainlab.core.files import read_json
 from trainlab.data.transforms import Pipeline
-from trainlab.models.catalog import build_model
+from trainlab.models.catalog import architecture_only, build_model
 from trainlab.run.config import Config, build_config
 
 
@@ -57,7 +57,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> Run:
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
     cfg = build_config(read_yaml(run_dir / "config.yaml"))
     data = read_json(run_dir / "data.json")
-    model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"], **data.get("model_info", {}))
+    model = build_model(architecture_only(cfg.model), tuple(data["input_shape"]), data["num_outputs"],
+                        **data.get("model_info", {}))  # the checkpoint's weights replace any starting weights
     path = run_dir / checkpoint
     if not path.is_file() and checkpoint == "best.pt":
         path = run_dir / "last.pt"

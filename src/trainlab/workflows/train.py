@@ -19,7 +19,7 @@ from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
-from trainlab.models.catalog import build_model
+from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import count_test_evaluation, default_run_dir, manifest, prepare_run_dir
@@ -58,12 +58,21 @@ def data_description(data, view) -> dict:
             "train_transforms": view.train_pipe.state(), "meta": bundle.meta, "model_info": bundle.model_info}
 
 
+def model_input(cfg: Config) -> dict:
+    """For a timm/torchvision model: the input size and normalization it expects (used or not: see eval_transforms)."""
+    if not is_library_model(cfg.model.name):
+        return {}
+    from trainlab.models.library import input_config  # start-up time: timm
+
+    return {"model_expects": input_config(cfg.model.name, cfg.model.params.image_size)}
+
+
 def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
 
     (out / "config.yaml").write_text(dump_config(cfg))
     write_json(out / "manifest.json", manifest(cfg, device, argv))
     write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
-    write_json(out / "data.json", data_description(data, view))
+    write_json(out / "data.json", {**data_description(data, view), **model_input(cfg)})
     (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
 
 
@@ -90,7 +99,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
+    model_cfg = architecture_only(cfg.model) if resume else cfg.model  # last.pt replaces the starting weights
+    model = build_model(model_cfg, view.input_shape, view.bundle.num_outputs, **view.model_info)
     out = prepare_output(cfg, out, resume, overwrite, info,
                          lambda o: write_run_files(o, cfg, data, view, model, device, argv))
     say = (lambda *a: None) if quiet else _say
