@@ -32,9 +32,11 @@ class ImageFolderParams:
 @dataclass
 class CSVParams:
     path: str = opt("", help="CSV file with a header row")
-    target: str | None = opt(None, help="target column (default: the last column)")
+    target: str | list[str] | None = opt(None, help="target column (default: the last column); several 0/1 "
+                                                    "columns = multi-label classification")
     features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
-    task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
+    task: str = opt("auto", help="auto, classification, regression or multilabel (auto: several target columns "
+                                 "= multilabel, non-numeric or <= 20 integer values = classification)")
     categorical: str = opt("onehot", help="non-numeric feature columns: onehot or error")
     missing: str = opt("error", help="rows with missing values: error or drop")
     test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from trainlab.core import distributed
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
+from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
@@ -92,6 +93,9 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     """
     configure_torch(cfg)
     info = distributed.from_env()
+    if info and cfg.train.freeze != "none":  # DDP fixes the set of trained parameters when it wraps the model
+        raise UserError("train.freeze is not supported under torchrun (DDP); freeze on one process or set "
+                        "train.freeze=none")
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
