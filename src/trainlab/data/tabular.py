@@ -118,7 +118,7 @@ def _multi_hot(df: pd.DataFrame, targets: list[str], path) -> torch.Tensor:
         row, col = np.argwhere(bad)[0]
         raise UserError(f"multi-label target column {targets[col]!r} of {path} holds {df[targets[col]].iloc[row]!r} "
                         f"(row {int(row) + 2}); multi-label targets must be 0 or 1")
-    return torch.from_numpy(y)
+    return torch.from_numpy(y.copy())  # pandas may hand out a read-only view
 
 
 def _multilabel_bundle(df: pd.DataFrame, features: list[str], targets: list[str], params) -> DataBundle:

@@ -111,7 +111,7 @@ class Tricks:
 
     def eval_model(self, model: nn.Module) -> nn.Module:
         """What validation and prediction run: the EMA weights when train.ema is set."""
-        return self.ema.module if self.ema is not None else model
+        return self.ema.module.eval() if self.ema is not None else model  # (BatchNorm: running statistics)
 
     def load_weights(self, state: dict) -> None:
         """Best weights restored at the end of fit: the EMA copy gets them too (they are EMA weights)."""
