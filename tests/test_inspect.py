@@ -9,8 +9,8 @@ import torch
 import yaml
 from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix
-
 from tests.conftest import tiny_config
+
 from trainlab.cli.main import main
 from trainlab.use.inspect import confused_pairs, split_predictions, top_losses
 from trainlab.use.loaded import load_run
@@ -75,7 +75,7 @@ def test_inspect_command_writes_page_and_counts_test(run_dir, cli, tmp_path):
     assert len(result["top_losses"]) == 5 and page.count('<div class="card">') >= 5
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
     before = json.loads((run_dir / "manifest.json").read_text()).get("test_evaluations", 0)
-    for n in (1, 2):
+    for _ in (1, 2):
         code, _, err = cli("inspect", run_dir, "--split", "test", "--top", "2", "--out", tmp_path / "t")
         assert code == 0
     assert json.loads((run_dir / "manifest.json").read_text())["test_evaluations"] == before + 2

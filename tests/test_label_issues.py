@@ -29,7 +29,8 @@ def flipped_digits_csv(path) -> np.ndarray:
 def test_cv_recovers_flipped_labels(cli, tmp_path):
     flipped = flipped_digits_csv(tmp_path / "digits.csv")
     cfg = {"seed": 0, "data": {"name": "csv", "path": str(tmp_path / "digits.csv"), "test_fraction": 0.1,
-                               "batch_size": 64, "transforms": {"train": [{"name": "normalize"}], "eval": [{"name": "normalize"}]}},
+                               "batch_size": 64,
+                               "transforms": {"train": [{"name": "normalize"}], "eval": [{"name": "normalize"}]}},
            "model": {"name": "mlp", "hidden": [64]}, "train": {"epochs": 15, "lr": 0.003}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     code, out, err = cli("cv", tmp_path / "c.yaml", "--folds", "5", "--out", tmp_path / "cv")

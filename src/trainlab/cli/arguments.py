@@ -71,6 +71,8 @@ def summary(p: argparse.ArgumentParser) -> None:
 
 def list_(p: argparse.ArgumentParser) -> None:
     p.add_argument("kind", nargs="?", choices=REGISTRY_KINDS, help="what to list (default: all)")
+    p.add_argument("--filter", metavar="PATTERN", help="models: timm and torchvision models whose names contain "
+                   "PATTERN (or match a glob such as 'resnet*'), to use as model.name")
 
 
 def cv(p: argparse.ArgumentParser) -> None:

@@ -140,11 +140,25 @@ def summary(args) -> int:
 
 
 def list_(args) -> int:
+    if args.filter is not None:
+        return list_library_models(args)
     regs = registries()
     for kind in [args.kind] if args.kind else list(regs):
         print(f"{kind}:")
         for name in regs[kind].names():
             print(f"  {name:<24} {regs[kind].entry(name).help}")
+    return 0
+
+
+def list_library_models(args) -> int:
+    if args.kind not in (None, "models"):
+        raise UserError(f"--filter lists models; not {args.kind}")
+    from trainlab.models.library import library_names  # start-up time: timm and torchvision import torch
+
+    names = library_names(args.filter)
+    for name in names:
+        print(name)
+    print(f"{len(names)} timm/torchvision models match {args.filter!r}; use one as model.name", file=sys.stderr)
     return 0
 
 

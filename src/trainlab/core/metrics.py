@@ -16,22 +16,25 @@ REGRESSION = {"mae", "mse", "rmse", "r2", "mape"}
 
 
 def _classification(cls_name: str, average: str):
-    def build(num_classes):
+    def build(num_classes, multilabel: bool = False):
         from torchmetrics import classification  # torchmetrics imports torch: at first use (start-up time)
 
+        if multilabel:  # per label at threshold 0.5, averaged over labels (accuracy: over every label decision)
+            return getattr(classification, cls_name.replace("Multiclass", "Multilabel"))(
+                num_labels=num_classes, validate_args=False, average=average)
         return getattr(classification, cls_name)(num_classes=num_classes, validate_args=False, average=average)
     return build
 
 
 def _regression(cls_name: str, **kw):
-    def build(num_classes=None):
+    def build(num_classes=None, multilabel=False):
         from torchmetrics import regression  # start-up time, as above
 
         return getattr(regression, cls_name)(**kw)
     return build
 
 
-def _mape(num_classes=None):
+def _mape(num_classes=None, multilabel=False):
     from trainlab.core.nonzero_mape import NonZeroMAPE  # a torchmetrics.Metric subclass (start-up time)
 
     return NonZeroMAPE()
@@ -51,7 +54,7 @@ METRICS.add("mape", _mape, help="mean absolute percentage error (a fraction; zer
 
 
 def default_metrics(task: str) -> list[str]:
-    return ["accuracy", "f1"] if task == "classification" else ["mae", "rmse", "r2"]
+    return ["accuracy", "f1"] if task in ("classification", "multilabel") else ["mae", "rmse", "r2"]
 
 
 def higher_is_better(key: str) -> bool:
@@ -60,9 +63,16 @@ def higher_is_better(key: str) -> bool:
 
 
 def compute_metrics(names: list[str], outputs, targets, task: str) -> dict:
-    """outputs: logits (N, K) for classification, predictions (N,) / (N, k) for regression. Values stay tensors."""
+    """outputs: logits (N, K) for classification, predictions (N,) / (N, k) for regression. Values stay tensors.
+
+    multilabel: logits (N, K) against 0/1 targets (N, K); a label is predicted when its sigmoid is >= 0.5.
+    """
     out = {}
     for name in names:
+        if task == "multilabel" and name not in REGRESSION:
+            metric = METRICS.get(name)(num_classes=outputs.shape[-1], multilabel=True).to(outputs.device)
+            out[name] = metric(outputs.sigmoid(), targets.int())
+            continue
         metric = METRICS.get(name)(num_classes=outputs.shape[-1] if task == "classification" else None)
         metric = metric.to(outputs.device)
         if task == "classification":

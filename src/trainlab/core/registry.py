@@ -4,6 +4,9 @@
 
     @MODELS.register("mlp", config=MLPConfig)
     def build_mlp(cfg: MLPConfig, input_shape, num_outputs) -> nn.Module: ...
+
+A name ending in ":*" registers a family: `MODELS.entry("timm:convnext_atto")` finds the "timm:*" entry,
+whose builder resolves the rest of the name in its library (which models exist is the library's business).
 """
 from __future__ import annotations
 
@@ -21,6 +24,11 @@ class Entry:
     config: type | None  # dataclass of the builder's own options, or None
     help: str
     meta: dict = field(default_factory=dict)  # e.g. models: {"inputs": ("image", "tabular")}
+
+    @property
+    def family(self) -> bool:
+        """A "prefix:*" entry standing for every "prefix:NAME" (e.g. timm:* for timm's models)."""
+        return self.name.endswith(":*")
 
 
 class Registry:
@@ -40,10 +48,15 @@ class Registry:
     def add(self, name: str, builder: Callable[..., Any], config: type | None = None, help: str = "", **meta):
         self.register(name, config, help or None, **meta)(builder)
 
+    def _lookup(self, name: str) -> Entry | None:
+        prefix, colon, rest = name.partition(":")
+        return self._entries.get(name) or (self._entries.get(f"{prefix}:*") if colon and rest else None)
+
     def entry(self, name: str) -> Entry:
-        if name not in self._entries:
+        found = self._lookup(name)
+        if found is None:
             raise UserError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
-        return self._entries[name]
+        return found
 
     def get(self, name: str) -> Callable[..., Any]:
         return self.entry(name).builder
@@ -52,7 +65,7 @@ class Registry:
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return self._lookup(name) is not None
 
     def __iter__(self):
         return iter(self.names())

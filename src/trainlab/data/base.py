@@ -57,7 +57,7 @@ class DataBundle:
 
     pool: Dataset
     test: Dataset | None
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "multilabel" (y: (N, K) float 0/1, classes = the K labels)
     kind: str
     classes: list[str] | None = None
     ordered: bool = False  # time series: split in time order, never shuffle across boundaries

@@ -35,9 +35,11 @@ class ImageFolderParams:
 @dataclass
 class CSVParams:
     path: str = opt("", help="CSV file with a header row")
-    target: str | None = opt(None, help="target column (default: the last column)")
+    target: str | list[str] | None = opt(None, help="target column (default: the last column); several 0/1 "
+                                                    "columns = multi-label classification")
     features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
-    task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
+    task: str = opt("auto", help="auto, classification, regression or multilabel (auto: several target columns "
+                                 "= multilabel, non-numeric or <= 20 integer values = classification)")
     categorical: Literal["onehot", "error"] = opt("onehot", help="non-numeric feature columns: onehot or error; a "
                                                   "category unseen in training is reported at predict time")
     missing: Literal["error", "drop"] = opt("error", help="rows with missing values: error, or drop (counted and "

@@ -29,11 +29,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _columns(df: pd.DataFrame, params, path) -> tuple[str, list[str]]:
+def _columns(df: pd.DataFrame, params, path) -> tuple[str | list[str], list[str]]:
     target = params.target or df.columns[-1]
-    if target not in df.columns:
-        raise UserError(f"target column {target!r} not in {path}; columns: {', '.join(map(str, df.columns))}")
-    features = params.features or [c for c in df.columns if c != target]
+    targets = target if isinstance(target, list) else [target]
+    bad = [t for t in targets if t not in df.columns]
+    if bad:
+        raise UserError(f"target column {bad[0]!r} not in {path}; columns: {', '.join(map(str, df.columns))}")
+    features = params.features or [c for c in df.columns if c not in targets]
     missing = [c for c in features if c not in df.columns]
     if missing:
         raise UserError(f"feature column {missing[0]!r} not in {path}; columns: {', '.join(map(str, df.columns))}")
@@ -73,7 +75,7 @@ def _infer_task(y: pd.Series, task: str) -> str:
     if task in ("classification", "regression"):
         return task
     if task != "auto":
-        raise UserError(f"bad value for data.task: {task!r}; expected auto, classification or regression")
+        raise UserError(f"bad value for data.task: {task!r}; expected auto, classification, regression or multilabel")
     numeric = pd.api.types.is_numeric_dtype(y)
     if not numeric:
         return "classification"
@@ -107,9 +109,12 @@ def read_csv_bundle(params) -> DataBundle:
     df = read_table(params.path)
     target, features = _columns(df, params, params.path)
     n_rows = len(df)
-    df, dropped = _check_missing(df, features + [target], params, params.path)
+    targets = target if isinstance(target, list) else [target]
+    df, dropped = _check_missing(df, features + targets, params, params.path)
     if df.empty:
         raise UserError(f"every row of {params.path} has a missing value; nothing is left to train on")
+    if isinstance(target, list) or params.task == "multilabel":
+        return _multilabel_bundle(df, features, targets, params)
     task = _infer_task(df[target], params.task)
     x, names, cats = encode_features(df, features, params, params.path)
     intake = {"train": {"file": str(params.path), "rows": n_rows, "used": len(df), "dropped_rows": dropped}}
@@ -135,6 +140,30 @@ def read_csv_bundle(params) -> DataBundle:
     meta = {"features": names, "raw_features": features, "target": target, "categories": cats,
             "missing": params.missing, "categorical": params.categorical, "intake": intake}
     return DataBundle(pool, test, task, "tabular", classes, meta=meta)
+
+
+def _multi_hot(df: pd.DataFrame, targets: list[str], path) -> torch.Tensor:
+    """(N, K) float 0/1 from K target columns; anything but 0 and 1 is refused."""
+    y = df[targets].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+    bad = ~np.isin(y, (0.0, 1.0))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise UserError(f"multi-label target column {targets[col]!r} of {path} holds {df[targets[col]].iloc[row]!r} "
+                        f"(row {int(row) + 2}); multi-label targets must be 0 or 1")
+    return torch.from_numpy(y.copy())  # pandas may hand out a read-only view
+
+
+def _multilabel_bundle(df: pd.DataFrame, features: list[str], targets: list[str], params) -> DataBundle:
+    """Several 0/1 target columns: each sample may have any number of the labels (bce_with_logits per label)."""
+    x, names, cats = encode_features(df, features, params, params.path)
+    test = None
+    if params.test_path:
+        test_df, _ = _check_missing(read_table(params.test_path), features + targets, params, params.test_path)
+        test = ArrayDataset(torch.from_numpy(encode_features(test_df, features, params, params.test_path, cats)[0]),
+                            _multi_hot(test_df, targets, params.test_path))
+    meta = {"features": names, "raw_features": features, "target": targets, "categories": cats}
+    return DataBundle(ArrayDataset(torch.from_numpy(x), _multi_hot(df, targets, params.path)), test, "multilabel",
+                      "tabular", list(targets), meta=meta)
 
 
 def _test_split(df, features, target, params, cats, classes, task) -> ArrayDataset:

@@ -46,8 +46,14 @@ class Normalize:
         return (0, 2, 3) if x.ndim == 4 else tuple(range(x.ndim - 1))  # keep channels / last (feature) dim
 
     def fit(self, x: torch.Tensor) -> None:
-        """Mean/std over the training data x, in float64 chunks to stay exact and small."""
+        """Mean/std over the training data x, in float64 chunks to stay exact and small.
+
+        Given RGB statistics (a pretrained model's) and 1-channel images, their average is used: the model's
+        stem is adapted to grayscale by summing its RGB filters (timm's in_chans=1), as if gray were R=G=B.
+        """
         if self.mean is not None:
+            if x.ndim == 4 and x.shape[1] == 1 and len(self.mean) == 3:
+                self.mean, self.std = self.mean.mean(0, keepdim=True), self.std.mean(0, keepdim=True)
             return
         dims = self._dims(x)
         total = sq = 0.0

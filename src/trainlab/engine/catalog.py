@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainlab.core.errors import UserError
 from trainlab.core.registry import Registry
 from trainlab.core.schema import opt
 
@@ -42,10 +43,13 @@ for _name, _help in (
 
 
 def loss_for(name: str, task: str) -> str:
-    """The loss a `train.loss` value means for a task: `auto` is cross_entropy (classification) or mse."""
+    """The loss a `train.loss` value means for a task: `auto` is cross_entropy (classification), bce_with_logits
+    (multilabel: one independent yes/no per label) or mse."""
+    if task == "multilabel" and name not in ("auto", "bce_with_logits"):
+        raise UserError(f"train.loss={name} cannot learn multi-label targets; use bce_with_logits (or auto)")
     if name != "auto":
         return name
-    return "cross_entropy" if task == "classification" else "mse"
+    return {"classification": "cross_entropy", "multilabel": "bce_with_logits"}.get(task, "mse")
 
 
 def task_of_loss(name: str) -> str:
@@ -133,7 +137,8 @@ def _onecycle(opt_, epochs: int, steps_per_epoch: int, lr: float, options=None):
     """One-cycle: warm up to lr, then anneal (per step)."""
     from torch.optim import lr_scheduler  # start-up time
 
-    return lr_scheduler.OneCycleLR(opt_, max_lr=lr, total_steps=max(2, epochs * steps_per_epoch)), "step"
+    peaks = [g["lr"] for g in opt_.param_groups]  # each group's own (train.lr_mult: backbone vs head)
+    return lr_scheduler.OneCycleLR(opt_, max_lr=peaks, total_steps=max(2, epochs * steps_per_epoch)), "step"
 
 
 @SCHEDULERS.register("reduce_on_plateau", config=PlateauOptions)

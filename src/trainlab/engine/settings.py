@@ -44,6 +44,19 @@ class TrainConfig:
     deterministic: bool = opt(False, help="torch.use_deterministic_algorithms")
     num_threads: int = opt(0, help="CPU threads for torch (0 = all physical cores)", ge=0)
     log_interval: int = opt(50, help="steps between progress-bar refreshes (each one syncs the device)", ge=1)
+    # fine-tuning and the tricks around the optimizer step (engine/finetune.py)
+    freeze: Literal["none", "backbone"] = opt("none", help="backbone = train only the head (BatchNorm statistics "
+                                              "kept too) for the first freeze_epochs, then the whole network")
+    freeze_epochs: int = opt(1, help="epochs with the backbone frozen (train.freeze: backbone)", ge=0)
+    lr_mult: float = opt(1.0, help="backbone learning rate = lr x lr_mult, the head's = lr (e.g. 0.1 to fine-tune "
+                                   "pretrained layers gently)", gt=0.0)
+    accumulate: int = opt(1, help="micro-batches per optimizer step (gradient accumulation): steps see "
+                                  "batch_size x accumulate samples", ge=1)
+    warmup: int = opt(0, help="optimizer steps of linear LR warmup (lr x (k+1)/(warmup+1) at step k), times the "
+                              "scheduler's own LR", ge=0)
+    ema: float | None = opt(None, help="decay of an exponential moving average of the weights (e.g. 0.999), "
+                                       "updated every optimizer step; validation, best.pt and test use it",
+                            gt=0.0, lt=1.0)
     # the chosen optimizer's and scheduler's own options (engine/catalog.py), flattened into the section
     optimizer_params: Any = None
     scheduler_params: Any = None
@@ -60,6 +73,8 @@ def train_settings(values: dict) -> TrainConfig:
     for name in [] if cfg.metrics == "auto" else cfg.metrics:
         METRICS.entry(name)
     _check_monitor(cfg.monitor)
+    if cfg.warmup and cfg.scheduler == "onecycle":
+        raise UserError("train.warmup with scheduler onecycle: onecycle warms up by itself; set train.warmup=0")
     return cfg
 
 

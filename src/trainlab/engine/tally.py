@@ -49,3 +49,19 @@ def stop_on_signals(trainer):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for `train.precision` (fp32: none)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def grad_norms(model: nn.Module) -> dict[str, float]:
+    """Per-parameter gradient L2 norms of the last step (one sync), for diagnostics."""
+    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return {}
+    norms = torch.stack(torch._foreach_norm([g for _, g in named])).float().cpu().tolist()
+    return {n: v for (n, _), v in zip(named, norms, strict=False)}

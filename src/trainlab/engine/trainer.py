@@ -10,7 +10,6 @@ atomic checkpoints that resume bit-exactly, and no host-device sync inside the s
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -29,9 +28,10 @@ from trainlab.core.distributed import DistInfo
 from trainlab.core.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
 from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_better
 from trainlab.data.batches import TensorBatches, as_batches
+from trainlab.engine import finetune
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, task_of_loss
 from trainlab.engine.settings import TrainConfig, with_overrides
-from trainlab.engine.tally import count_correct, expected_input, stack_losses, stop_on_signals
+from trainlab.engine.tally import autocast, count_correct, expected_input, grad_norms, stack_losses, stop_on_signals
 
 EpochHook = Callable[["Trainer", dict], None]
 
@@ -61,7 +61,7 @@ class Trainer:
         seed_everything(seed)
         task = task or (task_of_loss(s.loss) if s.loss != "auto" else "classification")
         self.loss_name = loss_for(s.loss, task)
-        self.task = task_of_loss(self.loss_name)
+        self.task = task if task == "multilabel" else task_of_loss(self.loss_name)
         self.loss_fn = LOSSES.get(self.loss_name)(label_smoothing=s.label_smoothing)
         self.metrics = default_metrics(self.task) if s.metrics == "auto" else list(s.metrics)
         self.model = model.to(self.device,
@@ -78,6 +78,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = self.scheduler = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=s.precision == "fp16")
+        self.tricks = finetune.Tricks(self.model, s)  # freeze schedule, warmup, EMA
         self._reset_state()
 
     stop_signal = False  # set by SIGINT/SIGTERM (engine/tally.stop_on_signals)
@@ -98,18 +99,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _autocast(self):
-        if self.settings.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.settings.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def _setup_optim(self, epochs: int, steps_per_epoch: int) -> None:
         if self.optimizer is not None:
             return
         s = self.settings
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = finetune.param_groups(self.model, s.lr, s.lr_mult)  # head at lr, backbone at lr * lr_mult
         self.optimizer = OPTIMIZERS.get(s.optimizer)(params, s.lr, s.weight_decay, s.optimizer_params)
+        self.tricks.attach(self.optimizer)
         self.sched_interval = None
         if s.scheduler:
             self.scheduler, self.sched_interval = SCHEDULERS.get(s.scheduler)(
@@ -135,7 +131,7 @@ class Trainer:
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
         self._check_compatible(train_b)
-        self._setup_optim(epochs, len(train_b))
+        self._setup_optim(epochs, finetune.steps_per_epoch(len(train_b), self.settings.accumulate))
         if resume:
             self.load_checkpoint(resume)
         if val_b is None and self.monitor.startswith("val_"):
@@ -149,6 +145,7 @@ class Trainer:
                     raise Interrupted(str(self.run_dir or "(no run directory)"))
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+            self.tricks.load_weights(self.best_state)
         return self.history
 
     @torch.no_grad()
@@ -189,6 +186,7 @@ class Trainer:
     def train_one_epoch(self, batches, epochs: int = 1) -> dict:
         """One pass over `batches`. Per-step values stay on the device; one sync at the end (and per log_interval)."""
         self.model.train()
+        self.tricks.before_epoch(self.model, self.epoch)
         start, order, losses, correct, sizes = self._epoch_start(batches)
         preds, targets = [], []  # per-step argmax and labels, compared once at the end: 1 tensor op per step
         data_time, n_steps = 0.0, len(batches)
@@ -205,12 +203,13 @@ class Trainer:
             if self.task == "classification" and out is not None:
                 preds.append(out.argmax(-1))
                 targets.append(yb)
-            self.step += 1
+            stepped = finetune.window_ends(i, n_steps, self.settings.accumulate)
+            self.step += stepped
             if (i + 1) % self.settings.log_interval == 0 or i + 1 == n_steps:
                 bar.update(i + 1 - bar.n)
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            if self.stop_signal or (self.settings.checkpoint_every
-                                     and self.step % self.settings.checkpoint_every == 0):
+            if stepped and (self.stop_signal or (self.settings.checkpoint_every
+                                                 and self.step % self.settings.checkpoint_every == 0)):
                 self._save_mid_epoch(order, i + 1, stack_losses(losses, self.device),
                                      correct + count_correct(preds, targets), sizes)
                 if self.stop_signal:
@@ -218,7 +217,7 @@ class Trainer:
                     raise Interrupted(str(self.run_dir or "(no run directory)"))
             t = time.perf_counter()
         bar.close()
-        self.last_grad_norms = self._grad_norms()
+        self.last_grad_norms = grad_norms(self.model)
         losses = stack_losses(losses, self.device)  # (n_steps,)
         self.last_step_losses = losses.cpu().tolist()  # per-step losses of this epoch, for diagnostics
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
@@ -244,21 +243,26 @@ class Trainer:
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
         if self.settings.channels_last and xb.ndim == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with autocast(self.device, self.settings.precision):
             out = self.forward(xb)
             loss = self.loss_fn(out, yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if i % self.settings.accumulate == 0:  # a new accumulation window (every step without accumulation)
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(self.tricks.weigh(loss, len(yb), i)).backward()
         if self._must_check_nan(i, n_steps) and not self._loss_is_finite(loss):
             if self.settings.on_nan == "skip":
                 self.optimizer.zero_grad(set_to_none=True)
                 return loss.detach().nan_to_num(0.0, 0.0, 0.0), None
             self._raise_non_finite(i)
+        if not finetune.window_ends(i, n_steps, self.settings.accumulate):
+            return loss, out
+        self.tricks.average_gradients(self.model)  # accumulation: gradients summed over samples -> their mean
         if self.settings.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.tricks.after_step(self.model)  # warmup, EMA: once per optimizer step
         if self.sched_interval == "step":
             self.scheduler.step()
         return loss, out
@@ -277,14 +281,6 @@ class Trainer:
                       if p.grad is not None and not torch.isfinite(p.grad).all()), "none")
         raise NonFiniteLoss(self.step + 1, self.epoch + 1, i + 1, layer)
 
-    def _grad_norms(self) -> dict[str, float]:
-        """Per-parameter gradient L2 norms of the epoch's last step (one sync per epoch), for diagnostics."""
-        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
-        if not named:
-            return {}
-        norms = torch.stack(torch._foreach_norm([g for _, g in named])).float().cpu().tolist()
-        return {n: v for (n, _), v in zip(named, norms, strict=False)}
-
     @torch.no_grad()
     def collect(self, batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(outputs (N, K), targets (N, ...), summed loss) over all batches, kept on the device."""
@@ -293,8 +289,8 @@ class Trainer:
         for xb, yb in batches.iterate(None):
             if self.settings.channels_last and xb.ndim == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                out = self.eval_forward(xb)
+            with autocast(self.device, self.settings.precision):
+                out = self.tricks.eval_model(self.eval_forward)(xb)
                 loss_sum += self.loss_fn(out, yb).float() * len(yb)
             outs.append(out.float())
             ys.append(yb)
@@ -341,7 +337,7 @@ class Trainer:
                                                and sign * (value - self.best_value) > self.settings.min_delta)
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
-            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_state = copy.deepcopy(self.tricks.eval_model(self.model).state_dict())
             self.save_checkpoint("best.pt", weights_only=True)
         else:
             self.bad_epochs += 1
@@ -357,7 +353,7 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "history": self.history,
             "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                      "state": self.best_state, "stopped_early": self.stopped_early, "stop": self.stop},
-            "rng": rng_state(self.generator),
+            "rng": rng_state(self.generator), "tricks": self.tricks.state_dict(),
             "resume_point": None,
         }
 
@@ -365,8 +361,8 @@ class Trainer:
         if self.run_dir is None or (self.dist and not self.dist.is_main):
             return
         if weights_only:
-            atomic_save({"model": self.model.state_dict(), "epoch": self.epoch, "monitor": self.monitor,
-                         "value": self.best_value}, self.run_dir / name)
+            atomic_save({"model": self.tricks.eval_model(self.model).state_dict(), "epoch": self.epoch,
+                         "monitor": self.monitor, "value": self.best_value}, self.run_dir / name)
         else:
             atomic_save(state or self.state_dict(), self.run_dir / name)
 
@@ -390,4 +386,5 @@ class Trainer:
         self.best_value, self.best_epoch, self.bad_epochs = best["value"], best["epoch"], best["bad_epochs"]
         self.best_state, self.stopped_early, self.stop = best["state"], best["stopped_early"], best["stop"]
         set_rng_state(ckpt["rng"], self.generator)
+        self.tricks.load_state_dict(ckpt.get("tricks"))
         self._resume_point = ckpt["resume_point"]

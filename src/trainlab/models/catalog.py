@@ -4,11 +4,12 @@
 
 Option dataclasses live here, so config validation, `trainlab list`, the docs and the tuner read them
 without importing torch; each builder imports its module (mlp.py, cnn.py, rnn.py, transformer.py) when
-it builds, so a model file can use torch freely.
+it builds, so a model file can use torch freely. `timm:*` and `torchvision:*` are families: any model of
+those libraries by name (`timm:convnext_atto`, `torchvision:resnet18`), built in library.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from trainlab.core.registry import Registry
@@ -23,7 +24,23 @@ def build_model(model_cfg, input_shape: tuple, num_outputs: int, **info):
 
     `info` carries what some models need from the data (vocab_size, pad_index for text); builders take **info.
     """
-    return MODELS.get(model_cfg.name)(model_cfg.params, tuple(input_shape), num_outputs, **info)
+    entry = MODELS.entry(model_cfg.name)
+    if entry.family:  # timm:* / torchvision:*: the builder needs the library's own model name
+        info = {**info, "model_name": model_cfg.name}
+    return entry.builder(model_cfg.params, tuple(input_shape), num_outputs, **info)
+
+
+def is_library_model(name: str) -> bool:
+    """Whether `name` is a timm or torchvision model (`timm:...`, `torchvision:...`): no import needed."""
+    return name in MODELS and MODELS.entry(name).family
+
+
+def architecture_only(model_cfg):
+    """The same model config without starting weights (pretrained, weights): for loading a run's own checkpoint,
+    which replaces them anyway, without a download or a weights file that may have moved since."""
+    if not isinstance(model_cfg.params, LibraryModelConfig):
+        return model_cfg
+    return replace(model_cfg, params=replace(model_cfg.params, pretrained=False, weights=None))
 
 
 # ----------------------------------------------------------------------------- options
@@ -92,6 +109,21 @@ class TransformerConfig:
     causal: bool = opt(False, help="causal mask: each position attends only to itself and earlier positions")
 
 
+@dataclass
+class LibraryModelConfig:
+    pretrained: bool = opt(False, help="start from the library's pretrained weights (downloaded on first use, "
+                                       "needs internet); offline, download the file elsewhere and use weights")
+    weights: str | None = opt(None, help="local weights file to start from (.pt/.pth state_dict, a trainlab "
+                                         "best.pt/last.pt or .safetensors); a head of another class count is "
+                                         "replaced")
+    preprocess: Literal["auto", "model", "data"] = opt(
+        "auto", help="input size and normalization: model = the library's (timm data config, torchvision weight "
+                     "transforms), data = data.transforms, auto = model with pretrained or weights; an explicit "
+                     "data.transforms always wins")
+    image_size: int | None = opt(None, help="side of the model's input when its preprocessing is used (default: "
+                                            "the model's own, e.g. 224); smaller is faster", ge=8)
+
+
 # ----------------------------------------------------------------------------- models
 # Each builder imports its module on first use (start-up time: torch stays out of `trainlab --help`).
 
@@ -149,6 +181,22 @@ def _transformer(cfg: TransformerConfig, input_shape: tuple, num_outputs: int, *
     from trainlab.models import transformer  # start-up time
 
     return transformer.build_transformer(cfg, input_shape, num_outputs, **info)
+
+
+@MODELS.register("timm:*", inputs=("image",), config=LibraryModelConfig, example="timm:test_convnext")
+def _timm(cfg: LibraryModelConfig, input_shape: tuple, num_outputs: int, model_name: str, **info):
+    """Any timm model by name (timm:convnext_atto, ...; trainlab list models --filter NAME): new head, in_chans."""
+    from trainlab.models import library  # start-up time: timm imports torch
+
+    return library.build_library_model(model_name, cfg, input_shape, num_outputs)
+
+
+@MODELS.register("torchvision:*", inputs=("image",), config=LibraryModelConfig, example="torchvision:resnet18")
+def _torchvision(cfg: LibraryModelConfig, input_shape: tuple, num_outputs: int, model_name: str, **info):
+    """Any torchvision classification model by name (torchvision:resnet18, ...): new head, adapted stem."""
+    from trainlab.models import library  # start-up time
+
+    return library.build_library_model(model_name, cfg, input_shape, num_outputs)
 
 
 # ----------------------------------------------------------------------------- activations

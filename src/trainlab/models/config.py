@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from trainlab.core.errors import UserError
 from trainlab.core.schema import opt, section_with_params
-from trainlab.models.catalog import MODELS
+from trainlab.models.catalog import MODELS, is_library_model
 
 
 @dataclass
@@ -17,6 +18,12 @@ class ModelConfig:
     params: Any = None  # the model's own options (its registry dataclass)
 
 
-
 def model_settings(values: dict) -> ModelConfig:
-    return section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})
+    cfg = section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})
+    if is_library_model(cfg.name):
+        if cfg.params.pretrained and cfg.params.weights:
+            raise UserError("model.pretrained and model.weights both choose the starting weights; set one of them")
+        from trainlab.models.library import check_model_name  # start-up time: timm and torchvision import torch
+
+        check_model_name(cfg.name)
+    return cfg

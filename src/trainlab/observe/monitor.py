@@ -17,6 +17,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -112,7 +113,9 @@ def constant_prediction_loss(loss_fn: nn.Module, loss_name: str, task: str, y: t
     if len(y) == 0:
         return None
     with torch.no_grad():
-        if task == "classification":
+        if task == "multilabel":  # each label's base rate, as a logit
+            out = torch.logit(y.float().mean(0, keepdim=True).clamp(0.01, 0.99)).expand_as(y)
+        elif task == "classification":
             prior = torch.bincount(y.long().reshape(-1), minlength=num_outputs).float().clamp_min(0.5)
             prior = prior / prior.sum()  # (K,)
             row = torch.logit(prior) if loss_name == "bce_with_logits" else prior.log()
@@ -303,6 +306,8 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     outputs, targets, _ = trainer.collect(batches)
     outputs, targets = outputs.cpu(), targets.cpu()
     bundle, plots = view.bundle, _plots()
+    if trainer.task == "multilabel":
+        return multilabel_breakdown(trainer, view, outputs.sigmoid().numpy(), targets.numpy(), out)
     if trainer.task != "classification" or targets.ndim != 1:
         plots.predictions_vs_actual(outputs, targets, out / "predictions.png", bool(bundle.ordered))
         return {}
@@ -319,6 +324,22 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     plots.confusion_matrix(cm, classes, out / "confusion_matrix.png")
     plots.per_class(per_class, out / "per_class.png")
     return {"per_class": per_class, "confusion_matrix": cm.tolist()}
+
+
+def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:
+    """Per-label metrics on the test split at thresholds chosen on the validation split (0.5 without one)."""
+    from trainlab.core.multilabel import best_thresholds, per_label  # optional heavy dependency: scikit-learn
+
+    val = view.batches("val", trainer.device)
+    thresholds = np.full(probs.shape[1], 0.5)
+    if val is not None:
+        val_out, val_y, _ = trainer.collect(val)
+        thresholds = best_thresholds(val_out.sigmoid().cpu().numpy(), val_y.cpu().numpy())
+    per_class = per_label(probs, targets, thresholds, view.bundle.classes)
+    _plots().per_class(per_class, out / "per_class.png")
+    macro = float(np.mean([m["f1"] for m in per_class.values()]))
+    return {"per_class": per_class, "thresholds": "chosen on the validation split" if val is not None else "0.5",
+            "test_f1_at_thresholds": macro}
 
 
 def run_plots(out: Path, history: list[dict], result: dict, mon: Monitor | None) -> list[str]:

@@ -18,8 +18,9 @@ import yaml
 from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.schema import from_dict, opt, to_dict
-from trainlab.data.config import DataConfig, data_settings
+from trainlab.data.config import DataConfig, TransformsConfig, data_settings
 from trainlab.engine.settings import TrainConfig, train_settings
+from trainlab.models.catalog import is_library_model
 from trainlab.models.config import ModelConfig, model_settings
 
 SEED_MAX = 2**32 - 1  # numpy's seeding takes 32-bit seeds
@@ -53,7 +54,29 @@ def build_config(raw: dict) -> Config:
         if not isinstance(section, dict):
             raise UserError(f"section {name!r} must be a mapping, got {section!r}")
         setattr(cfg, name, settings(section))
+    if "transforms" not in (raw.get("data") or {}):
+        use_model_preprocessing(cfg)
     return cfg
+
+
+def use_model_preprocessing(cfg: Config) -> None:
+    """A timm/torchvision model's own input size and normalization become data.transforms (train and eval).
+
+    With `model.preprocess: model`, or `auto` when it starts from pretrained weights (they were trained on
+    inputs prepared that way); the config's own data.transforms, when given, always win (checked by the
+    caller). The resolved steps are written into the run's config.yaml and data.json.
+    """
+    p = cfg.model.params
+    if not is_library_model(cfg.model.name) or p.preprocess == "data":
+        return
+    if p.preprocess == "auto" and not (p.pretrained or p.weights):
+        return
+    from trainlab.models.library import input_config  # start-up time: timm and torchvision import torch
+
+    want = input_config(cfg.model.name, p.image_size)
+    steps = [{"name": "resize", "size": want["resize"]}, {"name": "center_crop", "size": want["crop"]},
+             {"name": "normalize", "mean": want["mean"], "std": want["std"]}]
+    cfg.data.transforms = TransformsConfig(train=steps, eval=[dict(s) for s in steps])
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:

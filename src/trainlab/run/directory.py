@@ -9,6 +9,7 @@ Loading a finished run back is `trainlab.use.loaded.load_run`.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -65,7 +66,8 @@ def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
     return {
         "command": argv if argv is not None else sys.argv, "cwd": os.getcwd(), "seed": cfg.seed,
         "trainlab": __version__, "git": git_hash(), "python": platform.python_version(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__, "platform": platform.platform(),
+        "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "timm": importlib.metadata.version("timm"), "platform": platform.platform(),
         "device": str(device), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "test_evaluations": 0,
     }
 

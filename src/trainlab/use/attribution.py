@@ -3,7 +3,8 @@
     trainlab inspect runs/cnn --attribution        # adds attribution panels of the top-loss images to inspect.html
 
     from trainlab.use.attribution import attribution_maps, mass_fraction
-    maps = attribution_maps(model, x, target)      # x (B, C, H, W) as the model takes it -> {"integrated_gradients": (B, H, W), "gradcam": ...}
+    maps = attribution_maps(model, x, target)      # x (B, C, H, W) as the model takes it
+    # -> {"integrated_gradients": (B, H, W), "gradcam": (B, H, W)}
     mass_fraction(maps["gradcam"], mask)           # (B,) share of the attribution inside a boolean (H, W) mask
 
 Both maps are non-negative and summed over channels: integrated gradients as |attribution| against an all-zero

@@ -19,7 +19,7 @@ from torch import nn
 from trainlab.core.checkpoint import load_weights, safe_load
 from trainlab.core.errors import DamagedRun, UserError
 from trainlab.data.transforms import Pipeline
-from trainlab.models.catalog import build_model
+from trainlab.models.catalog import architecture_only, build_model
 from trainlab.run.config import Config, read_run_config
 from trainlab.run.directory import read_data_description
 from trainlab.use.inputs import as_batch
@@ -73,7 +73,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best.pt") -> Run:
     data = read_data_description(run_dir)
     try:
         Pipeline(data["eval_transforms"], data["kind"] == "image")
-        model = build_model(cfg.model, tuple(data["input_shape"]), data["num_outputs"], **data.get("model_info", {}))
+        model = build_model(architecture_only(cfg.model), tuple(data["input_shape"]), data["num_outputs"],
+                            **data.get("model_info", {}))  # the checkpoint's weights replace any starting weights
     except (UserError, TypeError, ValueError, KeyError, RuntimeError) as e:
         raise DamagedRun(f"{run_dir / 'data.json'} does not fit its config.yaml ({str(e)[:160]})") from None
     path = run_dir / checkpoint

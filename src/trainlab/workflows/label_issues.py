@@ -63,5 +63,6 @@ def write_label_issues(out: Path, bundle, oof: dict, issues: list[dict]) -> None
     cards = [{**describe_sample(bundle, "pool", e["index"]), **e} for e in issues[:GALLERY]]
     note = (f"<p>{len(issues)} of {len(oof['indices'])} samples flagged by cleanlab.filter.find_label_issues from "
             f"out-of-fold probabilities; quality = out-of-fold probability of the given label.</p>")
-    page = gallery_page(f"likely label errors: {out.name}", [("issues", "Likely label errors", note + cards_html(cards))])
+    panel = ("issues", "Likely label errors", note + cards_html(cards))
+    page = gallery_page(f"likely label errors: {out.name}", [panel])
     (out / "label_issues.html").write_text(page, encoding="utf-8")

@@ -13,13 +13,14 @@ from tqdm.auto import tqdm
 from trainlab.core import distributed
 from trainlab.core.checkpoint import check_resumable, remove_orphan_temps, safe_load, seed_everything
 from trainlab.core.device import select_device
+from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json, write_text
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
-from trainlab.models.catalog import build_model
+from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
 from trainlab.run.config import Config, dump_config
@@ -66,12 +67,21 @@ def data_description(data, view) -> dict:
             "train_transforms": view.train_pipe.state(), "meta": bundle.meta, "model_info": bundle.model_info}
 
 
+def model_input(cfg: Config) -> dict:
+    """For a timm/torchvision model: the input size and normalization it expects (used or not: see eval_transforms)."""
+    if not is_library_model(cfg.model.name):
+        return {}
+    from trainlab.models.library import input_config  # start-up time: timm
+
+    return {"model_expects": input_config(cfg.model.name, cfg.model.params.image_size)}
+
+
 def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
 
     (out / "config.yaml").write_text(dump_config(cfg))
     write_json(out / "manifest.json", manifest(cfg, device, argv))
     write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
-    write_json(out / "data.json", data_description(data, view))
+    write_json(out / "data.json", {**data_description(data, view), **model_input(cfg)})
     (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
 
 
@@ -94,6 +104,9 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     done = nothing_left(resume, cfg) if resume else None
     if done is not None:  # a complete run: say so, run nothing, look at nothing
         return done if info is None or info.is_main else {}
+    if info and cfg.train.freeze != "none":  # DDP fixes the set of trained parameters when it wraps the model
+        raise UserError("train.freeze is not supported under torchrun (DDP); freeze on one process or set "
+                        "train.freeze=none")
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
@@ -101,7 +114,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
+    model_cfg = architecture_only(cfg.model) if resume else cfg.model  # last.pt replaces the starting weights
+    model = build_model(model_cfg, view.input_shape, view.bundle.num_outputs, **view.model_info)
     out = prepare_output(cfg, out, resume, overwrite, info,
                          lambda o: write_run_files(o, cfg, data, view, model, device, argv))
     say = (lambda *a: None) if quiet else _say
