@@ -23,6 +23,7 @@ from trainlab.models.catalog import build_model
 from trainlab.observe import monitor as observe
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import count_test_evaluation, default_run_dir, manifest, prepare_run_dir
+from trainlab.workflows.checks import check_fit
 
 
 def _say(message: str) -> None:
@@ -87,6 +88,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
+    check_fit(cfg, view)  # data-dependent settings, before a run directory is written
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
