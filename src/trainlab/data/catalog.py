@@ -34,8 +34,9 @@ class CSVParams:
     path: str = opt("", help="CSV file with a header row")
     target: str | None = opt(None, help="target column (default: the last column)")
     features: list[str] | None = opt(None, help="feature columns (default: all but the target)")
-    task: str = opt("auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
-    categorical: str = opt("onehot", help="non-numeric feature columns: onehot or error")
+    task: Literal["auto", "classification", "regression"] = opt(
+        "auto", help="auto, classification or regression (auto: non-numeric or <= 20 integer values)")
+    categorical: Literal["onehot", "error"] = opt("onehot", help="non-numeric feature columns: onehot or error")
     missing: str = opt("error", help="rows with missing values: error or drop")
     test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
 

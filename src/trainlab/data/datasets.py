@@ -6,6 +6,7 @@ their statistics later, on the training split only.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +82,24 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     size = params.image_size * 2 if len(params.image_size) == 1 else params.image_size
     if len(size) != 2 or min(size) < 1:
         raise UserError(f"bad value for data.image_size: {params.image_size!r}; expected [height, width]")
+    for key, path in (("data.path", params.path), ("data.test_path", params.test_path)):
+        _check_folder(key, path)
     pool = ImageFiles(params.path, tuple(size), params.channels)
     test = ImageFiles(params.test_path, tuple(size), params.channels, pool.classes) if params.test_path else None
     return DataBundle(pool, test, "classification", "image", pool.classes)
+
+
+def _check_folder(key: str, path: str | None) -> None:
+    """A folder we can list, or a one-line error (pathlib's is_dir raises on a name too long, for one)."""
+    if not path:
+        return
+    try:
+        os.listdir(path)
+    except FileNotFoundError:
+        return  # ImageFiles names the expected layout
+    except OSError as e:
+        shown = path if len(path) <= 80 else path[:40] + "..." + path[-30:]
+        raise UserError(f"cannot read {key} {shown}: {e.strerror}") from None
 
 
 def build_csv(cfg, params: CSVParams) -> DataBundle:

@@ -71,7 +71,7 @@ class CourseMLPConfig:
 class CNNConfig:
     channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block", **WIDTH)
     kernel_size: int = opt(3, help="conv kernel size (padding keeps the size; at most the image side)", ge=1, le=31)
-    pool: str = opt("max", help="pooling after each block: max, avg or none")
+    pool: Literal["max", "avg", "none"] = opt("max", help="pooling after each block: max, avg or none")
     batch_norm: bool = opt(True, help="BatchNorm2d after each conv")
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout before each head layer", ge=0.0, lt=1.0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainlab.core.schema import opt, section_with_params
-from trainlab.models.catalog import MODELS
+from trainlab.models.catalog import ACTIVATIONS, MODELS
 
 
 @dataclass
@@ -19,4 +19,9 @@ class ModelConfig:
 
 
 def model_settings(values: dict) -> ModelConfig:
-    return section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})
+    cfg = section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})
+    for key in ("activation", "output_activation"):  # known before any data is loaded
+        name = getattr(cfg.params, key, None)
+        if name is not None:
+            ACTIVATIONS.entry(name)
+    return cfg
