@@ -36,7 +36,7 @@ def test_csv_nan_and_inf_inputs(cli, write_config, tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("a,b,y\n1,inf,0\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(40)))
     code, _, err = cli("train", csv_config(write_config, p))
-    assert_one_line_error(code, err, "NaN or infinite", "sample 0")
+    assert_one_line_error(code, err, "value inf", "row 2", "'b'", "infinite")
 
 
 def test_empty_csv(cli, write_config, tmp_path):

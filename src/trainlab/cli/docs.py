@@ -93,7 +93,8 @@ def _allowed(section: str, f: dataclasses.Field, tp: Any, regs: dict) -> str:
     words = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
     ranges = [f"{w} {f.metadata[k]}" for k, w in words if k in f.metadata]
     if ranges:
-        parts.append(" and ".join(ranges))
+        each = "each " if typing.get_origin(tp) is list or list in map(typing.get_origin, typing.get_args(tp)) else ""
+        parts.append(each + " and ".join(ranges))
     if typing.get_origin(tp) is Literal and not kind:
         parts.append(", ".join(_yaml_inline(v) for v in typing.get_args(tp)))
     elif typing.get_origin(tp) in (typing.Union, types.UnionType):  # bool | Literal["auto"]: every value

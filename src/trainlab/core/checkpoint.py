@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import stat
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +54,20 @@ def _fsync_dir(folder: Path) -> None:
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load with weights_only=True; corrupt, truncated or code-carrying files give a one-line UserError."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+    _check_readable(path)
+    other = _not_torch_save(path)
+    if other:
+        raise UserError(f"cannot read checkpoint {path}: {other}")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: the refusal says it
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"refusing to load {path}: it is not a plain trainlab checkpoint "
-                        f"({_first_line(e)[:160]})") from None
-    except Exception as e:  # noqa: BLE001  random bytes reach the unpickler's internals (IndexError, KeyError, ...)
+        raise UserError(f"refusing to load {path}: {_refusal(e)}; it is not a plain trainlab checkpoint "
+                        f"(loading it could run code)") from None
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint {path}: {e.strerror or type(e).__name__}") from None
+    except Exception as e:  # noqa: BLE001  damaged bytes reach the unpickler's internals (IndexError, KeyError, ...)
         raise UserError(f"cannot read checkpoint {path}: truncated or corrupted ({_first_line(e)[:120]})") from None
     check_fields(obj, {"model": WEIGHTS}, str(path))
     return obj
@@ -133,6 +142,59 @@ def remove_orphan_temps(folder: str | Path) -> list[Path]:
 def _first_line(e: Exception) -> str:
     lines = [line for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"checkpoint not found: {path}") from None
+    except OSError as e:  # a name too long, a loop of links, a folder we may not enter
+        raise UserError(f"cannot read checkpoint {str(path)[:80]}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"checkpoint {path} is a folder, not a .pt file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"checkpoint {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read checkpoint {path}: permission denied")
+
+
+def _refusal(e: Exception) -> str:
+    """The line of torch's refusal that names the offending global or opcode, not its general advice."""
+    for line in str(e).splitlines():
+        line = line.strip()
+        if "GLOBAL" in line or line.startswith(("Unsupported", "Trying to")):
+            return line.rstrip(".")[:200]
+        if line.startswith("WeightsUnpickler error:") and line.split(":", 1)[1].strip():
+            return line.split(":", 1)[1].strip().rstrip(".")[:200]
+    return _first_line(e)[:160]
+
+
+def _not_torch_save(path: Path) -> str | None:
+    """What a file holds when it is not torch.save output (a zip archive, or a pickle in the old format); else None."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x80"):  # a pickle: torch.load decides (and refuses code)
+        return None
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "truncated or damaged (an incomplete zip archive)"
+        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+            return "a TorchScript archive, not a checkpoint (it carries code; use the run directory or an .onnx file)"
+        return None if any(n.endswith("data.pkl") for n in names) else "a zip archive without a checkpoint inside"
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"\x08", "an ONNX model?")):
+        if head.startswith(magic):
+            return f"{kind}, not a checkpoint"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a checkpoint (unknown binary format; truncated or corrupted?)"
+    return "a text file, not a checkpoint"
 
 
 def load_weights(model: nn.Module, state: dict, source: str = "checkpoint") -> None:

@@ -80,6 +80,8 @@ def load_yaml_text(text: str, where: str) -> Any:
         raise UserError(f"cannot parse {where}{line}: {detail}") from None
     except RecursionError:
         raise UserError(f"cannot parse {where}: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits (Python's int conversion limit)
+        raise UserError(f"cannot parse {where}: {(str(e).splitlines() or ['bad value'])[0][:120]}") from None
 
 
 def read_yaml(path: str | Path) -> dict:

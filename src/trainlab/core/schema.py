@@ -21,7 +21,10 @@ from trainlab.core.errors import UserError
 
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", **checks) -> Any:
-    """A dataclass field with a help text and range checks (ge, gt, le, lt) used by validation and docs."""
+    """A dataclass field with a help text and range checks (ge, gt, le, lt) used by validation and docs.
+
+    On a list field the checks apply to every element: `opt(lambda: [64], ge=1, le=65536)` for layer sizes.
+    """
     kw = {"default_factory": default} if callable(default) else {"default": default}
     return field(metadata={"help": help, **checks}, **kw)
 
@@ -106,6 +109,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _check_range(value: Any, meta: dict, key: str) -> None:
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_range(v, meta, f"{key}[{i}]")
+        return
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     for name, ok, _word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),

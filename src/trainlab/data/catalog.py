@@ -25,7 +25,7 @@ TRANSFORMS = Registry("transform")
 class ImageFolderParams:
     path: str = opt("", help="folder with one sub-folder of images per class")
     test_path: str | None = opt(None, help="optional folder of the same layout used as the test split")
-    image_size: list[int] = opt(lambda: [32, 32], help="every image is resized to [height, width]")
+    image_size: list[int] = opt(lambda: [32, 32], help="every image is resized to [height, width]", ge=1, le=4096)
     channels: Literal[1, 3] = opt(3, help="1 = grayscale, 3 = RGB (grayscale, RGBA and palette images are converted)")
     bad_files: Literal["skip", "error"] = opt("skip", help="unreadable images (truncated, corrupt): skip (listed in "
                                               "data.json) or error (stop, naming every one); non-image files and "
@@ -52,8 +52,9 @@ class TokenizerParams:
     tokenizer: Literal["char", "word"] = opt("word", help="split texts into characters or words (+ punctuation)")
     lowercase: bool = opt(True, help="lowercase texts before tokenizing")
     min_freq: int = opt(1, help="keep tokens seen at least this often in the training texts", ge=1)
-    max_vocab: int = opt(20000, help="keep at most this many tokens (most frequent first), besides <pad>/<unk>", ge=1)
-    max_len: int = opt(64, help="token ids per text: longer texts are truncated, shorter ones padded", ge=1)
+    max_vocab: int = opt(20000, help="keep at most this many tokens (most frequent first), besides <pad>/<unk>",
+                         ge=1, le=10_000_000)
+    max_len: int = opt(64, help="token ids per text: longer texts are truncated, shorter ones padded", ge=1, le=65_536)
 
 
 @dataclass
@@ -67,10 +68,11 @@ class TextParams(TokenizerParams):
 @dataclass
 class FirstMarkerParams(TokenizerParams):
     tokenizer: Literal["char", "word"] = opt("char", help="split texts into characters or words (+ punctuation)")
-    max_len: int = opt(32, help="token ids per text (the generated texts have min_len..max_len letters)", ge=1)
-    samples: int = opt(3000, help="generated texts", ge=10)
+    max_len: int = opt(32, help="token ids per text (the generated texts have min_len..max_len letters)", ge=1,
+                       le=65_536)
+    samples: int = opt(3000, help="generated texts", ge=10, le=1_000_000)
     markers: str = opt("abc", help="marker letters; the label is the one that occurs first")
-    min_len: int = opt(12, help="shortest generated text", ge=1)
+    min_len: int = opt(12, help="shortest generated text", ge=1, le=65_536)
 
 
 @dataclass
@@ -81,11 +83,11 @@ class TimeSeriesParams:
     target: list[str] | None = opt(None, help="column(s) to forecast (CSV default: the last column)")
     features: list[str] = opt(list, help="extra input columns (their past values are inputs, never targets)")
     time_column: str | None = opt(None, help="CSV column of time stamps: must increase; labels the forecasts")
-    lookback: int = opt(24, help="past steps the model sees", ge=1)
-    horizon: int = opt(1, help="future steps it forecasts", ge=1)
+    lookback: int = opt(24, help="past steps the model sees", ge=1, le=100_000)
+    horizon: int = opt(1, help="future steps it forecasts", ge=1, le=100_000)
     stride: int = opt(1, help="steps between the starts of consecutive windows", ge=1)
     season: int | None = opt(None, help="season length of the seasonal-naive baseline (default: 11 for sunspots, "
-                                        "12 otherwise)", ge=1)
+                                        "12 otherwise)", ge=1, le=100_000)
     missing: Literal["error", "interpolate"] = opt("error", help="missing CSV values: error, or interpolate in time")
 
 

@@ -33,7 +33,7 @@ class DataConfig:
     eval_batch_size: int = opt(512, help="batch size for validation/test/predict", ge=1)
     shuffle: bool = opt(True, help="reshuffle the training set every epoch")
     drop_last: bool = opt(False, help="drop the last incomplete training batch")
-    num_workers: int = opt(0, help="DataLoader worker processes (streaming path)", ge=0)
+    num_workers: int = opt(0, help="DataLoader worker processes (streaming path)", ge=0, le=256)
     pin_memory: bool | Literal["auto"] = opt("auto", help="pinned host memory; auto = on with CUDA")
     persistent_workers: bool = opt(False, help="keep DataLoader workers alive between epochs")
     in_memory: bool | Literal["auto"] = opt("auto",
@@ -53,5 +53,7 @@ def data_settings(values: dict) -> DataConfig:
             name = spec.get("name") if isinstance(spec, dict) else spec
             if not isinstance(name, str):
                 raise UserError(f"data.transforms.{which}[{i}] needs a name, e.g. {{name: normalize}}; got {spec!r}")
-            TRANSFORMS.entry(name)
+            if TRANSFORMS.entry(name).meta["random"] and which == "eval":
+                raise UserError(f"data.transforms.eval[{i}]: {name} is a random augmentation; the eval pipeline "
+                                f"(validation, test, predict) must be deterministic: move it to data.transforms.train")
     return cfg

@@ -6,6 +6,7 @@ their statistics later, on the training split only.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,8 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     size = params.image_size * 2 if len(params.image_size) == 1 else params.image_size
     if len(size) != 2 or min(size) < 1:
         raise UserError(f"bad value for data.image_size: {params.image_size!r}; expected [height, width]")
+    for key, path in (("data.path", params.path), ("data.test_path", params.test_path)):
+        _check_folder(key, path)
     pool = ImageFiles(params.path, tuple(size), params.channels, bad_files=params.bad_files)
     test = None
     if params.test_path:
@@ -98,6 +101,19 @@ def skipped_line(folder: ImageFiles, shown: int = 3) -> str:
     more = f", and {len(folder.skipped) - shown} more" if len(folder.skipped) > shown else ""
     return (f"image_folder: skipped {len(folder.skipped)} of {folder.total} files in {folder.root}: {first}{more} "
             f"(all listed in the run's data.json, meta.intake)")
+
+
+def _check_folder(key: str, path: str | None) -> None:
+    """A folder we can list, or a one-line error (pathlib's is_dir raises on a name too long, for one)."""
+    if not path:
+        return
+    try:
+        os.listdir(path)
+    except FileNotFoundError:
+        return  # ImageFiles names the expected layout
+    except OSError as e:
+        shown = path if len(path) <= 80 else path[:40] + "..." + path[-30:]
+        raise UserError(f"cannot read {key} {shown}: {e.strerror}") from None
 
 
 def build_csv(cfg, params: CSVParams) -> DataBundle:

@@ -18,12 +18,15 @@ from trainlab.data.base import ArrayDataset, DataBundle
 
 def read_table(path: str | Path) -> pd.DataFrame:
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"CSV file not found: {p}")
+    shown = str(p) if len(str(p)) <= 80 else str(p)[:40] + "..." + str(p)[-30:]
     try:
+        if not p.is_file():
+            raise UserError(f"CSV file not found: {shown}" if not p.is_dir() else f"CSV path {shown} is a folder")
         df = pd.read_csv(p)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot parse CSV {p}: {str(e).splitlines()[0]}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"cannot parse CSV {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except OSError as e:  # permission denied, a name too long, an I/O error
+        raise UserError(f"cannot read CSV {shown}: {e.strerror or type(e).__name__}") from None
     if df.empty:
         raise UserError(f"CSV {p} has no data rows")
     return df
@@ -83,14 +86,22 @@ def _infer_task(y: pd.Series, task: str) -> str:
     return "classification" if integral and y.nunique() <= 20 else "regression"
 
 
+MOSTLY_NUMERIC = 0.9  # share of number cells above which the other cells are typos, not categories
+
+
 def encode_features(df: pd.DataFrame, features: list[str], params, path, categories: dict | None = None):
-    """-> (float32 array (N, F'), feature names, categories used). Categories come from the training file."""
+    """-> (float32 array (N, F'), feature names, categories used). Categories come from the training file.
+
+    With `categories` (a test file, predict inputs) every other column was numeric in the training file.
+    """
+    fitted = categories is not None
     categories = dict(categories or {})
     parts, names = [], []
     for col in features:
         s = df[col]
-        if pd.api.types.is_numeric_dtype(s) and col not in categories:
-            parts.append(s.to_numpy(dtype=np.float32)[:, None])
+        numeric = None if col in categories else _numeric(s, col, path, fitted)
+        if numeric is not None:
+            parts.append(_float32(numeric, col, path)[:, None])
             names.append(col)
             continue
         if params.categorical != "onehot":
@@ -101,6 +112,44 @@ def encode_features(df: pd.DataFrame, features: list[str], params, path, categor
         parts.append(np.stack([(s.astype(str) == c).to_numpy(np.float32) for c in cats], axis=1))
         names += [f"{col}={c}" for c in cats]
     return np.concatenate(parts, axis=1), names, categories
+
+
+def _numeric(s: pd.Series, col: str, path, fitted: bool) -> pd.Series | None:
+    """The column as numbers; None for a categorical one. One stray string in a column of numbers is refused:
+    one-hot encoding it would silently turn one feature into one per distinct number."""
+    if pd.api.types.is_numeric_dtype(s):
+        return s
+    values = pd.to_numeric(s, errors="coerce")
+    bad = values.isna() & s.notna()
+    if not bad.any():
+        return values
+    if not fitted and (~bad).sum() < MOSTLY_NUMERIC * s.notna().sum():
+        return None
+    first = bad.to_numpy().nonzero()[0][0]
+    more = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
+    where = "a numeric column of the training data" if fitted else "a numeric column"
+    raise UserError(f"non-numeric value {s.iloc[first]!r} in {where} {col!r} of {path} row {_row(s, first)}{more}; "
+                    f"fix the value or remove the row")
+
+
+def _float32(s: pd.Series, col: str, path) -> np.ndarray:
+    """float32 values; an infinite value or one beyond float32's range (|x| > 3.4e38) is refused with its row."""
+    x64 = s.to_numpy(dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # the refusal below says it; numpy's warning would not
+        x = x64.astype(np.float32)
+    bad = np.isinf(x)
+    if bad.any():
+        first = bad.nonzero()[0][0]
+        what = "infinite" if np.isinf(x64[first]) else "beyond float32's range (|x| > 3.4e38)"
+        raise UserError(f"value {float(x64[first])!r} in column {col!r} of {path} row {_row(s, first)} is {what}; "
+                        f"clean the data first")
+    return x
+
+
+def _row(s: pd.Series, position: int) -> int:
+    """The file's line number of a cell: the header is line 1 (pandas' default index counts data rows from 0)."""
+    label = s.index[position]
+    return int(label) + 2 if isinstance(label, (int, np.integer)) else position + 2
 
 
 def read_csv_bundle(params) -> DataBundle:
@@ -132,7 +181,7 @@ def read_csv_bundle(params) -> DataBundle:
         classes = sorted(map(str, df[target].unique()))
         y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)
     else:
-        classes, y = None, torch.tensor(pd.to_numeric(df[target], errors="coerce").to_numpy(np.float32))
+        classes, y = None, torch.tensor(_float32(pd.to_numeric(df[target], errors="coerce"), target, params.path))
         if torch.isnan(y).any():
             raise UserError(f"non-numeric value in regression target column {target!r} of {params.path}")
     pool = ArrayDataset(torch.from_numpy(x), y)
@@ -174,7 +223,7 @@ def _test_split(df, features, target, params, cats, classes, task) -> ArrayDatas
             raise UserError(f"test CSV {params.test_path} has labels not in the training CSV: {unknown[:5]}")
         y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)
     else:
-        y = torch.tensor(df[target].to_numpy(np.float32))
+        y = torch.tensor(_float32(pd.to_numeric(df[target], errors="coerce"), target, params.test_path))
     return ArrayDataset(torch.from_numpy(x), y)
 
 

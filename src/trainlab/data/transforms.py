@@ -36,8 +36,8 @@ class Normalize:
     def __init__(self, mean: list[float] | str = "auto", std: list[float] | str = "auto"):
         if (mean == "auto") != (std == "auto"):
             raise UserError("normalize: give both mean and std, or neither (auto = fit on the training split)")
-        self.mean = None if mean == "auto" else torch.tensor(mean, dtype=torch.float32)
-        self.std = None if std == "auto" else torch.tensor(std, dtype=torch.float32)
+        self.mean = None if mean == "auto" else _numbers("mean", mean)
+        self.std = None if std == "auto" else _numbers("std", std)
         if self.std is not None and (self.std <= 0).any():
             raise UserError(f"normalize: std must be > 0, got {std}")
 
@@ -81,6 +81,17 @@ class Normalize:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()} if self.mean is not None else {}
 
 
+def _numbers(name: str, value) -> torch.Tensor:
+    """normalize's mean/std: finite numbers (a NaN would train and write NaN into result.json)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise UserError(f"normalize: {name} must be a number or a list of numbers (one per channel), got {value!r}")
+    t = torch.tensor(values, dtype=torch.float32)
+    if not torch.isfinite(t).all():
+        raise UserError(f"normalize: {name} must be finite, got {value!r}")
+    return t
+
+
 class Functional:
     """A deterministic torchvision.transforms.v2.functional op with fixed arguments (resize, center_crop, ...)."""
 
@@ -90,13 +101,20 @@ class Functional:
         self.fn, self.kwargs = fn, kwargs
 
     def __call__(self, x: torch.Tensor, g=None) -> torch.Tensor:
+        if x.ndim != 4:
+            raise UserError(f"transform {self.fn.__name__} works on images (B, C, H, W); these inputs have shape "
+                            f"{tuple(x.shape[1:])} per sample")
         return self.fn(x, **self.kwargs)
 
 
+MAX_SIZE = 4096  # pixels per side: a typo like 100000 would decode to gigabytes
+
+
 def _size(size) -> list[int]:
-    size = [size] if isinstance(size, int) else list(size)
-    if not 1 <= len(size) <= 2 or any(not isinstance(s, int) or s < 1 for s in size):
-        raise UserError(f"bad transform size {size!r}; expected a positive int or [height, width]")
+    size = [size] if isinstance(size, int) else list(size) if isinstance(size, (list, tuple)) else [size]
+    if not 1 <= len(size) <= 2 or any(isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= MAX_SIZE
+                                      for s in size):
+        raise UserError(f"bad transform size {size!r}; expected an int in 1..{MAX_SIZE} or [height, width]")
     return size
 
 
@@ -113,6 +131,8 @@ def center_crop(size) -> Functional:
 
 
 def grayscale(num_output_channels: int = 1) -> Functional:
+    if num_output_channels not in (1, 3) or isinstance(num_output_channels, bool):
+        raise UserError(f"grayscale: num_output_channels must be 1 or 3, got {num_output_channels!r}")
     return Functional(TF.rgb_to_grayscale, num_output_channels=num_output_channels)
 
 

@@ -42,7 +42,7 @@ class TrainConfig:
     checkpoint_every: int = opt(0, help="also write last.pt every N steps (0 = end of each epoch only)", ge=0)
     on_nan: Literal["stop", "skip"] = opt("stop", help="on a non-finite loss: stop the run or skip the step")
     deterministic: bool = opt(False, help="torch.use_deterministic_algorithms")
-    num_threads: int = opt(0, help="CPU threads for torch (0 = all physical cores)", ge=0)
+    num_threads: int = opt(0, help="CPU threads for torch (0 = all physical cores)", ge=0, le=1024)
     log_interval: int = opt(50, help="steps between progress-bar refreshes (each one syncs the device)", ge=1)
     # fine-tuning and the tricks around the optimizer step (engine/finetune.py)
     freeze: Literal["none", "backbone"] = opt("none", help="backbone = train only the head (BatchNorm statistics "

@@ -12,22 +12,44 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from trainlab.core.errors import UserError
 from trainlab.core.registry import Registry
 from trainlab.core.schema import opt
 
 MODELS = Registry("model")
 ACTIVATIONS = Registry("activation")
+WIDTH = {"ge": 1, "le": 65_536}  # any layer size; a typo like 10000000000 is refused before torch allocates
+DEPTH = {"ge": 1, "le": 256}  # stacked layers or blocks
+MAX_PARAMETERS = 1_000_000_000  # 4 GiB of weights, 16 GiB with gradients and Adam's state: far past a course model
 
 
-def build_model(model_cfg, input_shape: tuple, num_outputs: int, **info):
+def build_model(model_cfg, input_shape: tuple, num_outputs: int, device=None, **info):
     """Build the registered model `model_cfg.name` with its options `model_cfg.params` -> nn.Module.
 
     `info` carries what some models need from the data (vocab_size, pad_index for text); builders take **info.
+    The model is first built on the meta device (shapes only, no memory) and refused with a one-line error
+    when it has more than MAX_PARAMETERS; `device="meta"` returns that structure itself.
     """
+    import torch  # start-up time: the catalog stays light for `trainlab --help`
+
     entry = MODELS.entry(model_cfg.name)
-    if entry.family:  # timm:* / torchvision:*: the builder needs the library's own model name
-        info = {**info, "model_name": model_cfg.name}
-    return entry.builder(model_cfg.params, tuple(input_shape), num_outputs, **info)
+    if entry.family:  # timm:* / torchvision:*: the library's own model name; its sizes are the library's
+        return entry.builder(model_cfg.params, tuple(input_shape), num_outputs, **info, model_name=model_cfg.name)
+    builder = entry.builder
+    try:
+        with torch.device("meta"):  # draws no random numbers: a seeded build below gives the same weights
+            skeleton = builder(model_cfg.params, tuple(input_shape), num_outputs, **info)
+    except (RuntimeError, ValueError) as e:  # layer sizes that cannot meet (shapes only: no data involved yet)
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"model {model_cfg.name!r} cannot be built for inputs of shape {tuple(input_shape)} "
+                        f"with {num_outputs} outputs: {first}") from None
+    count = sum(p.numel() for p in skeleton.parameters())
+    if count > MAX_PARAMETERS:
+        raise UserError(f"model {model_cfg.name!r} would have {count:,} parameters ({count * 4 / 2**30:.0f} GiB of "
+                        f"float32 weights), more than trainlab's limit of {MAX_PARAMETERS:,}; use smaller layer sizes")
+    if device == "meta":
+        return skeleton
+    return builder(model_cfg.params, tuple(input_shape), num_outputs, **info)
 
 
 def is_library_model(name: str) -> bool:
@@ -47,7 +69,7 @@ def architecture_only(model_cfg):
 
 @dataclass
 class MLPConfig:
-    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes")
+    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes", **WIDTH)
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
     batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
@@ -64,13 +86,13 @@ class CourseMLPConfig:
 
 @dataclass
 class CNNConfig:
-    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block")
-    kernel_size: int = opt(3, help="conv kernel size (padding keeps the size)", ge=1)
-    pool: str = opt("max", help="pooling after each block: max, avg or none")
+    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block", **WIDTH)
+    kernel_size: int = opt(3, help="conv kernel size (padding keeps the size; at most the image side)", ge=1, le=31)
+    pool: Literal["max", "avg", "none"] = opt("max", help="pooling after each block: max, avg or none")
     batch_norm: bool = opt(True, help="BatchNorm2d after each conv")
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout before each head layer", ge=0.0, lt=1.0)
-    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head")
+    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head", **WIDTH)
 
 
 @dataclass
@@ -80,27 +102,27 @@ class LeNetConfig:
 
 @dataclass
 class ResNetConfig:
-    width: int = opt(16, help="channels of the first stage (doubled at each later stage)", ge=1)
-    blocks: list[int] = opt(lambda: [1, 1, 1], help="residual blocks per stage")
+    width: int = opt(16, help="channels of the first stage (doubled at each later stage)", ge=1, le=4096)
+    blocks: list[int] = opt(lambda: [1, 1, 1], help="residual blocks per stage", ge=0, le=64)
 
 
 @dataclass
 class RNNConfig:
     cell: Literal["rnn", "lstm", "gru"] = opt("lstm", help="recurrent cell: rnn (Elman, tanh), lstm or gru")
-    hidden: int = opt(64, help="hidden state size per direction", ge=1)
-    layers: int = opt(1, help="stacked recurrent layers", ge=1)
+    hidden: int = opt(64, help="hidden state size per direction", **WIDTH)
+    layers: int = opt(1, help="stacked recurrent layers", **DEPTH)
     bidirectional: bool = opt(False, help="also read the sequence backwards (not for forecasting the future)")
     dropout: float = opt(0.0, help="dropout between recurrent layers and before the head", ge=0.0, lt=1.0)
     pooling: Literal["last", "mean", "max"] = opt("last", help="head input: final hidden state, or mean/max over steps")
-    embed_dim: int = opt(64, help="token embedding size (text inputs only)", ge=1)
+    embed_dim: int = opt(64, help="token embedding size (text inputs only)", **WIDTH)
 
 
 @dataclass
 class TransformerConfig:
-    d_model: int = opt(64, help="width of every token representation", ge=1)
-    heads: int = opt(4, help="attention heads (must divide d_model)", ge=1)
-    layers: int = opt(2, help="encoder blocks", ge=1)
-    ff_dim: int = opt(128, help="hidden size of each block's feed-forward network", ge=1)
+    d_model: int = opt(64, help="width of every token representation", **WIDTH)
+    heads: int = opt(4, help="attention heads (must divide d_model)", **WIDTH)
+    layers: int = opt(2, help="encoder blocks", **DEPTH)
+    ff_dim: int = opt(128, help="hidden size of each block's feed-forward network", **WIDTH)
     dropout: float = opt(0.1, help="dropout on attention weights and residual branches", ge=0.0, lt=1.0)
     positional: Literal["sinusoidal", "learned", "none"] = opt(
         "sinusoidal", help="positional encoding; none makes the model blind to order (a bag of tokens)")

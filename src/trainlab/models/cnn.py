@@ -15,8 +15,11 @@ def _check_image(name: str, input_shape: tuple) -> None:
 
 
 def _flat_size(features: nn.Module, input_shape: tuple) -> int:
+    features.eval()  # one sample through BatchNorm on a 1x1 map is an error in training mode
     with torch.no_grad():
-        return int(features(torch.zeros(1, *input_shape)).numel())
+        size = int(features(torch.zeros(1, *input_shape)).numel())
+    features.train()
+    return size
 
 
 def conv_block(c_in: int, c_out: int, k: int, pool: str, bn: bool, act: str) -> nn.Sequential:
@@ -37,6 +40,9 @@ def build_cnn(cfg: CNNConfig, input_shape: tuple, num_outputs: int, **info) -> n
     """Conv blocks (conv -> BN -> activation -> pool) and an MLP head; returns logits (B, num_outputs)."""
     _check_image("cnn", input_shape)
     ACTIVATIONS.entry(cfg.activation)
+    if cfg.kernel_size > min(input_shape[1:]):  # the kernel's border would only ever see padding
+        raise UserError(f"model.kernel_size={cfg.kernel_size} is larger than the {input_shape[1]}x{input_shape[2]} "
+                        f"images; use at most {min(input_shape[1:])}")
     blocks, c = [], input_shape[0]
     for i, width in enumerate(cfg.channels):
         # stop pooling once the feature map is 1 pixel, so deep configs still work on 8x8 digits

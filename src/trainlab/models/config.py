@@ -9,7 +9,7 @@ from typing import Any
 
 from trainlab.core.errors import UserError
 from trainlab.core.schema import opt, section_with_params
-from trainlab.models.catalog import MODELS, is_library_model
+from trainlab.models.catalog import ACTIVATIONS, MODELS, is_library_model
 
 
 @dataclass
@@ -20,6 +20,10 @@ class ModelConfig:
 
 def model_settings(values: dict) -> ModelConfig:
     cfg = section_with_params(ModelConfig, values, "model", {"params": (MODELS, "name")})
+    for key in ("activation", "output_activation"):  # known before any data is loaded
+        name = getattr(cfg.params, key, None)
+        if name is not None:
+            ACTIVATIONS.entry(name)
     if is_library_model(cfg.name):
         if cfg.params.pretrained and cfg.params.weights:
             raise UserError("model.pretrained and model.weights both choose the starting weights; set one of them")

@@ -31,6 +31,7 @@ from trainlab.use.inference import INFO_KEY, inference_module, load_predictor, r
 from trainlab.use.loaded import load_run
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+EXPORT_SUFFIXES = (".onnx", ".pt", ".torchscript")
 PARITY_TOL = 1e-4  # max abs difference allowed on probabilities (relative to max |y| for regression)
 
 
@@ -60,6 +61,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
         raise UserError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.dir / FORMATS[fmt]
+    check_out(out, run.dir / FORMATS[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
     x, split = parity_inputs(run, samples)
     info = run_info(run)
@@ -79,6 +81,15 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
               "input": f"{info['raw_dtype']} (B, {', '.join(map(str, info['raw_shape']))})"}
     _record(run.dir, fmt, record)
     return record
+
+
+def check_out(out: Path, example: Path) -> None:
+    """An export writes a new file or replaces an earlier export: never a run's own file (config.yaml, best.pt)."""
+    if not out.exists():
+        return
+    own = (out.parent / "config.yaml").is_file() and out.name in ("best.pt", "last.pt")
+    if out.is_dir() or own or out.suffix not in EXPORT_SUFFIXES:
+        raise UserError(f"--out {out} exists and is not an earlier export; give a new file name, e.g. {example}")
 
 
 def write_onnx(module: torch.nn.Module, example: torch.Tensor, info: dict, path: Path) -> None:

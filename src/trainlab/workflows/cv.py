@@ -34,6 +34,7 @@ from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
 from trainlab.run.config import build_config, dump_config, load_config
 from trainlab.run.directory import manifest, prepare_run_dir
+from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
@@ -50,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{cfg.data.name}-{cfg.model.name}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.group:
         exclude_group_feature(cfg, args.group)  # before the config is saved: config.yaml shows the features used
+    data = load_data(cfg)
+    check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
     prepare_out(out, cfg, args.overwrite)
     write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
     result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
-                            dry_run=args.dry_run, keep_oof=True)
+                            dry_run=args.dry_run, keep_oof=True, data=data)
     oof, bundle = result.pop("oof", None), result.pop("bundle")
     if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
         result["label_issues"] = label_issues(bundle, oof)
@@ -150,6 +153,7 @@ def plan_folds(data, k: int, split: str = "auto", group: str | None = None,
 
 def fit_view(cfg, view, seed: int, device, hooks=(), run_dir: Path | None = None):
     """A fresh model and Trainer (seeded with `seed`) fitted on the view's train part; returns the trainer."""
+    check_fit(cfg, view)  # per fold: a tuning trial's settings meet the data here
     seed_everything(seed)
     model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
     trainer = Trainer(model, cfg.train, seed=seed, task=view.bundle.task, run_dir=run_dir, hooks=hooks, progress=False)
@@ -195,18 +199,19 @@ def _fold_job(job: dict) -> dict:
 
 def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, jobs: int = 1,
                    out: Path | None = None, on_fold=None, verbose: bool = False, dry_run: bool = False,
-                   say=print, keep_oof: bool = False) -> dict:
+                   say=print, keep_oof: bool = False, data=None) -> dict:
     """Run K folds (in `jobs` processes) and return {method, folds, mean, std, time}.
 
     keep_oof: also return "oof" (classification: out-of-fold probabilities of every pool sample, see
     workflows.label_issues.out_of_fold; None otherwise) and "bundle" (the data, to describe samples).
+    `data`: the config's loaded data when the caller already has it (loaded here otherwise).
 
     `on_fold(entry, done)` runs as each fold finishes (tuning reports the running mean; it may raise to stop).
     """
 
     t0 = time.perf_counter()
     configure_torch(cfg)
-    data = load_data(cfg)
+    data = data or load_data(cfg)
     method, folds = plan_folds(data, k, split, group, say)
     dirs = [out / f"fold-{i + 1}" if out else None for i in range(len(folds))]
     done: list[dict] = []

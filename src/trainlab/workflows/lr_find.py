@@ -26,6 +26,7 @@ from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
 from trainlab.run.config import load_config
+from trainlab.workflows.checks import check_fit
 from trainlab.workflows.train import configure_torch
 
 BETA = 0.9  # smoothing of the loss curve: an EMA over ~10 steps (more lags the curve by decades of LR)
@@ -57,6 +58,7 @@ def lr_range_test(cfg, start: float = 1e-7, end: float = 10.0, steps: int = 200,
     device = select_device(cfg.train.device)
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)  # never the test split
+    check_fit(cfg, view, check_model=model is None)
     seed_everything(cfg.seed)
     if model is None:
         model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)

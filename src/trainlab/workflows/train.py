@@ -32,6 +32,7 @@ from trainlab.run.directory import (
     recorded_test_metrics,
     test_reuse_warning,
 )
+from trainlab.workflows.checks import check_fit
 
 
 def _say(message: str) -> None:
@@ -111,6 +112,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     quiet = quiet or (info is not None and not info.is_main)
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
+    check_fit(cfg, view)  # data-dependent settings, before a run directory is written
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)

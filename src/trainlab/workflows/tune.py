@@ -40,6 +40,7 @@ from trainlab.engine.trainer import NonFiniteLoss
 from trainlab.observe.tb import write_hparams
 from trainlab.run.config import build_config, dump_config
 from trainlab.run.directory import manifest
+from trainlab.workflows.checks import check_fit
 from trainlab.workflows.cv import cross_validate, fit_view
 from trainlab.workflows.search_space import parse_space, shown_url, suggest, trial_config
 from trainlab.workflows.train import configure_torch, dry_run_view
@@ -98,7 +99,9 @@ def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
 def objective_metric(cfg, metric: str | None, cv: int | None) -> str:
     """The validation key to optimize (default train.monitor), checked against what the trainer reports."""
     metric = metric or (cfg.train.monitor if cfg.train.monitor.startswith("val_") else "val_loss")
-    task = load_data(cfg).bundle.task
+    data = load_data(cfg)
+    check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before the study and --out are created
+    task = data.bundle.task
     names = default_metrics(task) if cfg.train.metrics == "auto" else cfg.train.metrics
     allowed = ["val_loss", *(f"val_{m}" for m in names)]
     if metric not in allowed:
