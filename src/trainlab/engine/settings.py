@@ -44,6 +44,14 @@ class TrainConfig:
     deterministic: bool = opt(False, help="torch.use_deterministic_algorithms")
     num_threads: int = opt(0, help="CPU threads for torch (0 = all physical cores)", ge=0)
     log_interval: int = opt(50, help="steps between progress-bar refreshes (each one syncs the device)", ge=1)
+    class_weights: Literal["auto"] | list[float] | None = opt(
+        None, help="weigh the loss per class against imbalance: auto = N / (K * count) from the training labels, "
+                   "or one weight per class")
+    verbose: bool | Literal["auto"] = opt(
+        "auto", help="print pitfalls, epoch lines and the diagnosis; auto = in a terminal or notebook, unless "
+                     "the Trainer was made with progress=False")
+    baselines: bool = opt(True, help="fit a majority-class / mean and a linear model (scikit-learn) on the "
+                                     "training split and say whether the network beats them")
     # the chosen optimizer's and scheduler's own options (engine/catalog.py), flattened into the section
     optimizer_params: Any = None
     scheduler_params: Any = None
@@ -60,6 +68,9 @@ def train_settings(values: dict) -> TrainConfig:
     for name in [] if cfg.metrics == "auto" else cfg.metrics:
         METRICS.entry(name)
     _check_monitor(cfg.monitor)
+    if isinstance(cfg.class_weights, list) and (not cfg.class_weights or min(cfg.class_weights) < 0):
+        raise UserError(f"bad value for train.class_weights: {cfg.class_weights}; expected auto or a list of "
+                        f"weights >= 0, one per class")
     return cfg
 
 
