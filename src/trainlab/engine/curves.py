@@ -175,8 +175,11 @@ def underfitting(history: list[dict], baseline_loss: float | None) -> dict:
         share = f"{ratio:.1%}" if ratio >= 0.001 else "< 0.1%"  # a memorized training set reads "0.0%" otherwise
         return _check("ok", f"no underfitting: training loss is {share} of a constant prediction's "
                             f"({baseline_loss:.3g})", **numbers)
-    flat = gain is not None and gain < UNDERFIT_FLAT
-    shape = "and flat" if flat else "and still falling" if gain is not None else "after too few epochs to tell"
+    if gain is None:  # 1-2 epochs: every run starts near a constant prediction's loss
+        return _check("skipped", f"too few epochs to judge: training loss is {ratio:.0%} of a constant "
+                                 f"prediction's ({baseline_loss:.3g})", **numbers)
+    flat = gain < UNDERFIT_FLAT
+    shape = "and flat" if flat else "and still falling"
     message = (f"underfitting: training loss {train[-1]:.3g} and validation loss "
                f"{val[-1] if val else float('nan'):.3g} are high {shape} "
                f"({ratio:.0%} of a constant prediction's loss {baseline_loss:.3g})")

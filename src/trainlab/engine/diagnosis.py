@@ -15,6 +15,7 @@ a small validation split, how the network compares with simple baselines). Findi
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 
 from trainlab.engine import curves
@@ -132,8 +133,9 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     return Diagnosis(found, checks, baselines or {})
 
 
-def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion (95% for z=1.96): accuracy k/n -> (low, high)."""
+def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion: accuracy k/n -> (low, high), 95% by default."""
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
     if n <= 0:
         return 0.0, 1.0
     p = successes / n

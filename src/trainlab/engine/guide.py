@@ -35,7 +35,7 @@ from trainlab.engine.signals import (
 )
 from trainlab.engine.tally import expected_input
 
-CI_SHOWN = 0.03  # show accuracy's 95% interval next to it when it is wider than +-3 points
+CI_SHOWN_BELOW = 1000  # show accuracy's 95% interval next to it for fewer samples (at 50%: wider than +-3 points)
 STATS_SAMPLES = 1024  # training samples for the input-scale check
 
 
@@ -62,12 +62,10 @@ def epoch_line(record: dict, epochs: int, best_epoch: int | None, val_size: int 
 
 
 def accuracy_interval(accuracy: float, n: int, always: bool = False, short: bool = False) -> str:
-    """' (95% CI 0.93-0.99, n=144)' when n samples leave accuracy that uncertain (or `always`), else ''."""
-    if n <= 0:
+    """' (95% CI 0.93-0.99, n=144)' when n samples leave accuracy uncertain (or `always`), else ''."""
+    if n <= 0 or not (always or n < CI_SHOWN_BELOW):
         return ""
     lo, hi = wilson(accuracy * n, n)
-    if not always and (hi - lo) / 2 < CI_SHOWN:
-        return ""
     return f" (CI {lo:.2f}-{hi:.2f})" if short else f" (95% CI {lo:.3f}-{hi:.3f}, n={n})"
 
 
@@ -174,8 +172,9 @@ class Guide:
         self.say(epoch_line(record, trainer.epochs_planned, trainer.best_epoch, self.val_size))
         diag = self.diagnose(trainer, final=False)
         for f in diag.warnings:
-            if f.stage == "during" and f.code not in self.announced and not (
-                    f.code == "overfitting" and trainer.settings.early_stopping):  # early stopping handles it
+            routine = ((f.code == "overfitting" and trainer.settings.early_stopping)  # early stopping handles it
+                       or (f.code == "underfitting" and not f.evidence.get("flat")))  # early epochs: still falling
+            if f.stage == "during" and f.code not in self.announced and not routine:
                 self.announced.add(f.code)
                 self.say(f"diagnosis (epoch {trainer.epoch}): {f.cause}")
 
