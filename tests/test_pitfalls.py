@@ -87,7 +87,8 @@ def test_api_user_module_with_sigmoid_is_told_before_training(capsys):
     trainer.fit(TensorDataset(x, y), TensorDataset(*blobs(k=10, seed=1)), epochs=2, batch_size=32)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("diagnosis: the model ends in Sigmoid, but cross_entropy expects raw logits")
-    assert out[1] == "  try: remove the final nn.Sigmoid() from your model: return the last layer's raw outputs (logits)"
+    assert out[1] == ("  try: remove the final nn.Sigmoid() from your model: return the last layer's raw outputs "
+                      "(logits)")
     assert out[2].startswith("epoch   1/2  train_loss")
     d = trainer.diagnosis
     assert d.problems[0] == "output_activation" and not d.healthy
@@ -164,9 +165,9 @@ def test_class_weights_auto_weigh_the_loss_and_tell_the_diagnosis():
 def test_balanced_sampler_draws_classes_equally_and_resumes_bit_exact(tmp_path, monkeypatch):
     import shutil
 
+    from trainlab.data.batches import TensorBatches, balanced_weights
     from trainlab.run.config import build_config
     from trainlab.workflows.train import train_run
-    from trainlab.data.batches import TensorBatches, balanced_weights
 
     y = torch.tensor([0] * 900 + [1] * 100)
     b = TensorBatches(torch.zeros(1000, 1), y, 100, shuffle=True, sample_weights=balanced_weights(y))
@@ -205,9 +206,8 @@ def test_duplicates_across_splits_are_counted_with_examples():
 
 
 def test_csv_with_duplicated_rows_is_told_leakage_in_cli_and_result(tmp_path, cli):
-    from sklearn.datasets import load_wine
-
     import pandas as pd
+    from sklearn.datasets import load_wine
 
     frame = load_wine(as_frame=True).frame
     pd.concat([frame, frame.iloc[:40]]).to_csv(tmp_path / "wine.csv", index=False)  # 40 rows twice
