@@ -77,7 +77,12 @@ class Diagnosis:
 
     @classmethod
     def from_dict(cls, d: dict) -> Diagnosis:
-        return cls([Finding(**f) for f in d.get("findings", [])], d.get("checks", {}), d.get("baselines", {}))
+        """Read back `to_dict()` - or an older result.json that has only `checks`."""
+        if "findings" in d:
+            findings = [Finding(**f) for f in d["findings"]]
+        else:
+            findings = [f for name, c in d.get("checks", {}).items() if (f := from_check(name, c)) is not None]
+        return cls(findings, d.get("checks", {}), d.get("baselines", {}))
 
 
 def from_check(name: str, check: dict) -> Finding | None:

@@ -35,6 +35,24 @@ def weight_layers(model: nn.Module) -> dict[str, int]:
     return {n: out[n] for n in order if n in out}
 
 
+def layer_labels(model: nn.Module) -> dict[str, str]:
+    """Weight parameter name -> a readable legend: '1 Linear 64->256', '2 Conv2d 1->32 3x3', '3 LSTM weight_ih_l0'."""
+    out = {}
+    for mod_name, mod in model.named_modules():
+        for p_name, p in mod.named_parameters(recurse=False):
+            if not (p.requires_grad and p.ndim >= 2) or isinstance(mod, nn.Embedding):
+                continue
+            if isinstance(mod, nn.Linear):
+                what = f"Linear {mod.in_features}->{mod.out_features}"
+            elif isinstance(mod, nn.modules.conv._ConvNd):
+                kernel = "x".join(map(str, mod.kernel_size))
+                what = f"{type(mod).__name__} {mod.in_channels}->{mod.out_channels} {kernel}"
+            else:
+                what = f"{type(mod).__name__} {p_name}" if p_name != "weight" else type(mod).__name__
+            out[f"{mod_name}.{p_name}" if mod_name else p_name] = f"{len(out) + 1} {what}"
+    return out
+
+
 def gradient_rms(norms: dict[str, float], sizes: dict[str, int]) -> dict[str, float]:
     """L2 norm -> root-mean-square per element, so layers of different sizes compare."""
     return {n: norms[n] / math.sqrt(sizes[n]) for n in sizes if n in norms}

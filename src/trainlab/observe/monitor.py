@@ -27,6 +27,7 @@ from trainlab.core.files import write_history, write_json
 from trainlab.core.metrics import confusion_matrix
 from trainlab.data.base import ArrayDataset
 from trainlab.engine.pitfalls import content_hashes
+from trainlab.engine.signals import layer_labels
 from trainlab.observe import plots, report, tb
 
 SIGNALS_FILE = "diagnostics.jsonl"  # one line per epoch: gradient RMS, dead units, step losses (for resume)
@@ -135,7 +136,8 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     diag = trainer.diagnosis
     result["diagnosis"] = diag.to_dict()
     result.update(test_breakdown(trainer, view, out))
-    result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms)
+    result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
+                                layer_labels(trainer.model))
     if mon is not None:
         _log_final(mon, out, result)
         mon.close()
@@ -162,7 +164,7 @@ def _record_failure(out: Path, trainer, error: Exception) -> None:
               "epochs_run": len(history), "monitor": trainer.monitor, "best_value": trainer.best_value,
               "stopped_early": False, "final": history[-1] if history else {}, "run_dir": str(out)}
     mon = _monitor(trainer)
-    result["plots"] = run_plots(out, history, result, trainer.guide.grad_rms)
+    result["plots"] = run_plots(out, history, result, trainer.guide.grad_rms, layer_labels(trainer.model))
     if mon is not None:
         mon.close()
     report.write_report(out, result)
@@ -200,7 +202,8 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     return {"per_class": per_class, "confusion_matrix": cm.tolist()}
 
 
-def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict]) -> list[str]:
+def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict],
+              labels: dict[str, str] | None = None) -> list[str]:
     """Learning curves and gradient norms; returns every PNG in the run directory (incl. test plots)."""
     plots = _plots()
     over = result.get("diagnosis", {}).get("checks", {}).get("overfitting", {})
@@ -209,7 +212,7 @@ def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict]
                               result.get("best_epoch"), bool(result.get("stopped_early")), over.get("since_epoch"),
                               title=out.name)
     if any(grad_rms):
-        plots.gradient_norms(grad_rms, out / "gradients.png")
+        plots.gradient_norms(grad_rms, out / "gradients.png", labels)
     return sorted(p.name for p in out.glob("*.png"))
 
 
