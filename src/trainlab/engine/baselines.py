@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.core.metrics import compute_metrics, higher_is_better
+from trainlab.engine.diagnosis import wilson
 
 MAX_CELLS = 2_000_000  # training rows x features for the linear model (~1-3 s on one CPU core)
 MAX_FEATURES = 20_000  # wider inputs (e.g. 3x224x224 images) get no linear baseline
@@ -100,15 +101,20 @@ def _fit_linear(x: np.ndarray, y: np.ndarray, task: str, seed: int):
                                                                      np.float64))
 
 
-def compare(network: dict[str, float], scores: dict[str, dict[str, float]], split: str) -> dict:
-    """The network's metric next to each baseline's: {"metric", "network", "baselines": {...}, "beats": {...}}."""
+def compare(network: dict[str, float], scores: dict[str, dict[str, float]], split: str, n: int = 0) -> dict:
+    """The network's metric next to each baseline's: {"metric", "network", "baselines": {...}, "beats": {...}}.
+
+    An accuracy beats a baseline only when the baseline lies below its 95% interval over the split's `n`
+    samples: 0.375 vs a majority class of 0.367 on 120 samples is no win, it is noise."""
     metric = next((m for m in ("accuracy", "r2", "f1", "mae", "rmse") if m in network
                    and all(m in s for s in scores.values())), None)
     if metric is None:
         return {}
     sign = 1 if higher_is_better(metric) else -1
-    beats = {name: sign * (network[metric] - s[metric]) > 0 for name, s in scores.items()}
-    return {"split": split, "metric": metric, "network": network[metric],
+    floor = wilson(network[metric] * n, n)[0] if metric == "accuracy" and n > 0 else -math.inf
+    beats = {name: sign * (network[metric] - s[metric]) > 0 and (metric != "accuracy" or s[metric] < floor)
+             for name, s in scores.items()}
+    return {"split": split, "metric": metric, "network": network[metric], "n": n,
             "baselines": {name: s[metric] for name, s in scores.items()}, "beats": beats, "scores": scores}
 
 
@@ -121,4 +127,7 @@ def sentence(cmp: dict) -> str:
     lost = [name for name, b in cmp["beats"].items() if not b]
     verdict = ("the network beats " + ("both" if len(cmp["beats"]) == 2 else "it") if not lost else
                f"the network does NOT beat the {' or the '.join(lost)}")
+    sign = 1 if higher_is_better(cmp["metric"]) else -1
+    if any(sign * (cmp["network"] - cmp["baselines"][name]) > 0 for name in lost):  # ahead, but within the noise
+        verdict += f" by more than the 95% interval of accuracy on {cmp.get('n')} samples"
     return f"{cmp['split']} {cmp['metric']}: network {cmp['network']:.4g} vs {others} - {verdict}"

@@ -248,7 +248,7 @@ class Guide:
         x, y = self._xy(batches)
         if y is None:
             return {}
-        return compare(network, self.baselines.score(x, y, trainer.metrics), split)
+        return compare(network, self.baselines.score(x, y, trainer.metrics), split, len(y))
 
     def _xy(self, batches):
         """In memory: the inputs and labels as the model sees them; streamed: the labels only."""
