@@ -124,10 +124,14 @@ def sentence(cmp: dict) -> str:
     if not cmp:
         return ""
     others = ", ".join(f"{name} {v:.4g}" for name, v in cmp["baselines"].items())
-    lost = [name for name, b in cmp["beats"].items() if not b]
-    verdict = ("the network beats " + ("both" if len(cmp["beats"]) == 2 else "it") if not lost else
-               f"the network does NOT beat the {' or the '.join(lost)}")
     sign = 1 if higher_is_better(cmp["metric"]) else -1
-    if any(sign * (cmp["network"] - cmp["baselines"][name]) > 0 for name in lost):  # ahead, but within the noise
-        verdict += f" by more than the 95% interval of accuracy on {cmp.get('n')} samples"
+    lost = [name for name, b in cmp["beats"].items() if not b]
+    behind = [name for name in lost if sign * (cmp["network"] - cmp["baselines"][name]) <= 0]
+    noise = [name for name in lost if name not in behind]  # ahead, but within accuracy's 95% interval
+    parts = [f"does NOT beat the {' or the '.join(behind)}"] if behind else []
+    if noise:
+        parts.append(f"is ahead of the {' and the '.join(noise)} only within the noise (the 95% interval of "
+                     f"accuracy on {cmp.get('n')} samples)")
+    verdict = "the network " + (" and ".join(parts) if parts else
+                                "beats " + ("both" if len(cmp["beats"]) == 2 else "it"))
     return f"{cmp['split']} {cmp['metric']}: network {cmp['network']:.4g} vs {others} - {verdict}"

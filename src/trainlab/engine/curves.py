@@ -128,10 +128,14 @@ def overfitting(history: list[dict], settings: dict | None = None, stopped_early
     story = (f"validation loss bottomed at epoch {since} ({val[best]:.4g}) and is {level:.4g} now "
              f"({level / val[best] - 1:+.0%}) while training loss fell from {train[best]:.3g} to {train[-1]:.3g} "
              f"(train/val gap {level - train[-1]:.3g})")
+    at = restored_epoch or since
     if stopped_early:
-        at = restored_epoch or since
         return _check("ok", f"early stopping caught overfitting at epoch {at} (the epoch-{at} weights were "
                             f"restored): {story}", since_epoch=since, caught=True, **numbers)
+    if (settings or {}).get("early_stopping") and restored_epoch:  # on, but the epoch limit came first
+        return _check("ok", f"overfitting since epoch {since}, handled: early stopping is on and the epoch-{at} "
+                            f"weights were restored (the epoch limit ended the run before its patience did): "
+                            f"{story}", since_epoch=since, caught=True, **numbers)
     return _check("warning", f"overfitting since epoch {since}: {story}{acc}",
                   _overfit_remedies(since, settings or {}), since_epoch=since, **numbers)
 
