@@ -72,7 +72,8 @@ def test_overfitting_caught_by_early_stopping_is_ok_and_one_sentence_everywhere(
     assert d.lines()[1] == "note: " + c["message"] and d.to_dict()["lines"] == d.lines()
     # early stopping on, but the epoch limit ended the run first: the restored weights handle it too (a note)
     c = dg.overfitting(hist(train, val), {"early_stopping": 30}, stopped_early=False, restored_epoch=5)
-    assert c["status"] == "ok" and c["caught"] and "handled: early stopping is on and the epoch-5 weights" in c["message"]
+    assert c["status"] == "ok" and c["caught"]
+    assert "handled: early stopping is on and the epoch-5 weights" in c["message"]
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.25, 0.4])
