@@ -104,7 +104,7 @@ def test_cli_prints_baselines_and_interval_next_to_the_test_metric(tmp_path, wri
                          "--out", tmp_path / "r")
     assert code == 0, err
     res = json.loads((tmp_path / "r" / "result.json").read_text())
-    test = res["baselines"]["test"]
+    test = res["baseline_models"]["test"]
     assert test["metric"] == "accuracy" and set(test["baselines"]) == {"majority class", "logistic regression"}
     assert 0.05 < test["baselines"]["majority class"] < 0.15 and test["baselines"]["logistic regression"] > 0.9
     assert test["network"] == res["test"]["accuracy"]
@@ -127,7 +127,7 @@ def test_regression_run_reports_mean_and_linear_baselines(tmp_path, cli):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     code, out, err = cli("train", tmp_path / "c.yaml", "--out", tmp_path / "r")
     assert code == 0, err
-    cmp = json.loads((tmp_path / "r" / "result.json").read_text())["baselines"]["test"]
+    cmp = json.loads((tmp_path / "r" / "result.json").read_text())["baseline_models"]["test"]
     assert cmp["metric"] == "r2" and abs(cmp["baselines"]["mean predictor"]) < 0.1
     assert 0.3 < cmp["baselines"]["linear regression"] < 0.6
     verdict = "the network beats both" if all(cmp["beats"].values()) else "the network does NOT beat the"

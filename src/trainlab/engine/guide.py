@@ -101,8 +101,7 @@ class Guide:
     def start(self, trainer, train_b, val_b) -> None:
         """Before the first epoch: fit checks (one-line errors) and pitfalls (printed), then the probes."""
         self.train_b, self.val_b = train_b, val_b
-        sample = take_samples(train_b, STATS_SAMPLES)
-        xb, yb = sample
+        xb, yb = take_samples(train_b, STATS_SAMPLES)  # fit made sure there is a batch
         out = self._forward_check(trainer, xb)
         self.num_outputs = out.shape[-1] if out.ndim > 1 else 1
         labels = batch_targets(train_b)
@@ -167,8 +166,9 @@ class Guide:
         self.grad_rms.append(gradient_rms(trainer.last_grad_norms, self.sizes))
         self.dead.append(dead)
         self.step_losses.append([float(v) for v in trainer.last_step_losses])
-        if self.initial is not None:
-            self.ratio, self.initial = update_ratio(trainer.model, self.initial), None
+        if self.initial is not None:  # after the first epoch (not after a resumed later one)
+            ratio = update_ratio(trainer.model, self.initial) if trainer.epoch == 1 else None
+            self.ratio, self.initial = ratio, None
         self.say(epoch_line(record, trainer.epochs_planned, trainer.best_epoch, self.val_size))
         diag = self.diagnose(trainer, final=False)
         for f in diag.warnings:

@@ -192,6 +192,8 @@ def class_imbalance(y: torch.Tensor, outputs: int, remedies_on: list[str], names
 
 def content_hashes(x: torch.Tensor) -> list[bytes]:
     """One digest per sample (row of x), equal exactly when the samples are identical."""
+    if len(x) == 0:
+        return []
     rows = x.detach().cpu().contiguous().reshape(len(x), -1).numpy()
     return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
 

@@ -89,7 +89,7 @@ def brief(guide, cfg, view) -> None:
     guide.announce_final = False
 
 
-def split_hashes(view, max_files: int = 50_000) -> tuple[dict, dict | None]:
+def split_hashes(view, max_files: int = 20_000) -> tuple[dict, dict | None]:
     """{split: digests} of the raw samples (tensor rows, or image files' bytes with their paths as names)."""
     hashes, names = {}, {}
     for split in ("train", "val", "test"):

@@ -112,7 +112,7 @@ def overview(result: dict, data: dict) -> str:
             ["best epoch", f"{result.get('best_epoch')} ({result.get('monitor')} = {_num(result.get('best_value'))})"],
             ["stopped early", "yes" if result.get("stopped_early") else "no"]]
     if result.get("baseline_comparison"):
-        rows.append(["forecast baselines", result["baseline_comparison"]])
+        rows.append(["baselines", result["baseline_comparison"]])
     return "".join(lines) + table(rows)
 
 
@@ -146,7 +146,7 @@ def diagnosis(diag: dict) -> str:
 def baselines(result: dict) -> str:
     """The network next to the majority-class / mean and linear baselines, per split."""
     rows = []
-    for split, cmp in (result.get("baselines") or {}).items():
+    for split, cmp in (result.get("baseline_models") or {}).items():
         if cmp:
             rows.append([split, cmp["metric"], "network", float(cmp["network"]), ""])
             rows += [[split, cmp["metric"], name, float(v), "beaten" if cmp["beats"][name] else "NOT beaten"]

@@ -118,7 +118,7 @@ def compare_on_test(trainer: Trainer, test_b, test: dict, result: dict) -> None:
     """The baselines (fitted on the training split) scored on the test split, next to the network's score;
     and accuracy's 95% interval. Printed by the CLI with the test metrics."""
     cmp = trainer.guide.compare_baselines(trainer, test_b, "test", test) if test and trainer.settings.baselines else {}
-    result["baselines"] = {"validation": trainer.guide.comparison, "test": cmp}
+    result["baseline_models"] = {"validation": trainer.guide.comparison, "test": cmp}
     lines = [result["baseline_comparison"]] if result.get("baseline_comparison") else []
     if "accuracy" in test and test_b is not None:
         lines.append(f"test accuracy {test['accuracy']:.4f}"
