@@ -47,11 +47,12 @@ class Baselines:
         else:
             constant = y.float().mean(0)
         linear, rows, t0 = None, 0, time.perf_counter()
-        if x is not None and x.is_floating_point() and 0 < math.prod(x.shape[1:]) <= MAX_FEATURES:
-            xs = x.detach().cpu().float().reshape(len(x), -1)
-            rows = min(len(xs), max(MAX_CELLS // xs.shape[1], 50))
-            keep = torch.randperm(len(xs), generator=torch.Generator().manual_seed(seed))[:rows]
-            linear = _fit_linear(xs[keep].numpy(), y[keep].numpy(), task, seed)
+        features = math.prod(x.shape[1:]) if x is not None else 0
+        if x is not None and x.is_floating_point() and 0 < features <= MAX_FEATURES:
+            rows = min(len(x), max(MAX_CELLS // features, 50))
+            keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:rows]
+            xs = x[keep.to(x.device)].detach().cpu().float().reshape(rows, -1)  # (rows, features), copied once
+            linear = _fit_linear(xs.numpy(), y[keep].numpy(), task, seed)
         return cls(task, num_outputs, constant, linear, rows, time.perf_counter() - t0)
 
     def outputs(self, x: torch.Tensor | None, n: int) -> dict[str, torch.Tensor]:
