@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import assert_one_line_error
 from trainlab.engine import curves as dg
 from trainlab.engine import guide as engine_guide
-from trainlab.engine.diagnosis import Signals, diagnose
+from trainlab.engine.diagnosis import Finding, Signals, diagnose
 from trainlab.observe import monitor as observe
 from trainlab.run.config import build_config, load_config
 from trainlab.workflows.train import train_run
@@ -174,6 +174,20 @@ def test_learning_rate_far_too_low_vs_moving():
     falling = [[2.3, 2.1, 1.9, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8, 0.7]]
     assert dg.learning_rate(falling, update_ratio=2e-4, lr=1e-3)["status"] == "ok"
     assert dg.learning_rate(flat, None, 1e-6)["status"] == "skipped"
+
+
+def test_a_pitfall_found_before_training_is_named_as_the_cause_of_a_stall():
+    flat = hist([2.25, 2.2, 2.19, 2.19, 2.185, 2.185], [2.2] * 6)
+    sigmoid = Finding("output_activation", "warning", "the model ends in Sigmoid ...",
+                      ["model.output_activation: null"], stage="before")
+    d = diagnose(Signals(flat, baseline_loss=LN10), before=[sigmoid])
+    under = next(f for f in d.findings if f.code == "underfitting")
+    assert under.fix[0] == "first: model.output_activation: null" and "output activation found before" in under.cause
+    assert d.problems == ["output_activation", "underfitting"]  # the cause first, then the symptom
+    leak = Finding("duplicates", "warning", "leakage ...", ["deduplicate"], stage="before")
+    under = next(f for f in diagnose(Signals(flat, baseline_loss=LN10), before=[leak]).findings
+                 if f.code == "underfitting")
+    assert under.fix[0].startswith("a bigger model")  # leakage does not stall training: no false link
 
 
 def test_diagnosis_lines_and_dict():

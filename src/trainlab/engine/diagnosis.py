@@ -23,6 +23,7 @@ from trainlab.engine.curves import Signals
 
 # curve symptoms that a cause found before training explains better than their generic remedies
 SYMPTOMS = ("underfitting", "learning_rate", "divergence")
+CAUSES = ("output_activation", "input_scale")  # pitfalls that stall or blow up training
 
 
 @dataclass
@@ -124,7 +125,7 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     """
     checks = curve_checks(sig)
     during = [f for name, c in checks.items() if (f := from_check(name, c)) is not None]
-    causes = [f for f in before if f.severity == "warning"]
+    causes = [f for f in before if f.severity == "warning" and f.code in CAUSES]
     if causes:
         for f in during:
             if f.code in SYMPTOMS and f.severity == "warning":
