@@ -1,5 +1,6 @@
-"""Diagnoses: each check on made-up histories (clear cases flagged, healthy ones not), then real tiny trainings
-that provoke each problem on purpose - and a healthy demo run that must not be flagged."""
+"""Diagnoses of the curves: each check on made-up histories (clear cases flagged, healthy ones not), then real
+tiny trainings that provoke each problem on purpose - and a healthy demo run that must not be flagged.
+(Pitfalls found before training: test_pitfalls.py; the Trainer speaking: test_guide.py.)"""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,9 @@ import pytest
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab.observe import diagnose as dg
+from trainlab.engine import curves as dg
+from trainlab.engine import guide as engine_guide
+from trainlab.engine.diagnosis import Finding, Signals, diagnose
 from trainlab.observe import monitor as observe
 from trainlab.run.config import build_config, load_config
 from trainlab.workflows.train import train_run
@@ -57,11 +60,20 @@ def test_overfitting_plateau_with_memorized_training_set():
     assert dg.overfitting(hist(train, small), baseline_loss=LN10)["status"] == "ok"
 
 
-def test_overfitting_caught_by_early_stopping_is_ok():
+def test_overfitting_caught_by_early_stopping_is_ok_and_one_sentence_everywhere():
     train = [1.0 / (e + 1) ** 2 for e in range(12)]
     val = [max(0.6 - 0.1 * e, 0.2 + 0.03 * (e - 4)) for e in range(12)]
     c = dg.overfitting(hist(train, val), stopped_early=True, restored_epoch=5)
-    assert c["status"] == "ok" and c["caught"] and "epoch-5 weights were restored" in c["message"]
+    assert c["status"] == "ok" and c["caught"]
+    assert c["message"].startswith("early stopping caught overfitting at epoch 5 (the epoch-5 weights were restored)")
+    # the console, result.json and the report all render this one finding: a note, not "healthy - no overfitting"
+    d = diagnose(Signals(hist(train, val), stopped_early=True, best_epoch=5), before=[])
+    assert d.healthy and [f.code for f in d.findings] == ["overfitting"] and d.findings[0].severity == "note"
+    assert d.lines()[1] == "note: " + c["message"] and d.to_dict()["lines"] == d.lines()
+    # early stopping on, but the epoch limit ended the run first: the restored weights handle it too (a note)
+    c = dg.overfitting(hist(train, val), {"early_stopping": 30}, stopped_early=False, restored_epoch=5)
+    assert c["status"] == "ok" and c["caught"]
+    assert "handled: early stopping is on and the epoch-5 weights" in c["message"]
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.25, 0.4])
@@ -99,7 +111,8 @@ def test_divergence_blowup_nan_rise_and_failure():
     assert c["status"] == "warning" and (c["step"], c["start_step"], c["epoch"]) == (7, 6, 2)
     c = dg.divergence(hist([1.0, 0.8], [1.0, 0.9]), [[1.0, 0.9], [0.8, float("nan")]], LN10)
     assert c["step"] == 4 and "non-finite" in c["message"]
-    c = dg.divergence(hist([0.5, 0.3, 0.6, 0.9], [0.5] * 4), [[0.5] * 3] * 4, LN10)
+    train = [0.5, 0.3, 0.6, 0.9]  # rising for two epochs, validation loss with it
+    c = dg.divergence(hist(train, [0.5, 0.4, 0.6, 0.9]), [[t] * 3 for t in train], LN10)
     assert c["status"] == "warning" and "rose from 0.3 at epoch 2 to 0.9" in c["message"] and c["start_step"] == 7
     c = dg.divergence([], failure={"step": 25, "epoch": 1, "layer": "1.weight"})
     assert c["status"] == "warning" and c["step"] == 25 and "step 25" in c["message"]
@@ -140,13 +153,53 @@ def test_input_pipeline_share_skips_warmup_and_names_the_setting():
     assert dg.input_pipeline([{"time": 1.0, "train_data_time": 0.05, "train_time": 0.2}] * 2)["share"] == 0.25
 
 
-def test_summary_lines():
-    healthy = dg.diagnose(dg.Signals(hist([1.0, 0.3], [0.8, 0.3]), baseline_loss=LN10))
-    assert healthy["healthy"] and dg.summary_lines(healthy)[0].startswith("diagnosis: healthy")
-    sick = dg.diagnose(dg.Signals(hist([1.0, 0.3], [0.8, 0.3]), failure={"step": 3, "epoch": 1}))
-    assert sick["problems"] == ["divergence"]
-    lines = dg.summary_lines(sick)
+def test_one_noisy_last_epoch_is_not_divergence():
+    """The false alarm of an image-folder run: train loss 0.048 -> 0.129 in the last epoch (a few bad batches of a
+    small dataset) while validation loss reached its best. Judged on median step losses and the val curve: ok."""
+    train, val = [0.9, 0.3, 0.1, 0.048, 0.129], [0.8, 0.4, 0.3, 0.25, 0.21]
+    steps = [[0.9] * 4, [0.3] * 4, [0.1] * 4, [0.05, 0.04, 0.05, 0.05], [0.05, 0.06, 0.05, 0.36]]  # one bad batch
+    assert dg.divergence(hist(train, val), steps, LN10)["status"] == "ok"
+    assert dg.divergence(hist(train, val), [], LN10)["status"] == "ok"  # val at its best: not divergence either
+    # the same rise that lasts, with validation loss rising too, is divergence
+    train2, val2 = [0.9, 0.3, 0.1, 0.3, 0.6], [0.8, 0.4, 0.3, 0.5, 0.9]
+    c = dg.divergence(hist(train2, val2), [[t] * 4 for t in train2], LN10)
+    assert c["status"] == "warning" and "rose from 0.1 at epoch 3 to 0.6" in c["message"]
+
+
+def test_learning_rate_far_too_low_vs_moving():
+    flat = [[2.303, 2.302, 2.303, 2.302, 2.302, 2.301, 2.302, 2.301, 2.301, 2.300]]
+    c = dg.learning_rate(flat, update_ratio=2e-4, lr=1e-6)
+    assert c["status"] == "warning" and "far too low at lr=1e-06" in c["message"] and "lr-find" in c["remedies"][0]
+    assert dg.learning_rate(flat, update_ratio=0.05, lr=1e-3)["status"] == "ok"  # a plateau, but weights move
+    falling = [[2.3, 2.1, 1.9, 1.6, 1.4, 1.2, 1.0, 0.9, 0.8, 0.7]]
+    assert dg.learning_rate(falling, update_ratio=2e-4, lr=1e-3)["status"] == "ok"
+    assert dg.learning_rate(flat, None, 1e-6)["status"] == "skipped"
+
+
+def test_a_pitfall_found_before_training_is_named_as_the_cause_of_a_stall():
+    flat = hist([2.25, 2.2, 2.19, 2.19, 2.185, 2.185], [2.2] * 6)
+    sigmoid = Finding("output_activation", "warning", "the model ends in Sigmoid ...",
+                      ["model.output_activation: null"], stage="before")
+    d = diagnose(Signals(flat, baseline_loss=LN10), before=[sigmoid])
+    under = next(f for f in d.findings if f.code == "underfitting")
+    assert under.fix[0] == "first: model.output_activation: null" and "output activation found before" in under.cause
+    assert d.problems == ["output_activation", "underfitting"]  # the cause first, then the symptom
+    leak = Finding("duplicates", "warning", "leakage ...", ["deduplicate"], stage="before")
+    under = next(f for f in diagnose(Signals(flat, baseline_loss=LN10), before=[leak]).findings
+                 if f.code == "underfitting")
+    assert under.fix[0].startswith("a bigger model")  # leakage does not stall training: no false link
+
+
+def test_diagnosis_lines_and_dict():
+    healthy = diagnose(Signals(hist([1.0, 0.3], [0.8, 0.3]), baseline_loss=LN10))
+    assert healthy.healthy and healthy.lines()[0].startswith("diagnosis: healthy")
+    sick = diagnose(Signals(hist([1.0, 0.3], [0.8, 0.3]), failure={"step": 3, "epoch": 1}))
+    assert sick.problems == ["divergence"]
+    lines = sick.lines()
     assert lines[0].startswith("diagnosis: divergence") and lines[1].startswith("  try: lower the learning rate")
+    d = sick.to_dict()
+    assert d["problems"] == ["divergence"] and d["findings"][0]["fix"][0].startswith("lower the learning rate")
+    assert str(type(sick).from_dict(json.loads(json.dumps(d)))) == str(sick)  # result.json renders the same
 
 
 # ----------------------------------------------------------------------------- real trainings
@@ -233,10 +286,14 @@ def test_demo_config_is_healthy(tmp_path):
 
 
 def test_observing_does_not_change_training(tmp_path, monkeypatch):
-    """Hooks run eval-mode probes and log; with dropout in the model, the losses must match a run without them."""
+    """The guide and hooks run eval-mode probes and log; with dropout in the model, the losses must match a run
+    without hooks, pitfall checks, dead-unit probes or baselines."""
     cfg = digits_cfg(model={"hidden": [64], "dropout": 0.3}, train={"epochs": 2})
     with_hooks = train(cfg, tmp_path / "a")
     monkeypatch.setattr(observe, "epoch_hooks", lambda *a: [])
+    monkeypatch.setattr(engine_guide.Guide, "_pitfalls", lambda *a: [])
+    monkeypatch.setattr(engine_guide, "dead_relu_fractions", lambda *a: {})
+    monkeypatch.setattr(engine_guide.Guide, "finish", lambda *a: None)
     without = train(cfg, tmp_path / "b")
     assert with_hooks["final"]["train_loss"] == without["final"]["train_loss"]
     assert with_hooks["test"] == without["test"]

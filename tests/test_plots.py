@@ -104,3 +104,27 @@ def test_plotting_keeps_a_backend_the_caller_chose():
             "from trainlab.observe import plots; plots.pyplot(); print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "svg"
+
+
+def test_small_faults_of_the_plots_and_tables(tmp_path):
+    """Loss curves spanning decades go on a log axis; gradient legends name layers; the summary prints counts."""
+    from torch import nn
+
+    from trainlab.engine.signals import layer_labels
+    from trainlab.engine.summary import model_summary
+
+    assert plots.spans_decades([40_000.0, 9_000.0, 450.0, 300.0]) and not plots.spans_decades([2.3, 0.4, 0.05])
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten()), nn.Linear(8 * 6 * 6, 10))
+    assert layer_labels(model) == {"0.0.weight": "1 Conv2d 1->8 3x3", "1.weight": "2 Linear 288->10"}
+    assert "Total mult-adds: 36,010 (0.04 million)" in model_summary(nn.Sequential(nn.Flatten(), nn.Linear(
+        3600, 10)), (1, 60, 60))  # not torchinfo's "Total mult-adds (Units.MEGABYTES): 0.04"
+    path = plots.gradient_norms([{"0.0.weight": 0.1, "1.weight": 0.2}] * 3, tmp_path / "g.png", layer_labels(model))
+    cm = plots.confusion_matrix(torch.tensor([[5, 1], [0, 7]]), ["a", "b"], tmp_path / "cm.png")
+    assert png_size(path)[0] > 100 and png_size(cm)[0] > 100
+
+
+def test_lr_find_names_the_smaller_rate_cautious():
+    from trainlab.workflows.lr_find import alternative
+
+    assert alternative({"suggested_lr": 1e-2, "lr_min_loss": 3e-2}).startswith("more cautious: 3.00e-03")
+    assert alternative({"suggested_lr": 1e-3, "lr_min_loss": 3e-1}).startswith("bolder: 3.00e-02")

@@ -49,13 +49,28 @@ def _n_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+def balanced_weights(labels: torch.Tensor) -> torch.Tensor:
+    """(N,) sampling weight 1 / count of each sample's class: every class is drawn equally often."""
+    labels = torch.as_tensor(labels).long().reshape(-1).cpu()
+    return 1.0 / torch.bincount(labels).double()[labels]
+
+
+def _draw(n: int, shuffle: bool, weights: torch.Tensor | None, generator: torch.Generator | None):
+    """An epoch's order (N,): a permutation, or N weighted draws with replacement (balanced sampling)."""
+    if weights is not None:
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+    return torch.randperm(n, generator=generator) if shuffle else None
+
+
 class TensorBatches:
     """Batches sliced from tensors x (N, ...) and y (N, ...) that already live on the training device."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 drop_last: bool = False, transform: Transform | None = None):
+                 drop_last: bool = False, transform: Transform | None = None,
+                 sample_weights: torch.Tensor | None = None):
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.drop_last, self.transform = batch_size, shuffle, drop_last, transform
+        self.sample_weights = sample_weights  # (N,): draw with replacement by weight (data.sampler: balanced)
         self.path = "in-memory"
         self.shard = (0, 1)  # (rank, world): distributed training takes rows rank::world of every batch
 
@@ -71,9 +86,8 @@ class TensorBatches:
 
     def order(self, generator: torch.Generator | None) -> torch.Tensor | None:
         """This epoch's sample order (N,), drawn from `generator`; None = natural order."""
-        if not self.shuffle:
-            return None
-        return torch.randperm(len(self.x), generator=generator).to(self.x.device)
+        order = _draw(len(self.x), self.shuffle, self.sample_weights, generator)
+        return order.to(self.x.device) if order is not None else None
 
     def iterate(self, order: torch.Tensor | None, start: int = 0,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -90,7 +104,9 @@ class TensorBatches:
 
     def take(self, n_batches: int) -> TensorBatches:
         n = n_batches * self.batch_size
-        out = TensorBatches(self.x[:n], self.y[:n], self.batch_size, self.shuffle, self.drop_last, self.transform)
+        weights = self.sample_weights[:n] if self.sample_weights is not None else None
+        out = TensorBatches(self.x[:n], self.y[:n], self.batch_size, self.shuffle, self.drop_last, self.transform,
+                            weights)
         out.shard = self.shard
         return out
 
@@ -103,8 +119,10 @@ class LoaderBatches:
 
     def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False,
                  transform: Transform | None = None, device: torch.device | str = "cpu", num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = False,
+                 sample_weights: torch.Tensor | None = None):
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.sample_weights = sample_weights  # (N,): draw with replacement by weight (data.sampler: balanced)
         self.transform, self.device = transform, torch.device(device)
         self.loader_kwargs = dict(num_workers=num_workers, pin_memory=pin_memory,
                                   persistent_workers=persistent_workers and num_workers > 0)
@@ -119,9 +137,7 @@ class LoaderBatches:
         return len(self.dataset)
 
     def order(self, generator: torch.Generator | None) -> torch.Tensor | None:
-        if not self.shuffle:
-            return None
-        return torch.randperm(len(self.dataset), generator=generator)
+        return _draw(len(self.dataset), self.shuffle, self.sample_weights, generator)
 
     def iterate(self, order: torch.Tensor | None, start: int = 0,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -140,8 +156,9 @@ class LoaderBatches:
 
     def take(self, n_batches: int) -> LoaderBatches:
         n = min(n_batches * self.batch_size, len(self.dataset))
+        weights = self.sample_weights[:n] if self.sample_weights is not None else None
         out = LoaderBatches(Subset(self.dataset, range(n)), self.batch_size, self.shuffle, self.drop_last,
-                            self.transform, self.device, **self.loader_kwargs)
+                            self.transform, self.device, **self.loader_kwargs, sample_weights=weights)
         out.shard = self.shard
         return out
 

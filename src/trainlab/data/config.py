@@ -32,6 +32,9 @@ class DataConfig:
     batch_size: int = opt(64, help="training batch size", ge=1)
     eval_batch_size: int = opt(512, help="batch size for validation/test/predict", ge=1)
     shuffle: bool = opt(True, help="reshuffle the training set every epoch")
+    sampler: Literal["uniform", "balanced"] = opt(
+        "uniform", help="balanced: draw training samples with probability 1/(their class's count), with "
+                        "replacement, so every class is seen equally often (imbalanced classification)")
     drop_last: bool = opt(False, help="drop the last incomplete training batch")
     num_workers: int = opt(0, help="DataLoader worker processes (streaming path)", ge=0, le=256)
     pin_memory: bool | Literal["auto"] = opt("auto", help="pinned host memory; auto = on with CUDA")

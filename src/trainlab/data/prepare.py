@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset
 
 from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle, KnowsSize, targets_of
-from trainlab.data.batches import LoaderBatches, TensorBatches
+from trainlab.data.batches import LoaderBatches, TensorBatches, balanced_weights
 from trainlab.data.catalog import DATASETS
 from trainlab.data.splits import Splits, make_splits
 from trainlab.data.transforms import Pipeline
@@ -123,14 +123,27 @@ class DataView:
         if train and dcfg.drop_last and bs > len(ds):
             raise UserError(f"data.batch_size={bs} is larger than the {len(ds)} training samples with "
                             f"data.drop_last=true: no batch would be left; lower batch_size or set drop_last=false")
+        weights = self.sample_weights(ds) if train else None
         if self.in_memory(ds):
             x, y = self._materialize(ds)
             x = pipe.prefix(x)  # deterministic preprocessing, once
             rest = pipe.rest if pipe.random else None
-            return TensorBatches(x.to(device), y.to(device), bs, train and dcfg.shuffle, train and dcfg.drop_last, rest)
+            return TensorBatches(x.to(device), y.to(device), bs, train and dcfg.shuffle, train and dcfg.drop_last, rest,
+                                 weights)
         pin = dcfg.pin_memory if dcfg.pin_memory != "auto" else device.type == "cuda"
         return LoaderBatches(ds, bs, train and dcfg.shuffle, train and dcfg.drop_last, pipe, device,
-                             dcfg.num_workers, pin, dcfg.persistent_workers)
+                             dcfg.num_workers, pin, dcfg.persistent_workers, weights)
+
+    def sample_weights(self, ds) -> torch.Tensor | None:
+        """data.sampler: balanced -> (N,) draw weights 1/class count of the training samples (else None)."""
+        if self.data.cfg.data.sampler != "balanced":
+            return None
+        if self.bundle.task != "classification":
+            raise UserError("data.sampler: balanced needs a classification dataset (it balances classes)")
+        pool_targets = getattr(self.bundle.pool, "targets", None)
+        y = (torch.as_tensor(pool_targets)[torch.as_tensor(self.train_idx, dtype=torch.long)]
+             if pool_targets is not None else targets_of(ds))
+        return balanced_weights(y)
 
     def in_memory(self, ds) -> bool:
         """Whether `ds` takes the in-memory path (data.in_memory, or auto: it fits in data.memory_limit_mb)."""

@@ -25,10 +25,10 @@ CLASSIFICATION_LOSSES = {"cross_entropy", "bce_with_logits"}
 # ----------------------------------------------------------------------------- losses
 
 def _loss(name: str):
-    def build(label_smoothing: float = 0.0):
+    def build(label_smoothing: float = 0.0, weight=None):
         from trainlab.engine import losses  # start-up time: torch
 
-        return losses.build(name, label_smoothing)
+        return losses.build(name, label_smoothing, weight)
     return build
 
 

@@ -57,6 +57,14 @@ class TrainConfig:
     ema: float | None = opt(None, help="decay of an exponential moving average of the weights (e.g. 0.999), "
                                        "updated every optimizer step; validation, best.pt and test use it",
                             gt=0.0, lt=1.0)
+    class_weights: Literal["auto"] | list[float] | None = opt(
+        None, help="weigh the loss per class against imbalance: auto = N / (K * count) from the training labels, "
+                   "or one weight per class")
+    verbose: bool | Literal["auto"] = opt(
+        "auto", help="print pitfalls, epoch lines and the diagnosis; auto = in a terminal or notebook, unless "
+                     "the Trainer was made with progress=False")
+    baselines: bool = opt(True, help="fit a majority-class / mean and a linear model (scikit-learn) on the "
+                                     "training split and say whether the network beats them")
     # the chosen optimizer's and scheduler's own options (engine/catalog.py), flattened into the section
     optimizer_params: Any = None
     scheduler_params: Any = None
@@ -75,6 +83,9 @@ def train_settings(values: dict) -> TrainConfig:
     _check_monitor(cfg.monitor)
     if cfg.warmup and cfg.scheduler == "onecycle":
         raise UserError("train.warmup with scheduler onecycle: onecycle warms up by itself; set train.warmup=0")
+    if isinstance(cfg.class_weights, list) and (not cfg.class_weights or min(cfg.class_weights) < 0):
+        raise UserError(f"bad value for train.class_weights: {cfg.class_weights}; expected auto or a list of "
+                        f"weights >= 0, one per class")
     return cfg
 
 

@@ -1,6 +1,8 @@
 """`trainlab summary CONFIG`: layers, output shapes, parameters and mult-adds (torchinfo)."""
 from __future__ import annotations
 
+import re
+
 from torch import nn
 from torchinfo import summary
 
@@ -18,4 +20,6 @@ def model_summary(model: nn.Module, input_shape: tuple, batch_size: int = 1) -> 
         raise UserError(f"the model does not fit the data: input shape {tuple(input_shape)}{expected_input(model)} "
                         f"({(cause[0] if cause else type(e).__name__)[:150]}); larger images (a resize "
                         f"transform) may help") from None
-    return str(stats)
+    # torchinfo 1.8 prints its unit enum ("Total mult-adds (Units.MEGABYTES): 0.00"): write the exact count
+    total = f"Total mult-adds: {stats.total_mult_adds:,} ({stats.total_mult_adds / 1e6:.2f} million)"
+    return re.sub(r"^Total mult-adds \(.*$", total, str(stats), flags=re.MULTILINE)

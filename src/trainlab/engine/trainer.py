@@ -27,11 +27,15 @@ from trainlab.core.device import select_device
 from trainlab.core.distributed import DistInfo
 from trainlab.core.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
 from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_better
-from trainlab.data.batches import TensorBatches, as_batches
+from trainlab.data.batches import as_batches
 from trainlab.engine import finetune
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, task_of_loss
+from trainlab.engine.diagnosis import Diagnosis
+from trainlab.engine.guide import Guide, resolve_verbose
+from trainlab.engine.losses import class_weights
 from trainlab.engine.settings import TrainConfig, with_overrides
-from trainlab.engine.tally import autocast, count_correct, expected_input, grad_norms, stack_losses, stop_on_signals
+from trainlab.engine.signals import batch_targets
+from trainlab.engine.tally import autocast, count_correct, grad_norms, stack_losses, stop_on_signals
 
 EpochHook = Callable[["Trainer", dict], None]
 
@@ -50,6 +54,7 @@ class Trainer:
     """Trains one model. Settings are one TrainConfig (the `train` section of a config); keyword overrides
     name its fields: `Trainer(model, lr=1e-3, optimizer="sgd", momentum=0.9)` (see `trainlab list` and
     docs/config.md for every setting). `task` resolves `loss: auto` / `metrics: auto` (default: classification).
+    `trainer.guide` (engine/guide.py) speaks and diagnoses; `trainer.diagnosis` is its verdict on the run.
     """
 
     def __init__(self, model: nn.Module, settings: TrainConfig | None = None, *, seed: int = 0,
@@ -74,6 +79,7 @@ class Trainer:
         self.progress = progress
         self.run_dir = Path(run_dir) if run_dir else None
         self.hooks = list(hooks)
+        self.guide = Guide(resolve_verbose(s.verbose, progress) and (dist is None or dist.is_main))
         # the one generator behind shuffling and augmentation: its state is checkpointed
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = self.scheduler = None
@@ -130,43 +136,45 @@ class Trainer:
                  if val is not None else None)
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
-        self._check_compatible(train_b)
+        self.epochs_planned = epochs
+        self.guide.start(self, train_b, val_b)  # one-line errors for a model/labels that cannot work, pitfalls
+        self._weigh_classes(train_b)
         self._setup_optim(epochs, finetune.steps_per_epoch(len(train_b), self.settings.accumulate))
         if resume:
             self.load_checkpoint(resume)
         if val_b is None and self.monitor.startswith("val_"):
             self.monitor = "train_loss"
-        with stop_on_signals(self):
-            while self.epoch < epochs and not self.stop:
-                record = self._run_epoch(train_b, val_b, epochs)
-                for hook in self.hooks:
-                    hook(self, record)
-                if self.stop_signal:  # arrived during evaluation or saving: last.pt is already written
-                    raise Interrupted(str(self.run_dir or "(no run directory)"))
+        try:
+            with stop_on_signals(self):
+                while self.epoch < epochs and not self.stop:
+                    record = self._run_epoch(train_b, val_b, epochs)
+                    self.guide.after_epoch(self, record)
+                    for hook in self.hooks:
+                        hook(self, record)
+                    if self.stop_signal:  # arrived during evaluation or saving: last.pt is already written
+                        raise Interrupted(str(self.run_dir or "(no run directory)"))
+        except NonFiniteLoss as e:
+            self.guide.fail(self, e)
+            raise
         if self.best_state is not None:
-            self.model.load_state_dict(self.best_state)
             self.tricks.load_weights(self.best_state)
+        self.guide.finish(self)
         return self.history
 
-    @torch.no_grad()
-    def _check_compatible(self, batches) -> None:
-        """Before training: one forward on two samples, and labels within the model's outputs, as one-line errors."""
-        xb, yb = next(batches.iterate(None, 0, torch.Generator().manual_seed(0)))  # not the training generator
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            out = self.model(xb[:2])
-        except (RuntimeError, ValueError, IndexError) as e:
-            raise UserError(f"the model does not fit the data: input batch shape {tuple(xb[:2].shape)}"
-                            f"{expected_input(self.model)} ({str(e).splitlines()[0][:150]})") from None
-        finally:
-            self.model.train(was_training)
-        if self.task == "classification" and not yb.is_floating_point():
-            labels = batches.y if isinstance(batches, TensorBatches) else yb  # in memory: every label
-            if labels.numel() and (int(labels.max()) >= out.shape[-1] or int(labels.min()) < 0):
-                bad = int(labels.max()) if int(labels.max()) >= out.shape[-1] else int(labels.min())
-                raise UserError(f"label {bad} is outside the model's {out.shape[-1]} outputs "
-                                f"(classes 0..{out.shape[-1] - 1})")
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """What went wrong (or not) and what to change: pitfalls, the curves, baselines (engine/diagnosis.py)."""
+        return self.guide.diagnose(self)
+
+    def _weigh_classes(self, batches) -> None:
+        """train.class_weights: rebuild the loss with one weight per class (auto: N / (K * count))."""
+        spec = self.settings.class_weights
+        if spec is None:
+            return
+        if self.task != "classification":
+            raise UserError(f"train.class_weights needs a classification loss, not {self.loss_name}")
+        weight = class_weights(spec, batch_targets(batches), self.guide.num_outputs).to(self.device)
+        self.loss_fn = LOSSES.get(self.loss_name)(label_smoothing=self.settings.label_smoothing, weight=weight)
 
     def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
         t0 = time.perf_counter()

@@ -74,6 +74,9 @@ def learning_curves(history: list[dict], path: Path, monitor: str = "val_loss", 
             if any(isinstance(y, (int, float)) and math.isfinite(y) for y in ys):
                 ax.plot(epochs, ys, style, marker="o", markersize=3, label=key.split("_", 1)[0])
         _mark_epochs(ax, history, val_key, best_epoch, stopped_early, overfit_since)
+        if label == "loss" and spans_decades([r.get(k) for r in history for k in (train_key, val_key)]):
+            ax.set_yscale("log")  # e.g. a regression loss falling from 40,000 to 300: linear hides the end
+            label = "loss (log scale)"
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -81,6 +84,12 @@ def learning_curves(history: list[dict], path: Path, monitor: str = "val_loss", 
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def spans_decades(values: list, ratio: float = 100.0) -> bool:
+    """True when the finite positive values range over more than `ratio` (two decades): plot them on log y."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > ratio
 
 
 def _mark_epochs(ax, history: list[dict], val_key: str, best: int | None, stopped: bool, since: int | None) -> None:
@@ -146,8 +155,9 @@ def compare_curves(histories: dict[str, list[dict]], path: Path, metric: str | N
     return _save(fig, path)
 
 
-def gradient_norms(grad_rms: list[dict[str, float]], path: Path) -> Path:
-    """Per-layer gradient RMS over epochs on a log scale: vanishing gradients show as a fan of lines."""
+def gradient_norms(grad_rms: list[dict[str, float]], path: Path, labels: dict[str, str] | None = None) -> Path:
+    """Per-layer gradient RMS over epochs on a log scale: vanishing gradients show as a fan of lines.
+    `labels`: parameter name -> legend text ("1 Linear 64->256"), else the parameter names."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     layers = list(grad_rms[-1]) if grad_rms else []
@@ -155,7 +165,8 @@ def gradient_norms(grad_rms: list[dict[str, float]], path: Path) -> Path:
     for i, name in enumerate(layers):
         ys = [g.get(name, 0.0) for g in grad_rms]
         ys = [y if y > 0 else math.nan for y in ys]  # a zero gradient has no place on a log axis
-        ax.plot(range(1, len(ys) + 1), ys, color=cmap(i / max(len(layers) - 1, 1)), label=name)
+        ax.plot(range(1, len(ys) + 1), ys, color=cmap(i / max(len(layers) - 1, 1)),
+                label=(labels or {}).get(name, name))
     if any(v > 0 for g in grad_rms for v in g.values()):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -170,7 +181,8 @@ def gradient_norms(grad_rms: list[dict[str, float]], path: Path) -> Path:
 # ----------------------------------------------------------------------------- evaluation
 
 def confusion_matrix(cm, classes: list[str], path: Path) -> Path:
-    """Row-normalized confusion matrix (K, K): rows = true class (each sums to 1), columns = predicted."""
+    """Row-normalized confusion matrix (K, K): rows = true class (each sums to 1), columns = predicted; each
+    cell shows its share and, below, its count of test samples."""
     plt = pyplot()
     cm = torch.as_tensor(cm, dtype=torch.float64)
     norm = cm / cm.sum(1, keepdim=True).clamp_min(1)
@@ -187,11 +199,12 @@ def confusion_matrix(cm, classes: list[str], path: Path) -> Path:
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                v = float(norm[i, j])
-                if v >= 0.005:
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if v > 0.5 else "black")
-    ax.set_title("confusion matrix (normalized per true class)")
+                v, count = float(norm[i, j]), int(cm[i, j])
+                if count:
+                    ax.text(j, i, f"{v:.2f}\n{count}" if k <= 12 else f"{count}", ha="center", va="center",
+                            fontsize=7 if k <= 12 else 6, color="white" if v > 0.5 else "black")
+    ax.set_title(f"confusion matrix: share of the true class{' and count' if k <= 12 else ' (cells: counts)'} "
+                 f"({int(cm.sum())} test samples)", fontsize=10)
     return _save(fig, path)
 
 

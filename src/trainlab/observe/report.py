@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from trainlab.core.files import read_json
+from trainlab.engine.diagnosis import Diagnosis
 
 PAGE = string.Template("""<!DOCTYPE html>
 <html lang="en">
@@ -45,7 +46,9 @@ img { max-width: 100%; height: auto; }
 .check.warning { border-color: #e08a00; background: #fff7e8; }
 .check.ok { border-color: #2e9e5b; }
 .badge { font-size: 12px; font-weight: 600; text-transform: uppercase; margin-right: 8px; }
+.check.note { border-color: #2b5cab; background: #f1f5fc; }
 .warning .badge { color: #b56f00; } .ok .badge { color: #2e9e5b; } .skipped .badge { color: #6b7385; }
+.note .badge { color: #2b5cab; }
 .error { background: #fdecec; border-left: 5px solid #c62828; padding: 8px 12px; }
 .headline { font-size: 28px; font-weight: 600; }
 </style>
@@ -61,8 +64,12 @@ $body
 """)
 
 CHECK_TITLES = {"overfitting": "Overfitting", "underfitting": "Underfitting", "divergence": "Divergence",
-                "gradients": "Vanishing / exploding gradients", "dead_units": "Dead ReLU units",
-                "input_pipeline": "Input pipeline"}
+                "learning_rate": "Learning rate", "gradients": "Vanishing / exploding gradients",
+                "dead_units": "Dead ReLU units", "input_pipeline": "Input pipeline",
+                "output_activation": "Output activation", "input_scale": "Input scale", "duplicates": "Leakage",
+                "class_imbalance": "Class imbalance", "batch_norm": "BatchNorm", "drop_last": "drop_last",
+                "baselines": "Baselines", "small_validation": "Validation split size"}
+STAGES = {"before": "before training", "during": "the curves", "after": "after training"}
 
 
 def esc(value) -> str:
@@ -105,7 +112,7 @@ def overview(result: dict, data: dict) -> str:
             ["best epoch", f"{result.get('best_epoch')} ({result.get('monitor')} = {_num(result.get('best_value'))})"],
             ["stopped early", "yes" if result.get("stopped_early") else "no"]]
     if result.get("baseline_comparison"):
-        rows.append(["forecast baselines", result["baseline_comparison"]])
+        rows.append(["baselines", result["baseline_comparison"]])
     return "".join(lines) + table(rows)
 
 
@@ -114,18 +121,37 @@ def _num(v) -> str:
 
 
 def diagnosis(diag: dict) -> str:
+    """The run's diagnosis as the console prints it (engine/diagnosis.py): each finding with its fix, then
+    the status of every curve check."""
     if not diag:
         return "<p>No diagnosis recorded.</p>"
-    verdict = ("<p><b>Healthy run:</b> no problem found.</p>" if diag.get("healthy") else
-               f"<p><b>{len(diag.get('problems', []))} problem(s) found:</b> {esc(', '.join(diag['problems']))}</p>")
+    d = Diagnosis.from_dict(diag)
+    problems = diag.get("problems", d.problems)
+    verdict = ("<p><b>Healthy run:</b> no problem found.</p>" if not problems else
+               f"<p><b>{len(problems)} problem(s) found:</b> {esc(', '.join(problems))}</p>")
     parts = [verdict]
-    for name, check in diag.get("checks", {}).items():
-        remedies = "".join(f"<li>{esc(r)}</li>" for r in check.get("remedies", []))
-        parts.append(f'<div class="check {esc(check["status"])}"><span class="badge">{esc(check["status"])}</span>'
-                     f'<b>{esc(CHECK_TITLES.get(name, name))}</b><p>{esc(check["message"])}</p>'
-                     + (f"<p>Try:</p><ul>{remedies}</ul>" if remedies and check["status"] == "warning" else "")
-                     + "</div>")
+    for f in d.findings:
+        fixes = "".join(f"<li>{esc(r)}</li>" for r in f.fix)
+        title = f"{CHECK_TITLES.get(f.code, f.code.replace('_', ' ').capitalize())} ({STAGES.get(f.stage, f.stage)})"
+        parts.append(f'<div class="check {esc(f.severity)}"><span class="badge">{esc(f.severity)}</span>'
+                     f"<b>{esc(title)}</b><p>{esc(f.cause)}</p>"
+                     + (f"<p>Try:</p><ul>{fixes}</ul>" if fixes and f.severity == "warning" else "") + "</div>")
+    rows = [[CHECK_TITLES.get(name, name), c.get("status", "?"), c.get("message", "")]
+            for name, c in diag.get("checks", {}).items()]
+    if rows:
+        parts.append("<p>Every check on the curves:</p>" + table(rows, ["check", "status", "what it found"]))
     return "".join(parts)
+
+
+def baselines(result: dict) -> str:
+    """The network next to the majority-class / mean and linear baselines, per split."""
+    rows = []
+    for split, cmp in (result.get("baseline_models") or {}).items():
+        if cmp:
+            rows.append([split, cmp["metric"], "network", float(cmp["network"]), ""])
+            rows += [[split, cmp["metric"], name, float(v), "beaten" if cmp["beats"][name] else "NOT beaten"]
+                     for name, v in cmp["baselines"].items()]
+    return table(rows, ["split", "metric", "model", "score", "by the network"]) if rows else ""
 
 
 def test_metrics(result: dict) -> str:
@@ -158,7 +184,7 @@ def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
            section("diagnosis", "Diagnosis", diagnosis(result.get("diagnosis", {}))),
            section("curves", "Learning curves", image(run_dir / "curves.png", "learning curves")
                    or "<p>No completed epoch.</p>"),
-           section("test", "Test metrics", test_metrics(result))]
+           section("test", "Test metrics", test_metrics(result) + baselines(result))]
     if (run_dir / "confusion_matrix.png").is_file():
         out.append(section("confusion", "Confusion matrix", image(run_dir / "confusion_matrix.png",
                                                                    "confusion matrix")))

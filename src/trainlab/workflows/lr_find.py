@@ -5,7 +5,8 @@
 The LR grows exponentially from --start to --end over --steps training steps (Smith, "Cyclical Learning
 Rates", 2017); the loss is smoothed with an exponential moving average and the test stops once it exceeds
 4x its best value (divergence). Suggested LR = the point of steepest descent of the smoothed loss against
-log(LR); `lr_min_loss / 10` is reported as the conservative alternative. The model's initial weights are
+log(LR); `lr_min_loss / 10` (a tenth of the LR at the lowest loss, fast.ai's rule) is reported next to it, named
+"more cautious" only when it is the smaller of the two. The model's initial weights are
 restored afterwards, and the same seed gives the same curve and suggestion.
 """
 from __future__ import annotations
@@ -46,10 +47,17 @@ def run(args: argparse.Namespace) -> int:
     plot(result, out / "lr_find.png")
     write_json(out / "result.json", result)
     print(f"{result['steps_run']} steps, {result['stopped']}; loss lowest at lr {result['lr_min_loss']:.2e}")
-    print(f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; conservative: "
-          f"{result['lr_min_loss'] / 10:.2e}) -> train.lr={result['suggested_lr']:.2g}")
+    print(f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; {alternative(result)}) "
+          f"-> train.lr={result['suggested_lr']:.2g}")
     print(f"plot: {out / 'lr_find.png'}")
     return 0
+
+
+def alternative(result: dict) -> str:
+    """'more cautious: 3.5e-04 = lowest-loss lr / 10' - or 'bolder' when that rate is the larger one."""
+    alt = result["lr_min_loss"] / 10
+    kind = "more cautious" if alt < result["suggested_lr"] else "bolder"
+    return f"{kind}: {alt:.2e} = lowest-loss lr / 10"
 
 
 def lr_range_test(cfg, start: float = 1e-7, end: float = 10.0, steps: int = 200, model=None) -> dict:

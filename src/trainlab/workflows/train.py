@@ -18,6 +18,8 @@ from trainlab.core.files import write_history, write_json, write_text
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
+from trainlab.engine import guide
+from trainlab.engine.baselines import sentence
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
@@ -49,14 +51,8 @@ def configure_torch(cfg: Config) -> None:
 
 
 def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
-    parts = [f"epoch {record['epoch']:>3}/{epochs}"]
-    for key, value in record.items():
-        if key.startswith(("train_", "val_")) and key != "train_data_time":
-            parts.append(f"{key} {value:.4f}")
-    parts.append(f"{record['time']:.1f}s")
-    if trainer.best_epoch == record["epoch"]:
-        parts.append("*")
-    return "  ".join(parts)
+    """The epoch line `Trainer.fit` prints (engine/guide.py), for callers that print their own (K-fold CV)."""
+    return guide.epoch_line(record, epochs, trainer.best_epoch, trainer.guide.val_size)
 
 
 def data_description(data, view) -> dict:
@@ -127,10 +123,12 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if isinstance(train_b, TensorBatches)
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
-    hooks = [lambda tr, rec: say(epoch_line(tr, rec, cfg.train.epochs))]
-    hooks += observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
+    hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
+    # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users
+    verbose = not quiet and cfg.train.verbose is not False
     trainer = Trainer(model, cfg.train, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
-                      progress=None if not quiet else False, dist=info, device=str(device))
+                      progress=None if not quiet else False, dist=info, device=str(device), verbose=verbose)
+    observe.brief(trainer.guide, cfg, view)
     try:
         history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
     except NonFiniteLoss as e:
@@ -141,6 +139,21 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
         distributed.barrier()
         distributed.shutdown()
     return result
+
+
+def compare_on_test(trainer: Trainer, test_b, test: dict, result: dict) -> None:
+    """The baselines (fitted on the training split) scored on the test split, next to the network's score;
+    and accuracy's 95% interval. Printed by the CLI with the test metrics."""
+    cmp = trainer.guide.compare_baselines(trainer, test_b, "test", test) if test and trainer.settings.baselines else {}
+    result["baseline_models"] = {"validation": trainer.guide.comparison, "test": cmp}
+    lines = [result["baseline_comparison"]] if result.get("baseline_comparison") else []
+    if "accuracy" in test and test_b is not None:
+        lines.append(f"test accuracy {test['accuracy']:.4f}"
+                     + guide.accuracy_interval(test["accuracy"], test_b.num_samples, always=True))
+    if cmp:
+        lines.append(f"baselines: {sentence(cmp)}")
+    if lines:
+        result["baseline_comparison"] = "\n".join(lines)
 
 
 def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite: bool, info, write_files) -> Path:
@@ -175,6 +188,7 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
     result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
+    compare_on_test(trainer, test_b, test, result)
     observe.finalize(out, trainer, view, result)
     write_json(out / "result.json", result)
     return result
