@@ -188,7 +188,8 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
     result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
-    compare_on_test(trainer, test_b, test, result)
+    test_b = view.batches("test", trainer.device)  # the baselines are scored on the same test samples
+    compare_on_test(trainer, test_b.take(1) if dry_run and test_b is not None else test_b, test, result)
     observe.finalize(out, trainer, view, result)
     write_json(out / "result.json", result)
     return result
