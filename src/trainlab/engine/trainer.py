@@ -157,7 +157,8 @@ class Trainer:
             self.guide.fail(self, e)
             raise
         if self.best_state is not None:
-            self.tricks.load_weights(self.best_state)
+            self.model.load_state_dict(self.best_state)
+            self.tricks.load_weights(self.best_state)  # the EMA copy too: best weights are EMA weights with ema
         self.guide.finish(self)
         return self.history
 
