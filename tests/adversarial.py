@@ -121,9 +121,9 @@ def config_keys() -> list[tuple[str, str, Any, dict]]:
                 keys.append((ctx, key, hints[f.name], dict(f.metadata)))
 
     walk(Config, "", "", skip=("data", "model", "train"))
-    for cls, section, kind, field in ((DataConfig, "data", "datasets", "name"), (ModelConfig, "model", "models", "name"),
-                                      (TrainConfig, "train", "optimizers", "optimizer"),
-                                      (None, "train", "schedulers", "scheduler")):
+    sections = ((DataConfig, "data", "datasets", "name"), (ModelConfig, "model", "models", "name"),
+                (TrainConfig, "train", "optimizers", "optimizer"), (None, "train", "schedulers", "scheduler"))
+    for cls, section, kind, field in sections:
         if cls is not None:
             walk(cls, section, "")
         for name in regs[kind].names():
@@ -175,8 +175,9 @@ def bad_values(section: str, name: str, tp: Any, meta: dict) -> list[tuple[str, 
                       ("nan", float("nan"), REFUSE), ("inf", float("inf"), REFUSE), ("-inf", float("-inf"), REFUSE),
                       ("nan-string", "nan", REFUSE), ("overflow-string", "1e999", REFUSE), *_range_values(meta, float)]
     if base is str:
-        return out + [("list", [1, 2], REFUSE), ("int", 5, REFUSE), ("unknown", "no_such_thing", REFUSE if registry
-                                                                       else ANY), ("long", LONG, REFUSE if registry else ANY)]
+        named = REFUSE if registry else ANY  # a registry name is checked on load; a path or column when read
+        return out + [("list", [1, 2], REFUSE), ("int", 5, REFUSE), ("unknown", "no_such_thing", named),
+                      ("long", LONG, named)]
     if origin is Literal:
         return out + [("unknown", "no_such_choice", REFUSE), ("int", 1, REFUSE), ("long", LONG, REFUSE)]
     if origin is list and args[0] is int:
@@ -266,8 +267,9 @@ def check(case: Case, w: World, run_cli: Callable[..., tuple[int, str, str]]) ->
     accepted = case.expect == ANY and code == 0
     if not accepted and not (code == 2 and len(lines) == 1 and lines[0].startswith("error: ")):
         problems.append(f"exit {code} with {len(lines)} stderr line(s)")
+    own_run = str((folder / "run").relative_to(w.root))  # a damaged copy a successful command may update
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)
-                     and not (accepted and case.run_may_change and k.startswith(str((folder / "run").relative_to(w.root)))))
+                     and not (accepted and case.run_may_change and k.startswith(own_run)))
     if changed:
         problems.append(f"changed outside --out: {changed[:4]}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -288,10 +290,10 @@ def in_process(*args) -> tuple[int, str, str]:
 if __name__ == "__main__":
     import tempfile
 
-    from test_adversarial import _fast_save, all_cases  # the full list: config keys, run dirs, command lines
+    from test_adversarial import all_cases, render_nothing  # the full list: config keys, run dirs, command lines
     from trainlab.observe import plots
 
-    plots._save = _fast_save  # figures are built, not rendered (as in the pytest run)
+    plots._save = render_nothing  # figures are built, not rendered (as in the pytest run)
     with tempfile.TemporaryDirectory() as tmp:
         world = make_world(Path(tmp))
         os.chdir(world.cwd)

@@ -246,7 +246,7 @@ def all_cases() -> list[Case]:
 
 # ----------------------------------------------------------------------------- the tests
 
-def _fast_save(fig, path):
+def render_nothing(fig, path):
     plots.pyplot().close(fig)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(b"")
@@ -256,7 +256,7 @@ def _fast_save(fig, path):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plots, "_save", _fast_save)
+        mp.setattr(plots, "_save", render_nothing)
         return make_world(tmp_path_factory.mktemp("world"))
 
 
@@ -265,7 +265,7 @@ def isolated(world, monkeypatch):
     """Relative paths and temporary files land inside the world, where the snapshot sees them."""
     monkeypatch.chdir(world.cwd)
     monkeypatch.setattr(tempfile, "tempdir", str(world.tmp))
-    monkeypatch.setattr(plots, "_save", _fast_save)
+    monkeypatch.setattr(plots, "_save", render_nothing)
 
 
 CASES = all_cases()
@@ -327,7 +327,8 @@ def _parse(tmp: Path, text: str, overrides: list[str]) -> None:
         event("refused: " + str(e).split(":")[0][:30])
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=st.dictionaries(DOTTED, VALUES, max_size=6), overrides=st.lists(st.one_of(
     st.tuples(DOTTED, VALUES).map(lambda kv: f"{kv[0]}={yaml.safe_dump(kv[1], default_flow_style=True).strip()}"),
     st.text(max_size=20)), max_size=2))
@@ -343,7 +344,8 @@ def test_fuzz_config_documents(entries, overrides, tmp_path):
     _parse(tmp_path, yaml.safe_dump(raw), overrides)
 
 
-@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 3), st.text(max_size=3)), max_size=6))
 def test_fuzz_damaged_yaml_text(edits, tmp_path):
     """A real config with characters deleted, inserted and replaced (anchors, colons, brackets): same promise."""

@@ -117,6 +117,7 @@ def test_one_class_image_folder(cli, write_config, tmp_path):
      ["train gives inputs of shape 1x6x6 but data.transforms.eval gives 1x8x8"]),
     ({"name": "first_marker", "samples": 100, "transforms": {"train": [], "eval": []}}, {},
      ["model 'mlp' does not read text"]),
+    ({"name": "timeseries", "lookback": 300}, {}, ["the val split has 1 sample and R² needs at least 2"]),
 ])
 def test_settings_that_do_not_fit_the_data(cli, write_config, tmp_path, data, train, needles):
     cfg = tiny_config(data=data, train=train)
@@ -127,17 +128,18 @@ def test_settings_that_do_not_fit_the_data(cli, write_config, tmp_path, data, tr
 
 @pytest.mark.parametrize("command", [("cv", "--folds", "2"), ("lr-find",), ("tune", "--trials", "1")])
 def test_cv_tune_and_lr_find_check_the_fit_too(cli, write_config, tmp_path, command):
-    cfg = write_config(tiny_config(train={"loss": "mse"}, tune={"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}))
+    space = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}
+    cfg = write_config(tiny_config(train={"loss": "mse"}, tune=space))
     out = tmp_path / "out"
     code, _, err = cli(command[0], cfg, *command[1:], "--out", out)
     assert_one_line_error(code, err, "train.loss=mse is a regression loss")
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.parametrize("spec, needle", [({"name": "normalize", "mean": float("nan"), "std": 1.0}, "mean must be finite"),
-                                          ({"name": "normalize", "mean": [0.5], "std": [float("inf")]},
-                                           "std must be finite"),
-                                          ({"name": "resize", "size": 100_000}, "1..4096")])
+@pytest.mark.parametrize("spec, needle", [
+    ({"name": "normalize", "mean": float("nan"), "std": 1.0}, "mean must be finite"),
+    ({"name": "normalize", "mean": [0.5], "std": [float("inf")]}, "std must be finite"),
+    ({"name": "resize", "size": 100_000}, "1..4096")])
 def test_transform_arguments_are_checked(cli, write_config, tmp_path, spec, needle):
     cfg = write_config(tiny_config(data={"transforms": {"train": [spec], "eval": [spec]}}))
     _refused_before_any_run_dir(cli, tmp_path, cfg, needle)
@@ -227,7 +229,9 @@ def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content, needle)
 
 
 def test_a_torchscript_file_given_as_a_checkpoint(tmp_path):
-    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "best.pt"))
+    with warnings.catch_warnings():  # torch.jit.script is deprecated; such files still exist
+        warnings.simplefilter("ignore")
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "best.pt"))
     with pytest.raises(UserError, match="a TorchScript archive, not a checkpoint"):
         safe_load(tmp_path / "best.pt")
 

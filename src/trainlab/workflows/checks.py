@@ -30,6 +30,7 @@ def check_fit(cfg, view, check_model: bool = True) -> None:
     bundle = view.bundle
     check_classes(cfg, bundle)
     check_task_settings(cfg, bundle.task, has_val=len(view.val_idx) > 0)
+    check_split_sizes(cfg, view)
     x = _sample_inputs(view)
     check_train_transforms(view, x)
     if check_model:
@@ -62,6 +63,18 @@ def check_task_settings(cfg, task: str, has_val: bool = True) -> None:
         return  # without a validation split the trainer monitors train_loss
     choices = ["val_loss", "train_loss", *(f"val_{m}" for m in metrics)]
     raise UserError(f"train.monitor={t.monitor} is not recorded for this {task} run; choose from: {', '.join(choices)}")
+
+
+def check_split_sizes(cfg, view) -> None:
+    """R² of one sample is undefined (torchmetrics raises): a split of one window would crash the first epoch."""
+    metrics = default_metrics(view.bundle.task) if cfg.train.metrics == "auto" else cfg.train.metrics
+    if "r2" not in metrics:
+        return
+    for split in ("val", "test"):
+        n = len(view.dataset(split))
+        if n == 1:
+            raise UserError(f"the {split} split has 1 sample and R² needs at least 2: use more data (or a smaller "
+                            f"data.lookback / horizon), or set train.metrics without r2")
 
 
 def _sample_inputs(view) -> torch.Tensor:
