@@ -15,7 +15,7 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 LESSONS = ("01_environment", "02_tensors_autograd", "03_dataset_dataloader", "04_transforms", "05_course_network",
            "06_overfitting_regularization", "07_splits_cv_tuning", "08_cnn", "09_rnn_time_series",
-           "10_attention_transformer")
+           "10_attention_transformer", "11_transfer_learning")
 CELL_TIMEOUT_S = 300
 
 

@@ -257,3 +257,41 @@ def test_build_model_passes_the_full_name_to_the_family():
     cfg = build_config(library_config("timm:test_vit")).model
     model = build_model(cfg, (1, SMALL, SMALL), 3)
     assert type(model).__name__ == "VisionTransformer" and model.head.out_features == 3
+
+
+@pytest.mark.slow
+def test_predict_and_serve_a_library_model_run(convnext_run, tmp_path):
+    """Raw 8x8 uint8 digits in, the model's preprocessing (33 px resize, 32 px crop, its normalization) inside."""
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from trainlab.use.export import split_samples
+    from trainlab.use.loaded import load_run
+    from trainlab.use.predict import predict_command
+    from trainlab.use.serve import create_app
+
+    run = load_run(convnext_run)
+    x, _, _ = split_samples(run, 3)
+    expected = run.predict_proba(x)
+    Image.fromarray(x[0, 0].numpy()).save(tmp_path / "d.png")
+    (row,) = predict_command(convnext_run, [str(tmp_path / "d.png")], 3, False)
+    assert row["prediction"] == str(int(expected[0].argmax()))
+    client = TestClient(create_app(convnext_run), raise_server_exceptions=False)
+    r = client.post("/predict", files={"file": ("d.png", (tmp_path / "d.png").read_bytes(), "image/png")})
+    assert r.status_code == 200, r.text
+    probs = torch.tensor(list(r.json()["predictions"][0]["probabilities"].values()))
+    torch.testing.assert_close(probs, expected[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_cv_and_tune_run_library_models(tmp_path, write_config, cli):
+    cfg = library_config("timm:test_vit")
+    cfg["tune"] = {"train.lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}
+    path = write_config(cfg)
+    code, out, err = cli("cv", path, "--folds", "2", "--dry-run", "--out", tmp_path / "cv")
+    assert code == 0, err
+    folds = json.loads((tmp_path / "cv" / "result.json").read_text())["folds"]
+    assert len(folds) == 2 and all(0 <= f["metrics"]["val_accuracy"] <= 1 for f in folds)
+    code, out, err = cli("tune", path, "--trials", "2", "--dry-run", "--out", tmp_path / "tune")
+    assert code == 0, err
+    assert json.loads((tmp_path / "tune" / "result.json").read_text())
