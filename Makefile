@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench bench-peers clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/report.py --notes bench/notes.md
+
+# peers (Lightning, Keras 3, fastai, skorch, Ignite) in their own .venv-peers; not part of `make test`
+bench-peers:
+	bash bench/peers/run.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -10,6 +10,7 @@
    mnist-cnn to 99.0%, trainlab vs the tutorial pipeline.
 4. Samples/s vs batch size; peak memory of the streaming path at 1x and 10x dataset size.
 5. Start-up: `trainlab --version`, `--help` and a config error beside `python -c pass` and `import torch`.
+6. The course's CustomDataset (uint8 scaled in __getitem__) through Trainer.fit vs a TensorDataset.
 Timings on a shared machine are noisy: read the ratios, which are measured in alternating runs.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from custom_dataset import bench_custom_dataset
 from startup import bench_startup
 from torch import nn
 
@@ -299,9 +301,15 @@ def _streaming_peak_rss(scale: int) -> float:
 
 
 # ----------------------------------------------------------------------------- main
+def bench_custom(reps: int) -> dict:
+    x, y = mnist_tensors(20_000)  # as bench 1; the streaming side reads every sample through __getitem__
+    images = (x.reshape(-1, 28, 28) * 255).round().to(torch.uint8) if x.is_floating_point() else x
+    return bench_custom_dataset(reps, images.reshape(-1, 28, 28), y)
+
 
 BENCHES = {1: ("overhead", bench_overhead), 2: ("epoch", bench_epoch), 3: ("time_to_accuracy", bench_time_to_accuracy),
-           4: ("scaling", bench_scaling), 5: ("startup", bench_startup)}
+           4: ("scaling", bench_scaling), 5: ("startup", bench_startup), 6: ("custom_dataset", bench_custom)}
+
 
 
 def main(argv=None) -> int:
