@@ -195,7 +195,6 @@ COMMAND_LINES = {  # id -> (world, folder) -> argv
     "eval-bad-split": lambda w, f: ["eval", w.run, "--split", "nope"],
     "eval-out-is-a-file": lambda w, f: ["eval", w.run, "--out", w.png],
     "predict-missing-input": lambda w, f: ["predict", w.run, f / "missing.png"],
-    "predict-folder-input": lambda w, f: ["predict", w.run, w.root / "data"],
     "predict-csv-to-image-run": lambda w, f: ["predict", w.run, w.csv],
     "predict-top-zero": lambda w, f: ["predict", w.run, w.png, "--top", "0"],
     "predict-top-text": lambda w, f: ["predict", w.run, w.png, "--top", "abc"],

@@ -34,6 +34,10 @@ def build_model(model_cfg, input_shape: tuple, num_outputs: int, device=None, **
 
     entry = MODELS.entry(model_cfg.name)
     if entry.family:  # timm:* / torchvision:*: the library's own model name; its sizes are the library's
+        if device == "meta":  # the structure only: no starting weights to load onto meta tensors
+            with torch.device("meta"):
+                return entry.builder(architecture_only(model_cfg).params, tuple(input_shape), num_outputs, **info,
+                                     model_name=model_cfg.name)
         return entry.builder(model_cfg.params, tuple(input_shape), num_outputs, **info, model_name=model_cfg.name)
     builder = entry.builder
     try:

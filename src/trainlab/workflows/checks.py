@@ -45,6 +45,9 @@ def check_classes(cfg, bundle) -> None:
 
 def check_task_settings(cfg, task: str, has_val: bool = True) -> None:
     """train.loss, train.metrics and train.monitor against the task the data turned out to be."""
+    if task == "multilabel":  # its loss (bce_with_logits) and label-decision metrics are checked by loss_for
+        loss_for(cfg.train.loss, task)
+        return
     t = cfg.train
     loss = loss_for(t.loss, task)
     if task_of_loss(loss) != task:
