@@ -14,7 +14,7 @@ from conftest import assert_one_line_error, tiny_config
 from trainlab.core.errors import UserError
 from trainlab.models.catalog import MODELS, LibraryModelConfig, build_model, is_library_model
 from trainlab.models.heads import first_conv_name, head_names
-from trainlab.models.library import build_library_model, input_config, library_names, load_matching
+from trainlab.models.library import build_library_model, input_config, library_names
 from trainlab.run.config import build_config
 
 SMALL = 32  # digits (8x8) resized so that the stems' strides leave something to pool
@@ -190,7 +190,8 @@ def test_model_preprocessing_becomes_the_transforms_unless_the_config_sets_them(
     scratch = build_config(library_config("torchvision:resnet18", transforms=False))  # auto: no weights -> data's
     assert scratch.data.transforms.eval == [{"name": "normalize"}]
     forced = build_config(library_config("timm:test_vit", transforms=False, preprocess="model", image_size=32))
-    assert forced.data.transforms.eval[:2] == [{"name": "resize", "size": 33}, {"name": "center_crop", "size": [32, 32]}]
+    assert forced.data.transforms.eval[:2] == [{"name": "resize", "size": 33},
+                                               {"name": "center_crop", "size": [32, 32]}]
     own = build_config(library_config("timm:test_vit", pretrained=True))  # explicit data.transforms win
     assert own.data.transforms.eval[0] == {"name": "resize", "size": [SMALL, SMALL]}
 

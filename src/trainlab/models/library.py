@@ -202,7 +202,8 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
             kept[key] = tensor
         elif in_head(key):
             skipped.append(key)
-        elif key == f"{stem}.weight" and tensor.ndim == 4 and tensor.shape[0] == want[0] and tensor.shape[2:] == want[2:]:
+        elif key == f"{stem}.weight" and tensor.ndim == 4 and tensor.shape[0] == want[0] and \
+                tensor.shape[2:] == want[2:]:  # only the input channels differ (an RGB file, gray data)
             kept[key] = adapt_input_conv(want[1], tensor)
         else:
             raise UserError(f"{source}: tensor {key!r} has shape {tuple(tensor.shape)} but the model expects {want}")
