@@ -28,9 +28,14 @@ from trainlab.run.config import Config, dump_config
 RUN_FILES = ("config.yaml", "manifest.json")
 
 
+def run_name(cfg: Config) -> str:
+    """'digits-mlp', 'digits-timm-convnext_atto': a folder name (no ':' from library model names)."""
+    return f"{cfg.data.name}-{cfg.model.name.replace(':', '-')}"
+
+
 def default_run_dir(cfg: Config, root: str = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{cfg.data.name}-{cfg.model.name}-{stamp}"
+    return Path(root) / f"{run_name(cfg)}-{stamp}"
 
 
 def prepare_run_dir(out: Path, cfg: Config, overwrite: bool) -> None:

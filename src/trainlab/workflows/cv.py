@@ -33,7 +33,7 @@ from trainlab.data.tabular import read_table
 from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
 from trainlab.run.config import build_config, dump_config, load_config
-from trainlab.run.directory import manifest, prepare_run_dir
+from trainlab.run.directory import manifest, prepare_run_dir, run_name
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.folds < 2:  # before anything is written to --out
         raise UserError(f"--folds must be >= 2, got {args.folds}")
     cfg = load_config(args.config, args.overrides)
-    out = args.out or Path("runs") / f"{cfg.data.name}-{cfg.model.name}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or Path("runs") / f"{run_name(cfg)}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.group:
         exclude_group_feature(cfg, args.group)  # before the config is saved: config.yaml shows the features used
     data = load_data(cfg)

@@ -27,6 +27,7 @@ from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
 from trainlab.run.config import load_config
+from trainlab.run.directory import run_name
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.train import configure_torch
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--start ({args.start:g}) must be > 0 and < --end ({args.end:g})")
     if args.steps < 10:
         raise UserError(f"--steps must be >= 10, got {args.steps}")
-    out = args.out or Path("runs") / f"{cfg.data.name}-{cfg.model.name}-lr-find"
+    out = args.out or Path("runs") / f"{run_name(cfg)}-lr-find"
     out.mkdir(parents=True, exist_ok=True)
     result = lr_range_test(cfg, args.start, args.end, 10 if args.dry_run else args.steps)
     plot(result, out / "lr_find.png")
