@@ -250,7 +250,8 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     result.update(test_breakdown(trainer, view, out))
     result["plots"] = run_plots(out, trainer.history, result, mon)
     if mon is not None:
-        _log_final(mon, out, result)
+        if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)
+            _log_final(mon, out, result)
         mon.close()
     report.write_report(out, result)
     for line in dg.summary_lines(diag):
