@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from conftest import assert_one_line_error, tiny_config
+from trainlab.cli.main import main
 from trainlab.core.errors import UserError
 from trainlab.models.catalog import MODELS, LibraryModelConfig, build_model, is_library_model
 from trainlab.models.heads import first_conv_name, head_names
@@ -205,8 +206,6 @@ def convnext_run(tmp_path_factory):
     torch.save(build("timm:test_convnext", shape=(3, SMALL, SMALL), outputs=1000).state_dict(), tmp / "w.pt")
     cfg = library_config("timm:test_convnext", transforms=False, weights=str(tmp / "w.pt"), image_size=SMALL)
     (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
-    from trainlab.cli.main import main
-
     assert main(["train", str(tmp / "c.yaml"), "--out", str(tmp / "run"), "--dry-run"]) == 0
     return tmp / "run"
 
@@ -236,12 +235,14 @@ def test_a_run_loads_back_without_its_starting_weights_file(convnext_run, tmp_pa
     (copy / "config.yaml").write_text(yaml.safe_dump(cfg))
     run = load_run(copy)
     assert run.predict_proba(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 10)
+    # --resume too builds the architecture only, then loads last.pt
+    assert main(["train", "--resume", str(copy)]) == 0
+    assert json.loads((copy / "result.json").read_text())["epochs_run"] == 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["timm:test_convnext", "torchvision:squeezenet1_1"])
 def test_onnx_export_parity(name, tmp_path, convnext_run):
-    from trainlab.cli.main import main
     from trainlab.use.export import export_run
 
     run = convnext_run

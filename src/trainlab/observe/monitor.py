@@ -142,7 +142,8 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
                                 layer_labels(trainer.model))
     if mon is not None:
-        _log_final(mon, out, result)
+        if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)
+            _log_final(mon, out, result)
         mon.close()
     report.write_report(out, result)
     for line in diag.lines():
