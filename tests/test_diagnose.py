@@ -151,6 +151,8 @@ def test_input_pipeline_share_skips_warmup_and_names_the_setting():
     c = dg.input_pipeline(rows, {"data_path": "streaming", "num_workers": 4, "device": "cuda", "pin_memory": False})
     assert any("persistent_workers" in r for r in c["remedies"]) and any("pin_memory" in r for r in c["remedies"])
     assert dg.input_pipeline([{"time": 1.0, "train_data_time": 0.05, "train_time": 0.2}] * 2)["share"] == 0.25
+    tiny = dg.input_pipeline([{"time": 0.1, "train_data_time": 0.04, "train_time": 0.05}] * 3)  # 80% of 0.05 s
+    assert tiny["status"] == "ok" and "0.04 s per epoch" in tiny["message"], tiny
 
 
 def test_one_noisy_last_epoch_is_not_divergence():
@@ -263,9 +265,9 @@ def test_high_lr_relu_mlp_has_dead_units(tmp_path):
 def test_streaming_decoded_images_are_a_pipeline_bottleneck(tmp_path):
     rng = np.random.default_rng(0)
     for c in range(2):  # 64 large PNGs decoded and resized per sample, for a 4-unit MLP: data loading dominates
-        (tmp_path / "img" / f"c{c}").mkdir(parents=True)
-        for i in range(32):
-            Image.fromarray((rng.random((256, 256, 3)) * 80 + 60 * c).astype(np.uint8)).save(
+        (tmp_path / "img" / f"c{c}").mkdir(parents=True)  # 640x640 noise: >= 0.1 s of decoding per epoch even on
+        for i in range(32):                                 # a fast idle machine (the check ignores shorter waits)
+            Image.fromarray((rng.random((640, 640, 3)) * 80 + 60 * c).astype(np.uint8)).save(
                 tmp_path / "img" / f"c{c}" / f"{i}.png")
     cfg = {"seed": 0, "data": {"name": "image_folder", "path": str(tmp_path / "img"), "image_size": [32, 32],
                                "in_memory": False, "batch_size": 16, "val_fraction": 0.1},
