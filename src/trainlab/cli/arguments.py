@@ -48,7 +48,14 @@ def inspect(p: argparse.ArgumentParser) -> None:
                    help="which split to look at; test counts as a test evaluation of the run")
     p.add_argument("--top", type=int, default=16, help="how many highest-loss samples to show")
     p.add_argument("--attribution", action="store_true",
-                   help="add attribution maps of the top-loss images: Grad-CAM (CNNs) and integrated gradients")
+                   help="add attribution maps of the top-loss samples: Grad-CAM (CNNs) and integrated gradients "
+                   "(images), integrated gradients per token (text)")
+    p.add_argument("--internals", action="store_true",
+                   help="add what happens inside the model for one sample: CNN feature maps of the first layers, "
+                   "Transformer attention weights per head")
+    p.add_argument("--index", type=int, default=None,
+                   help="the dataset index of the sample --internals shows (default: the highest-loss sample)")
+    p.add_argument("--text", default=None, help="text runs: a text of your own for --internals and --attribution")
     out_arg(p, "directory for inspect.html and result.json (default RUN_DIR/inspect-SPLIT)")
 
 

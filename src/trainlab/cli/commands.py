@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from trainlab.core.errors import UserError
@@ -79,10 +80,14 @@ def evaluate(args) -> int:
 def inspect(args) -> int:
     from trainlab.use.inspect import inspect_run  # start-up time
 
-    extra = None
+    extras = []
     if args.attribution:
-        from trainlab.use.attribution import attribution_sections as extra  # start-up time: imports captum
-    result = inspect_run(args.run_dir, args.split, args.top, args.out, extra)
+        from trainlab.use.attribution import attribution_sections  # start-up time: imports captum
+        extras.append(partial(attribution_sections, text=args.text))
+    if args.internals:
+        from trainlab.use.internals import internals_sections  # start-up time
+        extras.append(partial(internals_sections, index=args.index, text=args.text))
+    result = inspect_run(args.run_dir, args.split, args.top, args.out, extras)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
     print(f"{args.split}: {result['errors']} of {result['samples']} misclassified, mean loss {result['mean_loss']:.4f}")

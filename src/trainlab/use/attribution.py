@@ -85,8 +85,8 @@ def overlay(image: np.ndarray, attr: np.ndarray) -> np.ndarray:
     return (mixed * 255).round().astype(np.uint8).transpose(2, 0, 1)
 
 
-def attribution_sections(run, predictions: SplitPredictions) -> list[tuple[str, str, str]]:
-    """inspect.html panels: each top-loss image with its maps for the predicted class (image runs only)."""
+def attribution_sections(run, predictions: SplitPredictions, text: str | None = None) -> list[tuple[str, str, str]]:
+    """inspect.html panels: each top-loss sample with its attribution for the predicted class."""
     p = predictions
     if p.data.bundle.kind != "image":
         return [("attribution", "Attribution", "<p>attribution panels are drawn for image runs only</p>")]

@@ -123,7 +123,8 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
                 extra_sections=None) -> dict:
     """Write inspect.html (top losses, confused pairs, per-class mistakes) and result.json to `out`.
 
-    `out` defaults to RUN_DIR/inspect-SPLIT. `extra_sections(run, predictions)` may add (id, title, html) panels.
+    `out` defaults to RUN_DIR/inspect-SPLIT. `extra_sections` is a list of callables
+    `(run, predictions) -> [(id, title, html), ...]` that add panels (attribution maps, model internals).
     """
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
@@ -142,8 +143,8 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
     if split == "test":
         record_test_evaluation(run.dir, result)
     sections = page_sections(result, losses, pairs, by_class)
-    if extra_sections is not None:
-        sections += extra_sections(run, p)
+    for extra in extra_sections or ():
+        sections += extra(run, p)
     out.mkdir(parents=True, exist_ok=True)
     subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
     (out / "inspect.html").write_text(gallery_page(f"inspect {run.dir.name}", sections, subtitle), encoding="utf-8")
