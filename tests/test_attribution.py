@@ -1,4 +1,4 @@
-"""Attribution with a known answer: the class is decided only by WHERE a bright 4x4 patch sits, so maps must sit on it."""
+"""Attribution with a known answer: the class is decided only by WHERE a bright 4x4 patch sits."""
 from __future__ import annotations
 
 import json

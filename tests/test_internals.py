@@ -41,7 +41,7 @@ def cnn_run(tmp_path_factory):
 def test_first_layer_maps_light_up_at_the_patch(cnn_run):
     run = load_run(cnn_run)
     hits = 0
-    for k, (r, c) in enumerate(CORNERS):
+    for r, c in CORNERS:
         a = np.full((SIZE, SIZE), 60, np.uint8)
         a[r:r + 4, c:c + 4] = 255
         x = run.eval_pipeline()(torch.from_numpy(a)[None, None])  # (1, 1, 16, 16)

@@ -51,7 +51,7 @@ RECIPE = {
     # optimization
     "batch_size": 128,
     "optimizer": "adam",          # adam | adamw | sgd
-    "lr": 0.012,                  # peak lr of the schedule
+    "lr": 0.016,                  # peak lr of the schedule
     "betas": [0.9, 0.999],
     "momentum": 0.9,              # sgd
     "nesterov": True,             # sgd
