@@ -294,7 +294,7 @@ def test_observing_does_not_change_training(tmp_path, monkeypatch):
     with_hooks = train(cfg, tmp_path / "a")
     monkeypatch.setattr(observe, "epoch_hooks", lambda *a: [])
     monkeypatch.setattr(engine_guide.Guide, "_pitfalls", lambda *a: [])
-    monkeypatch.setattr(engine_guide, "dead_relu_fractions", lambda *a: {})
+    monkeypatch.setattr(engine_guide, "activation_stats", lambda *a: {})
     monkeypatch.setattr(engine_guide.Guide, "finish", lambda *a: None)
     without = train(cfg, tmp_path / "b")
     assert with_hooks["final"]["train_loss"] == without["final"]["train_loss"]

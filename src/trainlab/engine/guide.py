@@ -25,6 +25,7 @@ from trainlab.engine.curves import Signals
 from trainlab.engine.diagnosis import Diagnosis, Finding, diagnose, wilson
 from trainlab.engine.signals import (
     PROBE_SIZE,
+    activation_stats,
     batch_targets,
     constant_prediction_loss,
     dead_relu_fractions,
@@ -80,6 +81,7 @@ class Guide:
         self.before: list[Finding] = []
         self.grad_rms: list[dict] = []
         self.dead: list[dict] = []
+        self.activity: list[dict] = []  # per epoch: activation_stats of the probe batch
         self.step_losses: list[list[float]] = []
         self.baseline_loss: float | None = None
         self.ratio: float | None = None
@@ -162,9 +164,10 @@ class Guide:
         if self.baseline_loss is None:
             self._baseline_loss(trainer)
         with torch.random.fork_rng(devices=[]):  # eval mode draws nothing; this guards the CPU RNG anyway
-            dead = dead_relu_fractions(trainer.model, self.probe) if self.probe is not None else {}
+            stats = activation_stats(trainer.model, self.probe) if self.probe is not None else {}
         self.grad_rms.append(gradient_rms(trainer.last_grad_norms, self.sizes))
-        self.dead.append(dead)
+        self.activity.append(stats)
+        self.dead.append(dead_relu_fractions(stats))
         self.step_losses.append([float(v) for v in trainer.last_step_losses])
         if self.initial is not None:  # after the first epoch (not after a resumed later one)
             ratio = update_ratio(trainer.model, self.initial) if trainer.epoch == 1 else None

@@ -1,9 +1,11 @@
 """The numbers a run records for its diagnosis, measured on the model without changing its training:
-per-layer gradient RMS, dead ReLU units on a fixed probe batch, the loss of a constant prediction, how far
-the weights moved in the first epoch, and the labels of a batch source.
+per-layer gradient RMS, activation distributions (dead ReLUs, saturated sigmoid/tanh) on a fixed probe
+batch, the loss of a constant prediction, how far the weights moved in the first epoch, and the labels of a
+batch source.
 
     sizes = weight_layers(model); rms = gradient_rms(trainer.last_grad_norms, sizes)
-    dead = dead_relu_fractions(model, probe_x)            # {"layers.1": 0.02, ...}
+    stats = activation_stats(model, probe_x)               # {"layers.1": {"kind": "relu", "q": [...], "dead": 0.02}}
+    dead = dead_relu_fractions(stats)                       # {"layers.1": 0.02, ...}
 
 Everything runs in eval mode under `torch.no_grad()` and draws no random numbers, so a run's losses are the
 same with and without it.
@@ -67,21 +69,54 @@ def _unit_alive(out: torch.Tensor) -> torch.Tensor:
     return (out > 0).transpose(0, 1).flatten(1).any(1)
 
 
+RELUS = (nn.ReLU, nn.ReLU6)
+SQUASHING = (nn.Sigmoid, nn.Tanh)
+OBSERVED = (*RELUS, *SQUASHING, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU)
+SATURATED_SLOPE = 0.05  # slope below 5% of its peak = saturated, the zone `trainlab plot activations` greys out
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILE_SAMPLE = 100_000  # outputs per layer the quantiles are read from (torch.quantile caps at 16M)
+
+
+def _relative_slope(module: nn.Module, out: torch.Tensor) -> torch.Tensor:
+    """Sigmoid/tanh outputs -> each output's slope over the function's peak slope (0.25 and 1), from the output."""
+    return out * (1 - out) / 0.25 if isinstance(module, nn.Sigmoid) else 1 - out * out
+
+
+def layer_activity(module: nn.Module, out: torch.Tensor) -> dict:
+    """One activation module's output on the probe -> {"kind", "q": quantiles, "dead"? (ReLU), "saturated"?}.
+
+    dead: share of units that output 0 for every probe sample (they get no gradient, so they stay dead);
+    saturated: share of outputs where the slope is below 5% of its peak (sigmoid/tanh: the gradient through
+    them nearly vanishes)."""
+    flat = out.detach().float().flatten()
+    step = max(1, flat.numel() // QUANTILE_SAMPLE)
+    row = {"kind": type(module).__name__.lower(),
+           "q": torch.quantile(flat[::step], torch.tensor(QUANTILES, device=flat.device)).tolist()}
+    if isinstance(module, RELUS):
+        row["dead"] = float(1 - _unit_alive(out).float().mean())
+    elif isinstance(module, SQUASHING):
+        row["saturated"] = float((_relative_slope(module, out) < SATURATED_SLOPE).float().mean())
+    return row
+
+
 @torch.no_grad()
-def dead_relu_fractions(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Share of units of every ReLU module that stay at 0 for all of `x`, in eval mode (no dropout, no RNG)."""
-    relus = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
-    if not relus:
+def activation_stats(model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """Every activation module's output distribution on `x`, in eval mode (no dropout, no RNG), in forward
+    order: {"layers.1": {"kind": "relu", "q": [5%, 25%, 50%, 75%, 95%], "dead": 0.02}, ...}. A module
+    called twice (one ReLU object reused) gets "name#2" for its second call."""
+    mods = [(name, m) for name, m in model.named_modules() if isinstance(m, OBSERVED)]
+    if not mods:
         return {}
-    alive: dict[str, torch.Tensor] = {}
+    stats: dict[str, dict] = {}
 
     def hook_for(name):
         def hook(module, inputs, out):
-            key = name if name not in alive else f"{name}#{sum(k.startswith(name) for k in alive) + 1}"
-            alive[key] = _unit_alive(out).float().mean()
+            if isinstance(out, torch.Tensor):
+                key = name if name not in stats else f"{name}#{sum(k.startswith(name) for k in stats) + 1}"
+                stats[key] = layer_activity(module, out)
         return hook
 
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in relus]
+    handles = [m.register_forward_hook(hook_for(name)) for name, m in mods]
     was_training = model.training
     try:
         model.eval()
@@ -90,10 +125,12 @@ def dead_relu_fractions(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
         for h in handles:
             h.remove()
         model.train(was_training)
-    if not alive:
-        return {}
-    values = (1 - torch.stack(list(alive.values()))).cpu().tolist()  # one sync per epoch
-    return dict(zip(alive, values, strict=True))
+    return stats
+
+
+def dead_relu_fractions(stats: dict[str, dict]) -> dict[str, float]:
+    """activation_stats -> share of dead units of every ReLU module: {"layers.1": 0.02, ...}."""
+    return {name: s["dead"] for name, s in stats.items() if "dead" in s}
 
 
 def constant_prediction_loss(loss_fn: nn.Module, loss_name: str, task: str, y: torch.Tensor,

@@ -52,7 +52,7 @@ class Monitor:
         rms, dead, steps = g.grad_rms[-1], g.dead[-1], g.step_losses[-1]
         norms = {n: trainer.last_grad_norms[n] for n in g.sizes if n in trainer.last_grad_norms}
         tb.log_epoch(self.writer, record, norms, dead, steps, trainer.step - len(steps) + 1)
-        line = {"epoch": record["epoch"], "grad_rms": rms, "dead": dead,
+        line = {"epoch": record["epoch"], "grad_rms": rms, "dead": dead, "activity": rounded(g.activity[-1]),
                 "step_losses": [float(f"{v:.6g}") for v in steps]}
         if record["epoch"] == 1 and g.ratio is not None:
             line["update_ratio"] = g.ratio
@@ -72,6 +72,7 @@ class Monitor:
         earlier = [rows[e] for e in sorted(rows)]
         guide.grad_rms[:0] = [r["grad_rms"] for r in earlier]
         guide.dead[:0] = [r["dead"] for r in earlier]
+        guide.activity[:0] = [r.get("activity", {}) for r in earlier]
         guide.step_losses[:0] = [r["step_losses"] for r in earlier]
         if earlier and "update_ratio" in earlier[0]:
             guide.ratio = earlier[0]["update_ratio"]
@@ -139,8 +140,9 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     diag = trainer.diagnosis
     result["diagnosis"] = diag.to_dict()
     result.update(test_breakdown(trainer, view, out))
+    result["activity"] = rounded(trainer.guide.activity[-1]) if trainer.guide.activity else {}
     result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
-                                layer_labels(trainer.model))
+                                layer_labels(trainer.model), trainer.guide.activity)
     if mon is not None:
         if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)
             _log_final(mon, out, result)
@@ -225,8 +227,9 @@ def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:
 
 
 def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict],
-              labels: dict[str, str] | None = None) -> list[str]:
-    """Learning curves and gradient norms; returns every PNG in the run directory (incl. test plots)."""
+              labels: dict[str, str] | None = None, activity: list[dict] | None = None) -> list[str]:
+    """Learning curves, gradient norms and activation distributions; returns every PNG in the run directory
+    (incl. test plots)."""
     plots = _plots()
     over = result.get("diagnosis", {}).get("checks", {}).get("overfitting", {})
     if history:
@@ -235,7 +238,16 @@ def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict]
                               title=out.name)
     if any(grad_rms):
         plots.gradient_norms(grad_rms, out / "gradients.png", labels)
+    if activity and activity[-1]:
+        plots.activation_distributions(activity, out / "activations.png")
     return sorted(p.name for p in out.glob("*.png"))
+
+
+def rounded(stats: dict[str, dict]) -> dict[str, dict]:
+    """activation_stats with 4 significant digits: diagnostics.jsonl and result.json stay small and readable."""
+    def r(v):
+        return float(f"{v:.4g}") if isinstance(v, float) else [r(x) for x in v] if isinstance(v, list) else v
+    return {name: {k: r(v) for k, v in row.items()} for name, row in stats.items()}
 
 
 def _log_final(mon: Monitor, out: Path, result: dict) -> None:

@@ -178,6 +178,42 @@ def gradient_norms(grad_rms: list[dict[str, float]], path: Path, labels: dict[st
     return _save(fig, path)
 
 
+ACTIVITY_PANELS = 8  # layers drawn; a ResNet's dozens of ReLUs would make unreadable thumbnails
+
+
+def activation_distributions(activity: list[dict[str, dict]], path: Path) -> Path:
+    """Per activation layer over epochs: its output's 5-95% and 25-75% bands and median (probe batch), with
+    the share of dead units (ReLU) or saturated outputs (sigmoid/tanh) on a red right-hand axis."""
+    plt = pyplot()
+    layers = list(activity[-1])[:ACTIVITY_PANELS]
+    cols = min(4, len(layers)) or 1
+    rows = -(-len(layers) // cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, layers, strict=False):
+        epochs = [e for e, a in enumerate(activity, 1) if name in a]
+        q = [activity[e - 1][name]["q"] for e in epochs]  # (E, 5): 5, 25, 50, 75, 95%
+        ax.fill_between(epochs, [r[0] for r in q], [r[4] for r in q], color="tab:blue", alpha=0.15, lw=0)
+        ax.fill_between(epochs, [r[1] for r in q], [r[3] for r in q], color="tab:blue", alpha=0.35, lw=0)
+        ax.plot(epochs, [r[2] for r in q], color="tab:blue", lw=1.2)
+        last = activity[-1][name]
+        share = "dead" if "dead" in last else "saturated" if "saturated" in last else None
+        if share:
+            twin = ax.twinx()
+            twin.plot(epochs, [100 * activity[e - 1][name][share] for e in epochs], color="tab:red", lw=1)
+            twin.set_ylim(0, 100)
+            twin.tick_params(axis="y", colors="tab:red", labelsize=7)
+        title = f"{name} ({last['kind']})" + (f": {last[share]:.0%} {share}" if share else "")
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(layers):]:
+        ax.axis("off")
+    fig.suptitle("activation outputs per layer (blue: 5-95% / 25-75% / median; red: % dead or saturated)",
+                 fontsize=9)
+    return _save(fig, path)
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 def confusion_matrix(cm, classes: list[str], path: Path) -> Path:

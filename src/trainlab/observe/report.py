@@ -166,6 +166,16 @@ def per_class_table(per_class: dict) -> str:
     return table(rows, ["class", "precision", "recall", "F1", "support"])
 
 
+def activity_table(activity: dict) -> str:
+    """The last epoch's activation outputs per layer: quartiles and the dead / saturated share."""
+    rows = [[name, a.get("kind", ""), *(_num(v) for v in a.get("q", [])[1:4]),
+             f"{a['dead']:.0%} dead" if "dead" in a else f"{a['saturated']:.0%} saturated" if "saturated" in a
+             else "-"] for name, a in activity.items()]
+    note = ("<p>dead: units that output 0 for every probe sample (no gradient reaches them); saturated: outputs "
+            "where the slope is below 5% of its peak (sigmoid beyond |x| &#8776; 4.4, tanh beyond 2.2).</p>")
+    return (table(rows, ["layer", "activation", "25%", "median", "75%", "dead / saturated"]) + note) if rows else ""
+
+
 def environment(manifest: dict) -> str:
     keys = ("trainlab", "python", "torch", "torchvision", "platform", "device", "seed", "git", "started", "cwd",
             "test_evaluations")
@@ -196,6 +206,10 @@ def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
                                                                          "predictions vs actual")))
     if (run_dir / "gradients.png").is_file():
         out.append(section("gradients", "Gradients per layer", image(run_dir / "gradients.png", "gradient norms")))
+    if (run_dir / "activations.png").is_file():
+        out.append(section("activations", "Activations per layer", image(run_dir / "activations.png",
+                                                                          "activation distributions")
+                           + activity_table(result.get("activity", {}))))
     out += [section("model", "Model", f"<pre>{esc(_text(run_dir / 'summary.txt'))}</pre>"),
             section("config", "Config", f"<pre>{esc(cfg_text)}</pre>"),
             section("environment", "Environment", environment(_json(run_dir / "manifest.json")))]
