@@ -136,7 +136,7 @@ def test_a_failing_seed_stops_without_an_aggregate_and_overwrite_restarts(cli, w
     assert calls == [0, 1] and (out_dir / "seed-0" / "result.json").is_file()
     assert not (out_dir / "result.json").exists() and not (out_dir / "report.html").exists()
     monkeypatch.setattr(seeds_workflow, "train_run", train_run)
-    code, _, err = cli("train", cfg, "--seeds", 2, "--out", out_dir, "--overwrite")
+    code, _, err = cli("train", cfg, "--seeds", 2, "--out", out_dir, "--overwrite", "--dry-run")
     assert code == 0, err
     assert read(out_dir / "result.json")["seeds"] == [0, 1]
 

@@ -14,6 +14,7 @@ import html
 import math
 from pathlib import Path
 
+from trainlab.core.errors import DamagedRun
 from trainlab.core.files import COUNT, a, read_run_json
 
 SEEDS_KIND = "seeds"
@@ -26,7 +27,10 @@ def read_seeds(folder: Path) -> dict | None:
     path = Path(folder) / "result.json"
     if not path.is_file():
         return None
-    obj = read_run_json(path)
+    try:
+        obj = read_run_json(path)
+    except DamagedRun:  # not readable: not a seeds aggregate either; the caller says what the folder lacks
+        return None
     if not isinstance(obj, dict) or obj.get("kind") != SEEDS_KIND:
         return None
     return read_run_json(path, SEEDS_FIELDS)
