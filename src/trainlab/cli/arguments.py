@@ -34,6 +34,20 @@ def train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="one epoch on two batches: checks the whole pipeline")
     p.add_argument("--deterministic", action="store_true",
                    help="PyTorch's deterministic algorithms (same as train.deterministic=true)")
+    p.add_argument("--seeds", type=seeds_count, metavar="N",
+                   help="train N runs with seeds seed, seed+1, ... into OUT/seed-<s>/ and report every metric as "
+                   "mean ± std (sample std) over them in OUT/result.json and OUT/report.html (1: one ordinary run)")
+
+
+def seeds_count(text: str) -> int:
+    """--seeds N: a whole number >= 1 (argparse turns the error into the usage line)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return n
 
 
 def evaluate(p: argparse.ArgumentParser) -> None:

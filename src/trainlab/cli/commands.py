@@ -27,6 +27,10 @@ def registries() -> dict:
 
 def train(args) -> int:
     _check_out_is_dir(args.out)
+    seeds = args.seeds not in (None, 1)  # --seeds 1 is one ordinary run
+    if seeds and args.resume:
+        raise UserError("--seeds trains new runs and cannot --resume one; resume a seed's run directory "
+                        "(OUT/seed-<s>) without --seeds, or start the seeds again with --overwrite")
     if args.resume:
         cfg = _resume_config(args)
     elif not args.config:
@@ -38,6 +42,10 @@ def train(args) -> int:
     else:
         overrides = [*args.overrides, "train.deterministic=true"] if args.deterministic else args.overrides
         cfg = load_config(args.config, overrides)
+    if seeds:
+        from trainlab.workflows.seeds import run_seeds  # start-up time
+
+        return run_seeds(cfg, args)
     from trainlab.workflows.train import train_run  # start-up time
 
     result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)

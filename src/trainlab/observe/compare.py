@@ -3,10 +3,13 @@
     trainlab runs                         # every run under runs/, oldest first
     trainlab runs runs --sort test --reverse
     trainlab compare runs/a runs/b --out runs/a-vs-b    # config diff + overlaid curves (compare.png)
+    trainlab compare runs/a-5seeds runs/b-5seeds        # multi-seed dirs: mean ± std, and within seed noise?
 
 A run directory is one holding config.yaml and manifest.json (what `trainlab train` writes). The table
 shows the config keys every run has (dataset, model, optimizer, lr, batch size) plus up to MAX_VARYING
 other keys whose values differ between the listed runs - usually what the runs were made to compare.
+A multi-seed directory (`train --seeds N`) lists as its seed-<s> runs; `compare` takes it as one entry
+shown as mean ± std over its seeds (observe/seeds.py).
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from pathlib import Path
 
 from trainlab.core.configfile import read_yaml
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import read_run_json, write_json
+from trainlab.core.files import is_number, read_run_json, write_json
 from trainlab.observe.plots import compare_curves, metric_to_show, read_history, read_result
+from trainlab.observe.seeds import mean_history, noise_notes, pm, read_seeds
 
 FIXED_KEYS = {"data.name": "dataset", "model.name": "model", "train.optimizer": "optimizer", "train.lr": "lr",
               "data.batch_size": "batch"}
@@ -45,7 +49,10 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def load_run_info(run_dir: Path) -> dict:
-    """Config (flattened), result, history and manifest of one run directory; missing files -> empty."""
+    """Config (flattened), result, history and manifest of one run directory; missing files -> empty.
+    A multi-seed directory: its first seed's config and manifest, the means as result, the mean history."""
+    if not (run_dir / "config.yaml").is_file() and (agg := read_seeds(run_dir)) is not None:
+        return load_seeds_info(run_dir, agg)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
     try:
@@ -59,6 +66,32 @@ def load_run_info(run_dir: Path) -> dict:
     history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
     manifest = read_run_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
     return {"dir": run_dir, "config": cfg, "result": result, "history": history, "manifest": manifest}
+
+
+def load_seeds_info(folder: Path, agg: dict) -> dict:
+    runs = [load_run_info(folder / r) for r in agg["runs"]]
+    cfg = {**runs[0]["config"], "seed": f"{agg['seeds'][0]}..{agg['seeds'][-1]}"}
+    means = {k: s["mean"] for k, s in agg["metrics"].items()}
+    epochs = sorted({r["result"].get("epochs_run") for r in runs} - {None})
+    problems = sorted({p for r in runs for p in r["result"].get("diagnosis", {}).get("problems", [])})
+    result = {"test": {k[len("test_"):]: v for k, v in means.items() if k.startswith("test_")},
+              "monitor": agg.get("monitor"), "best_value": means.get(f"best_{agg.get('monitor')}"),
+              "epochs_run": epochs[0] if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}" if epochs else None,
+              "diagnosis": {"problems": problems}}
+    return {"dir": folder, "config": cfg, "result": result, "seeds": agg, "manifest": runs[0]["manifest"],
+            "history": mean_history([r["history"] for r in runs])}
+
+
+def run_stats(info: dict) -> dict:
+    """metric -> {mean, std, n}: a multi-seed directory's aggregate, a single run's numbers (n 1, no std)."""
+    if info.get("seeds"):
+        return info["seeds"]["metrics"]
+    res, hist = info["result"], info["history"]
+    values = {f"test_{k}": v for k, v in (res.get("test") or {}).items() if is_number(v)}
+    if is_number(res.get("best_value")):
+        values[f"best_{res.get('monitor')}"] = res["best_value"]
+    values["train_time_s"] = sum(r.get("time", 0.0) for r in hist)
+    return {k: {"mean": v, "std": None, "n": 1} for k, v in values.items()}
 
 
 def run_row(info: dict, root: Path) -> dict:
@@ -146,10 +179,11 @@ def compare(run_dirs: list[Path], out: Path) -> dict:
     infos = [load_run_info(Path(d)) for d in run_dirs]
     labels = _labels([i["dir"] for i in infos])
     diff = {k: [i["config"].get(k) for i in infos] for k in varying_keys([i["config"] for i in infos])}
-    rows = [run_row(i, Path(".")) for i in infos]
+    rows = [{**run_row(i, Path(".")), "seeds": i["seeds"]["n"] if i.get("seeds") else 1, "stats": run_stats(i)}
+            for i in infos]
     histories = {label: i["history"] for label, i in zip(labels, infos, strict=True) if i["history"]}
     result = {"runs": [str(i["dir"]) for i in infos], "labels": labels, "config_diff": diff, "results": rows,
-              "plots": []}
+              "plots": [], "noise": noise_notes(labels, [r["stats"] for r in rows])}
     if histories:
         first = next(iter(histories.values()))
         metric = metric_to_show(first, infos[0]["result"].get("monitor", "val_loss"))
@@ -169,10 +203,24 @@ def format_compare(result: dict) -> str:
     parts = ["config differences:" if diff_rows else "config: identical"]
     if diff_rows:
         parts.append(format_table(["key", *labels], diff_rows))
-    keys = ("monitor", "best_val", "test_metric", "test", "epochs", "time_s", "problems")
-    res_rows = [{"": k, **{lab: r.get(k) for lab, r in zip(labels, result["results"], strict=True)}} for k in keys]
-    parts += ["results:", format_table(["", *labels], res_rows)]
-    return "\n".join(parts)
+    if not any(r.get("seeds", 1) > 1 for r in result["results"]):
+        keys = ("monitor", "best_val", "test_metric", "test", "epochs", "time_s", "problems")
+        res_rows = [{"": k, **{lab: r.get(k) for lab, r in zip(labels, result["results"], strict=True)}}
+                    for k in keys]
+        return "\n".join([*parts, "results:", format_table(["", *labels], res_rows)])
+    return "\n".join([*parts, "results (mean ± std over seeds; std: sample std, ddof=1):",
+                      format_table(["", *labels], seeds_rows(labels, result["results"])), *result["noise"]])
+
+
+def seeds_rows(labels: list[str], rows: list[dict]) -> list[dict]:
+    """The results table when an entry has several seeds: one row per metric, mean ± std (n seeds)."""
+    def row(name: str, cell) -> dict:
+        return {"": name, **{lab: cell(r) for lab, r in zip(labels, rows, strict=True)}}
+
+    metrics = list(dict.fromkeys(k for r in rows for k in r["stats"]))
+    return [row("seeds", lambda r: r.get("seeds", 1)),
+            *[row(k, lambda r, k=k: pm(r["stats"][k]) if k in r["stats"] else None) for k in metrics],
+            row("epochs", lambda r: r.get("epochs")), row("problems", lambda r: r.get("problems"))]
 
 
 # ----------------------------------------------------------------------------- commands
