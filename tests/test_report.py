@@ -47,7 +47,8 @@ def test_report_is_self_contained_and_complete(run_dir):
     result = json.loads((run_dir / "result.json").read_text())
     assert f"{result['test']['accuracy']:.4f}" in page  # the headline test metric
     assert "  lr: 0.01\n" in page and "num_threads: 1" in page  # the resolved config
-    assert result["plots"] == ["activations.png", "confusion_matrix.png", "curves.png", "gradients.png", "per_class.png"]
+    assert result["plots"] == ["activations.png", "confusion_matrix.png", "curves.png", "gradients.png",
+                               "per_class.png"]
     per_class = result["per_class"]
     assert list(per_class) == [str(i) for i in range(10)]
     n_test = len(json.loads((run_dir / "splits.json").read_text())["test"])
