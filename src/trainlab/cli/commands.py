@@ -80,6 +80,11 @@ def evaluate(args) -> int:
 def inspect(args) -> int:
     from trainlab.use.inspect import inspect_run  # start-up time
 
+    if args.text is not None:
+        if not (args.internals or args.attribution):
+            raise UserError("--text is shown by --internals or --attribution; add one of them")
+        from trainlab.use.text_views import check_text_request  # start-up time
+        check_text_request(args.run_dir, args.text)  # before the test split is counted or anything is written
     extras = []
     if args.attribution:
         from trainlab.use.attribution import attribution_sections  # start-up time: imports captum

@@ -9,7 +9,9 @@ with attention layers get attention weights per head. The sample is the highest-
 """
 from __future__ import annotations
 
+from trainlab.core.errors import UserError
 from trainlab.use.inspect import SplitPredictions
+from trainlab.use.text_views import internals_text
 
 Section = tuple[str, str, str]  # (id, title, html) of one inspect.html panel
 
@@ -18,4 +20,8 @@ def internals_sections(run, predictions: SplitPredictions, index: int | None = N
                        text: str | None = None) -> list[Section]:
     """The inside-the-model panels that fit this run (see the module docstring)."""
     kind = predictions.data.bundle.kind
+    if text is not None and kind != "text":
+        raise UserError(f"--text needs a text run; {run.dir} is a {kind} run (use --index)")
+    if kind == "text":
+        return internals_text(run, predictions, index, text)
     return [("internals", "Inside the model", f"<p>no inside view is drawn for {kind} runs yet</p>")]
