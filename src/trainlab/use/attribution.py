@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.observe.gallery import cards_html
 from trainlab.core.errors import UserError
+from trainlab.observe.gallery import cards_html
 from trainlab.use.inspect import SplitPredictions, describe
 from trainlab.use.text_views import attribution_text
 

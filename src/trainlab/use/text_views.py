@@ -25,13 +25,12 @@ from torch import nn
 
 from trainlab.core.errors import UserError
 from trainlab.data.describe import describe_sample
-from trainlab.data.text import tokenize
+from trainlab.data.text import encode, text_warnings, tokenize
 from trainlab.models.attention import MultiHeadAttention
 from trainlab.observe.gallery import figure_html
 from trainlab.observe.plots import pyplot
 from trainlab.observe.report import esc
 from trainlab.run.directory import read_data_description
-from trainlab.use.inputs import text_batch
 from trainlab.use.inspect import SplitPredictions
 
 IG_STEPS = 32  # Riemann steps of the path integral: the completeness error on a trained text model is < 1%
@@ -99,16 +98,18 @@ def token_attribution(model: nn.Module, tokens: torch.Tensor, target: int | torc
 
 # ----------------------------------------------------------------------------- texts of a run
 
-def check_text_request(run_dir: str | Path, text: str | None) -> None:
-    """Refuse --text before any work: the run must be a text run, the text must hold a token."""
+def check_text_request(run_dir: str | Path, text: str | None) -> str | None:
+    """Refuse --text before any work: the run must be a text run, the text must hold a token.
+    Returns a warning when none of its tokens was seen in training (the views then show only the model's bias)."""
     if text is None:
-        return
+        return None
     data = read_data_description(Path(run_dir))
     if data["kind"] != "text":
         raise UserError(f"--text needs a text run; {run_dir} is a {data['kind']} run (use --index)")
     meta = data["meta"]
     if not tokenize(text, meta["tokenizer"], meta["lowercase"]):
         raise UserError(f"--text {text!r} has no tokens for this run's {meta['tokenizer']} tokenizer")
+    return text_warnings([text], meta).get(0)
 
 
 def encoded(run, text: str) -> tuple[torch.Tensor, list[str]]:
@@ -116,7 +117,7 @@ def encoded(run, text: str) -> tuple[torch.Tensor, list[str]]:
     meta = run.data["meta"]
     if not tokenize(text, meta["tokenizer"], meta["lowercase"]):
         raise UserError(f"the text {text!r} has no tokens for this run's {meta['tokenizer']} tokenizer")
-    ids = real_tokens(run.eval_pipeline()(text_batch(text, meta))[0])
+    ids = real_tokens(run.eval_pipeline()(encode([text], meta))[0])
     vocab = set(meta["vocab"])
     words = tokenize(text, meta["tokenizer"], meta["lowercase"])[: len(ids)]
     return ids, [w if w in vocab else f"{w} (unknown)" for w in words]
@@ -135,6 +136,12 @@ def sample_text(run, p: SplitPredictions, index: int | None) -> tuple[str, str]:
     return describe_sample(p.data.bundle, p.where, index)["text"], note
 
 
+def your_text(run, text: str) -> str:
+    """How a panel names the user's text, with the warning a text the model cannot really read deserves."""
+    warning = text_warnings([text], run.data["meta"]).get(0)
+    return f"your text ({warning})" if warning else "your text"
+
+
 def with_cls(words: list[str], size: int) -> list[str]:
     """Axis names for a (T', T') map: a leading [CLS] when the model has one in front."""
     return ["[CLS]"] * (size - len(words)) + words
@@ -142,13 +149,14 @@ def with_cls(words: list[str], size: int) -> list[str]:
 
 # ----------------------------------------------------------------------------- panels
 
-def shaded(words: list[str], values: np.ndarray) -> str:
-    """The tokens as spans: red pushes toward the class, blue away, opacity = |value| / max |value|."""
-    top = float(np.abs(values).max()) or 1.0
+def shaded(words: list[str], values: np.ndarray, top: float | None = None) -> str:
+    """The tokens as spans: red for positive values, blue for negative, opacity = |value| / top (default: the
+    largest |value|)."""
+    top = top or float(np.abs(values).max()) or 1.0
     spans = []
     for w, v in zip(words, values, strict=True):
         rgb = "214,39,40" if v > 0 else "31,119,180"
-        spans.append(f'<span title="{v:+.3f}" style="background: rgba({rgb},{abs(v) / top:.2f}); padding: 1px 2px;'
+        spans.append(f'<span title="{v:+.3g}" style="background: rgba({rgb},{abs(v) / top:.2f}); padding: 1px 2px;'
                      f' border-radius: 3px">{html.escape(w)}</span>')
     return '<div class="text" style="line-height: 1.9">' + " ".join(spans) + "</div>"
 
@@ -178,10 +186,10 @@ def attention_panel(run, text: str, note: str) -> str:
     body = (f"<p>{esc(note)}: predicted <b>{esc(run.classes[pred])}</b> ({float(probs[pred]):.3f}). Each map: row = "
             f"a position that looks (query), column = what it looks at (key); each row sums to 1.</p>")
     if names[0] == "[CLS]":
-        rows = "".join(f"<p>layer {i + 1} head {j + 1}</p>" + shaded(names[1:], m[j, 0, 1:].numpy())
+        rows = "".join(f"<p>layer {i + 1} head {j + 1}</p>" + shaded(names[1:], m[j, 0, 1:].numpy(), top=1.0)
                        for i, m in enumerate(maps) for j in range(m.shape[0]))
-        body += "<h3>What [CLS] (the head's input) attends to</h3>" + rows
-    return body + "<h3>Attention weights</h3>" + heatmaps(maps, names)
+        body += "<h3>What [CLS] (the head's input) attends to (opacity = weight)</h3>" + rows
+    return body + "<h3>Attention weights (dark 0 to yellow 1)</h3>" + heatmaps(maps, names)
 
 
 def internals_text(run, p: SplitPredictions, index: int | None, text: str | None) -> list[Section]:
@@ -190,14 +198,14 @@ def internals_text(run, p: SplitPredictions, index: int | None, text: str | None
         return [("internals", "Inside the model",
                  f"<p>{esc(run.cfg.model.name)} has no attention layers: attention maps are drawn for "
                  f"Transformers</p>")]
-    shown, note = (text, "your text") if text is not None else sample_text(run, p, index)
+    shown, note = (text, your_text(run, text)) if text is not None else sample_text(run, p, index)
     return [("internals", "Attention per head", attention_panel(run, shown, note))]
 
 
 def attribution_text(run, p: SplitPredictions, text: str | None) -> list[Section]:
     """Token attributions (integrated gradients, for the predicted class): `text`, else the top-loss texts."""
     if text is not None:
-        items = [(text, "your text", None)]
+        items = [(text, your_text(run, text), None)]
     else:
         rows = np.argsort(-p.losses, kind="stable")[:PANEL_TEXTS]
         items = [(describe_sample(p.data.bundle, p.where, int(p.indices[r]))["text"], f"#{int(p.indices[r])}",
