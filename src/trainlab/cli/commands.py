@@ -88,6 +88,14 @@ def evaluate(args) -> int:
 def inspect(args) -> int:
     from trainlab.use.inspect import inspect_run  # start-up time
 
+    if args.text is not None:
+        if not (args.internals or args.attribution):
+            raise UserError("--text is shown by --internals or --attribution; add one of them")
+        from trainlab.use.text_views import check_text_request  # start-up time
+        # before the test split is counted or anything is written
+        warning = check_text_request(args.run_dir, args.text)
+        if warning:
+            print(f"warning: --text: {warning}", file=sys.stderr)
     extras = []
     if args.attribution:
         from trainlab.use.attribution import attribution_sections  # start-up time: imports captum

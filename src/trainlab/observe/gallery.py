@@ -14,6 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from trainlab.observe.plots import DPI, pyplot
 from trainlab.observe.report import PAGE, esc, section
 
 THUMB = 64  # px: an 8x8 digit or a 224x224 photo both read at this size
@@ -37,6 +38,15 @@ def png_base64(image: np.ndarray, size: int = THUMB) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def figure_html(fig, alt: str) -> str:
+    """A matplotlib figure as an <img> with its PNG embedded (base64); the figure is closed."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
+    pyplot().close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}" alt="{esc(alt)}">'
 
 
 def sample_view(sample: dict) -> str:

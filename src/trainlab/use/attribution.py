@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.core.errors import UserError
 from trainlab.observe.gallery import cards_html
 from trainlab.use.inspect import SplitPredictions, describe
+from trainlab.use.text_views import attribution_text
 
 IG_STEPS = 32  # Riemann steps of the path integral; captum's default 50 changes the maps by < 1% here
 PANEL_SAMPLES = 8
@@ -86,10 +88,15 @@ def overlay(image: np.ndarray, attr: np.ndarray) -> np.ndarray:
 
 
 def attribution_sections(run, predictions: SplitPredictions, text: str | None = None) -> list[tuple[str, str, str]]:
-    """inspect.html panels: each top-loss sample with its attribution for the predicted class."""
+    """inspect.html panels: each top-loss sample (or a text run's `text`) with its attribution for the predicted
+    class: maps over the pixels of images, integrated gradients per token of texts."""
     p = predictions
+    if text is not None and p.data.bundle.kind != "text":
+        raise UserError(f"--text needs a text run; {run.dir} is a {p.data.bundle.kind} run")
+    if p.data.bundle.kind == "text":
+        return attribution_text(run, p, text)
     if p.data.bundle.kind != "image":
-        return [("attribution", "Attribution", "<p>attribution panels are drawn for image runs only</p>")]
+        return [("attribution", "Attribution", "<p>attribution panels are drawn for image and text runs</p>")]
     rows = np.argsort(-p.losses, kind="stable")[:PANEL_SAMPLES]
     samples = [describe(p, int(r), run.classes) for r in rows]
     raw = torch.stack([torch.as_tensor(s["image"]) for s in samples])  # (B, C, H, W) uint8

@@ -17,6 +17,7 @@ from trainlab.core.errors import UserError
 from trainlab.data.describe import describe_sample
 from trainlab.use.feature_maps import feature_map_html, feature_maps
 from trainlab.use.inspect import SplitPredictions
+from trainlab.use.text_views import internals_text
 
 Section = tuple[str, str, str]  # (id, title, html) of one inspect.html panel
 FEATURE_LAYERS = 2  # the first layers: edges and blobs a learner can still recognise
@@ -56,10 +57,15 @@ def internals_sections(run, predictions: SplitPredictions, index: int | None = N
                        text: str | None = None) -> list[Section]:
     """The inside-the-model panels that fit this run (see the module docstring)."""
     kind = predictions.data.bundle.kind
+    if text is not None and kind != "text":
+        raise UserError(f"--text needs a text run; {run.dir} is a {kind} run (use --index)")
+    if kind == "text":
+        return internals_text(run, predictions, index, text)
     has_conv = any(isinstance(m, nn.Conv2d) for m in run.model.modules())
     if kind == "image" and has_conv:
         return cnn_sections(run, predictions, index)
     if kind == "image":
         return [("internals", "Inside the model", "<p>feature maps need a model with Conv2d layers; this one has "
                                                    "none (see the activation distributions in report.html)</p>")]
-    return [("internals", "Inside the model", f"<p>no inside view is drawn for {kind} runs yet</p>")]
+    return [("internals", "Inside the model", f"<p>{kind} runs: see the activation distributions per layer over "
+                                               "training in the run's report.html</p>")]
