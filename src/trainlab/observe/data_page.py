@@ -45,8 +45,8 @@ def splits_html(sizes: dict[str, int], counts: dict | None, targets: dict | None
         parts.append("<p>Samples per class (share of the split):</p>" + counts_table(counts, sizes))
     if targets:
         keys = ("samples", "mean", "std", "min", "max")
-        parts.append("<p>Targets per split:</p>" + table([[s, *[t.get(k, "") for k in keys]] for s, t in targets.items()],
-                                                          ["split", *keys]))
+        rows = [[s, *[t.get(k, "") for k in keys]] for s, t in targets.items()]
+        parts.append("<p>Targets per split:</p>" + table(rows, ["split", *keys]))
     if chart is not None:
         parts.append(image(chart, "samples per class and split"))
     return "".join(parts)
@@ -81,7 +81,8 @@ def text_html(text: dict, chart: Path | None) -> str:
              st["length"].get("median", ""), st["length"].get("max", ""),
              ", ".join(f"{t} ({c})" for t, c in st["common_oov"][:5])] for s, st in text["splits"].items()]
     parts = [f"<p>Vocabulary: {text['vocab_size']} tokens (built from the training texts, with <code>&lt;pad&gt;"
-             f"</code> and <code>&lt;unk&gt;</code>); tokenizer {esc(text['tokenizer'])}, max_len {text['max_len']}.</p>",
+             f"</code> and <code>&lt;unk&gt;</code>); tokenizer {esc(text['tokenizer'])}, max_len {text['max_len']}."
+             "</p>",
              table(rows, ["split", "texts", "tokens", "in vocabulary", "out of vocabulary", "truncated",
                           "median length", "max length", "most common unknown tokens"])]
     if chart is not None:
@@ -118,7 +119,7 @@ def rows_html(rows: dict) -> str:
     for r in rows["rows"]:
         body.append([f"#{r['index']} stored", r["target"], *map(float, r["values"])])
         body.append([f"#{r['index']} model input", "", *map(float, r["model_input"])])
-    return table(body, head)
+    return f'<div style="overflow-x: auto">{table(body, head)}</div>'
 
 
 # ----------------------------------------------------------------------------- the report's strip

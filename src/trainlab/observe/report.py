@@ -170,7 +170,8 @@ def per_class_table(per_class: dict) -> str:
 def counts_table(counts: dict[str, dict[str, int]], sizes: dict[str, int]) -> str:
     """Samples per class (rows) and split (columns), with each class's share of its split."""
     splits = list(counts)
-    rows = [[c, *[f"{counts[s][c]} ({counts[s][c] / max(sizes[s], 1):.0%})" for s in splits]] for c in counts[splits[0]]]
+    rows = [[c, *[f"{counts[s][c]} ({counts[s][c] / max(sizes[s], 1):.0%})" for s in splits]]
+            for c in counts[splits[0]]]
     return table(rows, ["class", *[f"{s} ({sizes[s]})" for s in splits]])
 
 

@@ -35,7 +35,8 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
               "class_counts": preview.split_counts(view), "targets": preview.target_summary(view),
               "input_shape": list(view.input_shape), "train_transforms": view.train_pipe.state(),
               "eval_transforms": view.eval_pipe.state()}
-    chart = data_plots.counts_chart(result["class_counts"], out / "class_counts.png") if result["class_counts"] else None
+    counts = result["class_counts"]
+    chart = data_plots.counts_chart(counts, out / "class_counts.png") if counts else None
     sections = [("splits", "Splits", data_page.splits_html(result["sizes"], result["class_counts"],
                                                             result["targets"], chart))]
     sections += kind_sections(view, out, n, result)
@@ -97,6 +98,13 @@ def summary_lines(result: dict) -> list[str]:
                                          if aug["random"] else "none (data.transforms.train has no random step)"))
     if "text" in result:
         lines.append(text_line(result["text"]))
+    if "windows" in result:
+        w = result["windows"]
+        lines.append(f"windows: {w['lookback']} past steps of {', '.join(w['columns'])} -> the next {w['horizon']} "
+                     f"of {', '.join(w['targets']) or 'the target'}, one every {w['stride']} step(s)")
+    if "rows" in result:
+        names = result["rows"]["features"]
+        lines.append(f"{len(names)} features: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}")
     lines.append(f"wrote {Path(result['out']) / 'show.html'}")
     return lines
 
