@@ -184,3 +184,9 @@ def serve(p: argparse.ArgumentParser) -> None:
 
 def doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the information as JSON instead of a report")
+
+
+def show(p: argparse.ArgumentParser) -> None:
+    config_args(p, example="data.val_fraction=0.2")
+    p.add_argument("--n", type=int, default=8, help="training samples shown (default 8)")
+    out_arg(p, "directory for show.html and result.json (default: runs/<config name>-show)")

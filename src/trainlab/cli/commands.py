@@ -275,3 +275,16 @@ def write_result(out: Path | None, result: dict) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "result.json", result)
+
+
+def show(args) -> int:
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    _check_out_is_dir(args.out)
+    cfg = load_config(args.config, args.overrides)
+    from trainlab.workflows.show import show_data, summary_lines  # start-up time
+
+    out = args.out or Path("runs") / f"{Path(args.config).stem}-show"
+    for line in summary_lines(show_data(cfg, out, args.n, Path(args.config).name)):
+        print(line)
+    return 0

@@ -35,6 +35,8 @@ COMMANDS = {
                 commands.predict),
     "summary": ("layers, output shapes, parameters and mult-adds of a config's model", arguments.summary,
                 commands.summary),
+    "show": ("the data as the model sees it, without training: splits, class counts, augmented samples, tokens",
+             arguments.show, commands.show),
     "list": ("list registered datasets, models, activations, ...", arguments.list_, commands.list_),
     "cv": ("K-fold cross-validation on the training pool (never the test split)", arguments.cv, commands.cv),
     "tune": ("hyperparameter search with Optuna (the config's tune section)", arguments.tune, commands.tune),

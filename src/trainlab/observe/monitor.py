@@ -5,8 +5,8 @@ train.py calls these functions; everything else about observation lives behind t
   checks the pitfalls and diagnoses) what only the run knows - config facts, class names, split hashes;
 - `epoch_hooks` -> [Monitor]: after every epoch, log TensorBoard scalars and the guide's signals
   (diagnostics.jsonl, read back after --resume);
-- `finalize`: the guide's diagnosis into result["diagnosis"], printed once; PNG plots, TensorBoard hparams,
-  report.html - all rendering the same structured diagnosis;
+- `finalize`: the guide's diagnosis into result["diagnosis"], printed once; the data's class counts per split
+  (result["data"]); PNG plots, TensorBoard hparams, report.html - all rendering the same structured diagnosis;
 - `on_failure`: a NaN/Inf loss stopped training: the divergence diagnosis, result.json and the report.
 
 Nothing here consumes random numbers or touches the training data order, so resumed runs stay bit-exact.
@@ -26,10 +26,11 @@ from torch.utils.data import Subset
 
 from trainlab.core.files import write_history, write_json
 from trainlab.core.metrics import confusion_matrix
+from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
 from trainlab.engine.pitfalls import content_hashes
 from trainlab.engine.signals import layer_labels
-from trainlab.observe import plots, report, tb
+from trainlab.observe import data_page, plots, report, tb
 
 SIGNALS_FILE = "diagnostics.jsonl"  # one line per epoch: gradient RMS, dead units, step losses (for resume)
 
@@ -141,6 +142,7 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     result["diagnosis"] = diag.to_dict()
     result.update(test_breakdown(trainer, view, out))
     result["activity"] = rounded(trainer.guide.activity[-1]) if trainer.guide.activity else {}
+    result["data"] = data_overview(view, out)
     result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
                                 layer_labels(trainer.model), trainer.guide.activity)
     if mon is not None:
@@ -208,6 +210,17 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     plots.confusion_matrix(cm, classes, out / "confusion_matrix.png")
     plots.per_class(per_class, out / "per_class.png")
     return {"per_class": per_class, "confusion_matrix": cm.tolist()}
+
+
+def data_overview(view, out: Path, samples: int = 8) -> dict:
+    """The report's Data section: samples per split and class; for images with a random training pipeline,
+    augmentation.png (the same training samples stored, in two draws of the pipeline, and evaluated)."""
+    overview = {"sizes": preview.split_sizes(view), "class_counts": preview.split_counts(view)}
+    if view.bundle.kind == "image":
+        overview["augmentation"] = "augmentation.png" if view.train_pipe.random else "none"
+        if view.train_pipe.random:
+            data_page.strip_png(preview.augmentation_preview(view, samples), out / "augmentation.png")
+    return overview
 
 
 def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:

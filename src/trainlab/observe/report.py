@@ -3,7 +3,8 @@
     write_report(Path("runs/demo"))          # rebuild from the run directory's files
 
 Sections: overview, diagnosis, learning curves, test metrics, confusion matrix, per-class metrics,
-predictions, gradients, model summary, config, environment. Written by `trainlab train` (observe.finalize).
+predictions, gradients, data (class counts, augmentation strip), model summary, config, environment.
+Written by `trainlab train` (observe.finalize).
 """
 from __future__ import annotations
 
@@ -176,6 +177,31 @@ def activity_table(activity: dict) -> str:
     return (table(rows, ["layer", "activation", "25%", "median", "75%", "dead / saturated"]) + note) if rows else ""
 
 
+def counts_table(counts: dict[str, dict[str, int]], sizes: dict[str, int]) -> str:
+    """Samples per class (rows) and split (columns), with each class's share of its split."""
+    splits = list(counts)
+    rows = [[c, *[f"{counts[s][c]} ({counts[s][c] / max(sizes[s], 1):.0%})" for s in splits]]
+            for c in counts[splits[0]]]
+    return table(rows, ["class", *[f"{s} ({sizes[s]})" for s in splits]])
+
+
+def data_overview(run_dir: Path, result: dict) -> str:
+    """The Data section: class counts per split, and training images before and after the augmentation."""
+    data = result.get("data") or {}
+    parts = []
+    if data.get("class_counts"):
+        parts.append(counts_table(data["class_counts"], data["sizes"]))
+    elif data.get("sizes"):
+        parts.append(table([[s, n] for s, n in data["sizes"].items()], ["split", "samples"]))
+    strip = image(run_dir / "augmentation.png", "training samples before and after augmentation")
+    if strip:
+        parts.append("<p>The same training samples as stored (top row), in two draws of the training pipeline "
+                     "(<code>data.transforms.train</code>) and through the eval pipeline (bottom row).</p>" + strip)
+    elif data.get("augmentation") == "none":
+        parts.append("<p>No augmentation: <code>data.transforms.train</code> has no random step.</p>")
+    return "".join(parts)
+
+
 def environment(manifest: dict) -> str:
     keys = ("trainlab", "python", "torch", "torchvision", "platform", "device", "seed", "git", "started", "cwd",
             "test_evaluations")
@@ -210,6 +236,8 @@ def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
         out.append(section("activations", "Activations per layer", image(run_dir / "activations.png",
                                                                           "activation distributions")
                            + activity_table(result.get("activity", {}))))
+    if result.get("data"):
+        out.append(section("data", "Data", data_overview(run_dir, result)))
     out += [section("model", "Model", f"<pre>{esc(_text(run_dir / 'summary.txt'))}</pre>"),
             section("config", "Config", f"<pre>{esc(cfg_text)}</pre>"),
             section("environment", "Environment", environment(_json(run_dir / "manifest.json")))]
