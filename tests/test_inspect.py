@@ -85,3 +85,17 @@ def test_inspect_command_writes_page_and_counts_test(run_dir, cli, tmp_path):
 def test_inspect_bad_top(run_dir, cli):
     code, _, err = cli("inspect", run_dir, "--top", "0")
     assert code == 2 and "--top" in err
+
+
+def test_report_mistakes_section_is_the_inspect_ranking(run_dir):
+    """The training run's report lists the same highest-loss validation samples `trainlab inspect` ranks."""
+    result = json.loads((run_dir / "result.json").read_text())
+    top = top_losses(run_dir, split="val", k=8)
+    assert [s["index"] for s in result["mistakes"]["top_losses"]] == [t["index"] for t in top]
+    p = split_predictions(run_dir, "val")
+    assert result["mistakes"]["errors"] == int((p.predicted != p.labels).sum()) > 0
+    assert result["mistakes"]["samples"] == len(p.labels)
+    assert result["mistakes"]["image"] == "mistakes.png" and "mistakes.png" in result["plots"]
+    page = (run_dir / "report.html").read_text()
+    assert '<section id="mistakes"><h2>Mistakes</h2>' in page
+    assert all(f"<td>{t['index']}</td>" in page for t in top)

@@ -17,7 +17,8 @@ from trainlab.run.config import build_config
 from trainlab.workflows.train import train_run
 
 SECTIONS = ["Overview", "Diagnosis", "Learning curves", "Test metrics", "Confusion matrix", "Per-class metrics",
-            "Gradients per layer", "Activations per layer", "Data", "Model", "Config", "Environment"]
+            "Gradients per layer", "Activations per layer", "Mistakes", "Data",
+            "Model", "Config", "Environment"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -38,7 +39,7 @@ def test_report_is_self_contained_and_complete(run_dir):
     assert urls and all(u.startswith(("data:", "#")) for u in urls), [u[:40] for u in urls if not u.startswith("d")]
     assert "http://" not in page and "https://" not in page and "url(" not in page
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 5  # curves, confusion matrix, per-class, gradients, activations
+    assert len(images) == 6  # curves, confusion matrix, per-class, gradients, activations, mistakes
     for data in images:
         with Image.open(io.BytesIO(base64.b64decode(data))) as im:
             assert im.format == "PNG" and im.size[0] > 300
@@ -48,7 +49,7 @@ def test_report_is_self_contained_and_complete(run_dir):
     assert f"{result['test']['accuracy']:.4f}" in page  # the headline test metric
     assert "  lr: 0.01\n" in page and "num_threads: 1" in page  # the resolved config
     assert result["plots"] == ["activations.png", "confusion_matrix.png", "curves.png", "gradients.png",
-                               "per_class.png"]
+                               "mistakes.png", "per_class.png"]
     per_class = result["per_class"]
     assert list(per_class) == [str(i) for i in range(10)]
     n_test = len(json.loads((run_dir / "splits.json").read_text())["test"])
@@ -97,7 +98,7 @@ def test_report_renders_in_chromium(browser, run_dir, tmp_path):
     assert page.locator("h2").all_inner_texts() == SECTIONS
     # every embedded image decoded to its real size (a broken data URI leaves naturalWidth 0)
     widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert len(widths) == 5 and min(widths) > 300
+    assert len(widths) == 6 and min(widths) > 300
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     with Image.open(tmp_path / "report.png") as shot:
         assert shot.size[0] == 1280 and shot.size[1] > 3000  # the whole page, not one screen

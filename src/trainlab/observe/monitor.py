@@ -30,7 +30,7 @@ from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
 from trainlab.engine.pitfalls import content_hashes
 from trainlab.engine.signals import layer_labels
-from trainlab.observe import data_page, plots, report, tb
+from trainlab.observe import data_page, mistakes, plots, report, tb
 
 SIGNALS_FILE = "diagnostics.jsonl"  # one line per epoch: gradient RMS, dead units, step losses (for resume)
 
@@ -143,6 +143,8 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     result.update(test_breakdown(trainer, view, out))
     result["activity"] = rounded(trainer.guide.activity[-1]) if trainer.guide.activity else {}
     result["data"] = data_overview(view, out)
+    if trainer.task == "classification":
+        result["mistakes"] = val_mistakes(trainer, view, out)
     result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
                                 layer_labels(trainer.model), trainer.guide.activity)
     if mon is not None:
@@ -221,6 +223,26 @@ def data_overview(view, out: Path, samples: int = 8) -> dict:
         if view.train_pipe.random:
             data_page.strip_png(preview.augmentation_preview(view, samples), out / "augmentation.png")
     return overview
+
+
+def val_mistakes(trainer, view, out: Path, k: int = 8) -> dict:
+    """The report's Mistakes section: the validation split's top-k losses (mistakes.png for images) and most
+    confused class pairs, from one more pass over the validation batches (best weights, no random numbers)."""
+    batches = view.batches("val", trainer.device)
+    if batches is None:
+        return {}
+    outputs, targets, _ = trainer.collect(batches)
+    if targets.ndim != 1:
+        return {}
+    labels = targets.long().cpu()
+    losses = torch.nn.functional.cross_entropy(outputs.cpu(), labels, reduction="none")
+    p = mistakes.SplitPredictions(view.data, "pool", np.asarray(view.val_idx), labels.numpy(),
+                                  outputs.cpu().softmax(-1).numpy(), losses.numpy())
+    classes = view.bundle.classes or [str(i) for i in range(outputs.shape[-1])]
+    found, top = mistakes.summary(p, classes, k)
+    if mistakes.mistakes_png(top, out / "mistakes.png") is not None:
+        found["image"] = "mistakes.png"
+    return found
 
 
 def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:

@@ -202,6 +202,22 @@ def data_overview(run_dir: Path, result: dict) -> str:
     return "".join(parts)
 
 
+def mistakes_overview(run_dir: Path, m: dict) -> str:
+    """The validation split's highest-loss samples and most-confused class pairs (from result["mistakes"])."""
+    where = ' (path)' if any(s.get("path") for s in m.get("top_losses", [])) else ""
+    rows = [[s["index"], s.get("path") or esc(str(s.get("text", ""))[:80]), s["true"], s["predicted"],
+             _num(s["probability"]), _num(s["loss"])] for s in m.get("top_losses", [])]
+    pairs = [[c["true"], c["predicted"], c["count"]] for c in m.get("confused_pairs", [])]
+    return (f"<p>validation split: {m.get('errors', 0)} of {m.get('samples', 0)} misclassified. "
+            "<code>trainlab inspect RUN_DIR</code> shows every mistake, per class, with attribution maps "
+            "(<code>--attribution</code>) and the model's internals (<code>--internals</code>).</p>"
+            + image(run_dir / "mistakes.png", "highest-loss validation samples")
+            + "<h3>Highest losses</h3>" + table(rows, ["index", f"sample{where}", "true", "predicted as",
+                                                          "probability", "loss"])
+            + ("<h3>Most-confused class pairs</h3>" + table(pairs, ["true", "predicted as", "count"])
+               if pairs else ""))
+
+
 def environment(manifest: dict) -> str:
     keys = ("trainlab", "python", "torch", "torchvision", "platform", "device", "seed", "git", "started", "cwd",
             "test_evaluations")
@@ -236,6 +252,8 @@ def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
         out.append(section("activations", "Activations per layer", image(run_dir / "activations.png",
                                                                           "activation distributions")
                            + activity_table(result.get("activity", {}))))
+    if result.get("mistakes"):
+        out.append(section("mistakes", "Mistakes", mistakes_overview(run_dir, result["mistakes"])))
     if result.get("data"):
         out.append(section("data", "Data", data_overview(run_dir, result)))
     out += [section("model", "Model", f"<pre>{esc(_text(run_dir / 'summary.txt'))}</pre>"),

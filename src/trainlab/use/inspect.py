@@ -12,38 +12,25 @@ so it ranks samples by how surely the model contradicts their label. Indices are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix
 
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_json
-from trainlab.data.describe import describe_sample
-from trainlab.data.prepare import LoadedData
 from trainlab.observe.gallery import cards_html, gallery_page, json_safe
+from trainlab.observe.mistakes import (  # noqa: F401  (re-exported: `from trainlab.use.inspect import ...`)
+    SplitPredictions,
+    confused_pairs,
+    describe,
+    mistakes_by_class,
+    rank_losses,
+)
 from trainlab.observe.report import esc, table
 from trainlab.use.evaluate import load_matching_data, record_test_evaluation
 from trainlab.use.loaded import Run, load_run
-
-
-@dataclass
-class SplitPredictions:
-    """Every sample of one split with the model's view of it; row i of each array is the same sample."""
-
-    data: LoadedData
-    where: str  # "pool" or "test": which dataset `indices` point into
-    indices: np.ndarray  # (N,) dataset positions
-    labels: np.ndarray  # (N,) given class
-    probs: np.ndarray  # (N, C) softmax of the best weights
-    losses: np.ndarray  # (N,) cross-entropy
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probs.argmax(1)
 
 
 def _as_run(run: Run | str | Path) -> Run:
@@ -75,48 +62,12 @@ def split_predictions(run: Run | str | Path, split: str = "val") -> SplitPredict
                             losses.numpy())
 
 
-def describe(p: SplitPredictions, row: int, classes: list[str]) -> dict:
-    """Sample `row` of the split with its given and predicted class, probability and loss."""
-    sample = describe_sample(p.data.bundle, p.where, int(p.indices[row]))
-    pred = int(p.predicted[row])
-    sample.update(true=classes[int(p.labels[row])], predicted=classes[pred], probability=float(p.probs[row, pred]),
-                  true_probability=float(p.probs[row, int(p.labels[row])]), loss=float(p.losses[row]))
-    return sample
-
-
 def top_losses(run: Run | str | Path, split: str = "val", k: int = 16,
                predictions: SplitPredictions | None = None) -> list[dict]:
     """The k samples of `split` with the highest cross-entropy, highest first."""
     run = _as_run(run)
     p = predictions if predictions is not None else split_predictions(run, split)
-    order = np.argsort(-p.losses, kind="stable")[:k]
-    return [describe(p, int(r), run.classes) for r in order]
-
-
-def confused_pairs(p: SplitPredictions, classes: list[str], k: int = 5, examples: int = 4) -> list[dict]:
-    """The k (true, predicted) class pairs with the most mistakes, each with its highest-loss examples."""
-    cm = confusion_matrix(p.labels, p.predicted, labels=range(len(classes)))
-    np.fill_diagonal(cm, 0)
-    pairs = [(int(cm[t, q]), t, q) for t in range(len(classes)) for q in range(len(classes)) if cm[t, q] > 0]
-    pairs.sort(key=lambda c: (-c[0], c[1], c[2]))
-    out = []
-    for count, t, q in pairs[:k]:
-        rows = np.flatnonzero((p.labels == t) & (p.predicted == q))
-        rows = rows[np.argsort(-p.losses[rows], kind="stable")][:examples]
-        out.append({"true": classes[t], "predicted": classes[q], "count": count,
-                    "examples": [describe(p, int(r), classes) for r in rows]})
-    return out
-
-
-def mistakes_by_class(p: SplitPredictions, classes: list[str], per_class: int = 8) -> dict[str, list[dict]]:
-    """Per true class, its misclassified samples (highest loss first, at most `per_class`)."""
-    out = {}
-    for c, name in enumerate(classes):
-        rows = np.flatnonzero((p.labels == c) & (p.predicted != c))
-        rows = rows[np.argsort(-p.losses[rows], kind="stable")][:per_class]
-        if len(rows):
-            out[name] = [describe(p, int(r), classes) for r in rows]
-    return out
+    return rank_losses(p, run.classes, k)
 
 
 def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Path | None = None,
