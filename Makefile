@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-peers clean venv
+.PHONY: demo test lint figures bench bench-peers clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
+
+# every picture of docs/observe.md, from small runs trained on the spot (~30 s, one thread; needs chromium)
+figures: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python docs/figures.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py

@@ -205,6 +205,7 @@ def activation_distributions(activity: list[dict[str, dict]], path: Path) -> Pat
         title = f"{name} ({last['kind']})" + (f": {last[share]:.0%} {share}" if share else "")
         ax.set_title(title, fontsize=8)
         ax.set_xlabel("epoch", fontsize=7)
+        ax.locator_params(axis="x", integer=True)  # epochs are whole: no 1.5 ticks on a 3-epoch run
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(layers):]:
