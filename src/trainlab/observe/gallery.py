@@ -25,7 +25,8 @@ CARD_CSS = """<style>
 .card img { image-rendering: pixelated; display: block; margin-bottom: 4px; }
 .card .text { font-family: ui-monospace, monospace; max-height: 7em; overflow: hidden; }
 </style>"""
-LABELS = ("true", "predicted", "probability", "loss", "given", "suggested", "quality")
+LABELS = ("true", "predicted", "probability", "true_probability", "loss", "given", "suggested", "quality")
+SHOWN_AS = {"probability": "p(predicted)", "true_probability": "p(true)"}  # which class each probability is of
 
 
 def png_base64(image: np.ndarray, size: int = THUMB) -> str:
@@ -66,7 +67,8 @@ def card(sample: dict) -> str:
     for key in LABELS:
         if key in sample:
             v = sample[key]
-            lines.append(f"{key}: {v:.3f}" if isinstance(v, float) else f"{key}: {esc(v)}")
+            name = SHOWN_AS.get(key, key)
+            lines.append(f"{name}: {v:.3f}" if isinstance(v, float) else f"{name}: {esc(v)}")
     return f'<div class="card">{sample_view(sample)}{"<br>".join(lines)}</div>'
 
 
