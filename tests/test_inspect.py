@@ -99,3 +99,41 @@ def test_report_mistakes_section_is_the_inspect_ranking(run_dir):
     page = (run_dir / "report.html").read_text()
     assert '<section id="mistakes"><h2>Mistakes</h2>' in page
     assert all(f"<td>{t['index']}</td>" in page for t in top)
+
+
+def test_top_losses_of_a_users_own_dataset():
+    """A course-style Dataset (uint8 pixels scaled in __getitem__) and a plain model: the ranking is the
+    cross-entropy recomputed by hand, and the worst sample is the one we mislabelled on purpose."""
+    from torch.utils.data import Dataset
+
+    from trainlab.use.inspect import dataset_top_losses
+
+    d = load_digits()
+
+    class CourseDataset(Dataset):
+        def __init__(self):
+            self.x = torch.from_numpy(d.images[:300]).to(torch.uint8)  # (300, 8, 8) in 0..16
+            self.y = torch.from_numpy(d.target[:300]).long().clone()
+            self.y[7] = (self.y[7] + 5) % 10  # one wrong label
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return self.x[i].float().flatten() / 16.0, int(self.y[i])
+
+    ds = CourseDataset()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = torch.stack([ds[i][0] for i in range(len(ds))]), ds.y
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), torch.from_numpy(d.target[:300]).long()).backward()
+        opt.step()  # trained on the TRUE labels: sample 7's given label contradicts the model
+    top = dataset_top_losses(model, ds, k=5, batch_size=64)
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(model(x), y, reduction="none")
+    assert [t["index"] for t in top] == torch.argsort(-losses)[:5].tolist()
+    assert top[0]["index"] == 7 and top[0]["true"] == int(y[7]) and top[0]["predicted"] == int(d.target[7])
+    assert top[0]["loss"] == pytest.approx(float(losses[7]), rel=1e-5)

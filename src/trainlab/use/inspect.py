@@ -3,8 +3,9 @@
     trainlab inspect runs/demo                    # validation split -> runs/demo/inspect-val/inspect.html
     trainlab inspect runs/demo --split test --top 32 --out look/   # counts as a test evaluation
 
-    from trainlab.use.inspect import top_losses
+    from trainlab.use.inspect import top_losses, dataset_top_losses
     top_losses("runs/demo", split="val", k=16)    # -> [{"index", "path"?, "true", "predicted", "loss", ...}]
+    dataset_top_losses(model, my_dataset, k=16)   # any torch Dataset of (x, label) and any classifier
 
 Loss here is the plain per-sample cross-entropy of the best weights (no label smoothing or class weights),
 so it ranks samples by how surely the model contradicts their label. Indices are positions in the dataset
@@ -68,6 +69,29 @@ def top_losses(run: Run | str | Path, split: str = "val", k: int = 16,
     run = _as_run(run)
     p = predictions if predictions is not None else split_predictions(run, split)
     return rank_losses(p, run.classes, k)
+
+
+@torch.no_grad()
+def dataset_top_losses(model: torch.nn.Module, dataset, k: int = 16, batch_size: int = 256) -> list[dict]:
+    """Any map-style classification Dataset (yours: `__getitem__` -> (x, label)) and a model: the k samples
+    with the highest cross-entropy, highest first, as {"index", "true", "predicted", "probability",
+    "true_probability", "loss"} (classes as integers). Samples go through the model exactly as the Dataset
+    returns them, in order; nothing is shuffled or transformed."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits, labels = zip(*[(model(x.to(device)).float().cpu(), torch.as_tensor(y).long()) for x, y in loader],
+                         strict=True)
+    model.train(was_training)
+    logits, labels = torch.cat(logits), torch.cat(labels)  # (N, C), (N,)
+    losses, probs = F.cross_entropy(logits, labels, reduction="none"), logits.softmax(-1)
+    out = []
+    for i in torch.argsort(-losses, stable=True)[:k].tolist():
+        pred = int(probs[i].argmax())
+        out.append({"index": i, "true": int(labels[i]), "predicted": pred, "probability": float(probs[i, pred]),
+                    "true_probability": float(probs[i, labels[i]]), "loss": float(losses[i])})
+    return out
 
 
 def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Path | None = None,
