@@ -6,8 +6,8 @@
 1. Trainer.fit vs a minimal hand-written loop on identical tensors (course MLP, batch 64 and 256).
 2. One training epoch: trainlab's data path for the MNIST config vs the tutorial pipeline
    (torchvision MNIST + ToTensor + Normalize + DataLoader), same model and optimizer.
-3. Time to test accuracy on real MNIST (../shared/data or $TRAINLAB_MNIST_ROOT): course MLP to 98.0%,
-   mnist-cnn to 99.0%, trainlab vs the tutorial pipeline.
+3. Time to test accuracy on real MNIST (../shared/data or $TRAINLAB_MNIST_ROOT): examples/mnist-mlp.yaml to
+   98.0% and examples/mnist-cnn.yaml to 99.0%, beside the same recipes hand-written (bench/recipes), seeds 0-2.
 4. Samples/s vs batch size; peak memory of the streaming path at 1x and 10x dataset size.
 5. Start-up: `trainlab --version`, `--help` and a config error beside `python -c pass` and `import torch`.
 6. The course's CustomDataset (uint8 scaled in __getitem__) through Trainer.fit vs a TensorDataset.
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import time_to_accuracy
 import torch
 from custom_dataset import bench_custom_dataset
 from startup import bench_startup
@@ -138,8 +139,8 @@ def tutorial_epoch(model, opt, loader) -> None:
 
 
 def trainlab_setup(config: str, overrides=()):
-    from trainlab.run.config import load_config
     from trainlab.data.prepare import load_data
+    from trainlab.run.config import load_config
 
     cfg = load_config(ROOT / "examples" / config, [f"data.root={MNIST_ROOT}", *overrides])
     data = load_data(cfg)
@@ -181,73 +182,10 @@ def bench_epoch(reps: int) -> dict:
 
 # ----------------------------------------------------------------------------- 3. time to accuracy
 
-def _tutorial_to_target(model_fn, lr: float, target: float, max_epochs: int, batch_size: int = 64,
-                        seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    model, loader, test = model_fn(), tutorial_loader(batch_size), tutorial_loader(1000, train=False)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    elapsed, acc = 0.0, 0.0
-    for epoch in range(1, max_epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        tutorial_epoch(model, opt, loader)
-        elapsed += time.perf_counter() - t0
-        model.eval()
-        with torch.no_grad():
-            correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in test)
-        acc = correct / len(test.dataset)
-        if acc >= target:
-            return {"epochs": epoch, "train_seconds": elapsed, "test_accuracy": acc}
-    return {"epochs": None, "train_seconds": elapsed, "test_accuracy": acc}
-
-
-def _trainlab_to_target(config: str, target: float, max_epochs: int, seed: int = 0) -> dict:
-    from trainlab import Trainer
-    from trainlab.models.catalog import build_model
-
-    cfg, view = trainlab_setup(config, [f"train.epochs={max_epochs}", f"seed={seed}"])
-    dev = torch.device("cpu")
-    train_b, test_b = view.batches("train", dev), view.batches("test", dev)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, view.input_shape, 10)
-    state = {"elapsed": 0.0, "t0": time.perf_counter(), "hit": None}
-
-    def hook(trainer, record):  # time only training; evaluate test outside the clock
-        state["elapsed"] += time.perf_counter() - state["t0"]
-        acc = trainer.evaluate(test_b)["accuracy"]
-        if acc >= target and state["hit"] is None:
-            state["hit"] = {"epochs": record["epoch"], "train_seconds": state["elapsed"], "test_accuracy": acc}
-            trainer.stop = True
-        state["last"] = acc
-        state["t0"] = time.perf_counter()
-
-    trainer = Trainer(model, cfg.train, seed=cfg.seed, task="classification", hooks=[hook], progress=False)
-    trainer.monitor = "train_loss"  # no validation split in this benchmark: every training sample counts
-    trainer.fit(train_b, None, max_epochs)
-    return state["hit"] or {"epochs": None, "train_seconds": state["elapsed"], "test_accuracy": state.get("last")}
-
-
 def bench_time_to_accuracy(reps: int) -> dict:
-    from trainlab.run.config import load_config
-    from trainlab.models.catalog import build_model
-
-    out = {}
-    # the MLP is cheap enough to repeat (seeds 0..2, median); the CNN is recorded once (minutes per epoch pair)
-    for config, target, max_epochs, n_reps in (("mnist-mlp.yaml", 0.98, 30, min(reps, 3)),
-                                               ("mnist-cnn.yaml", 0.99, 8, 1)):
-        cfg = load_config(ROOT / "examples" / config)
-        model_fn = lambda cfg=cfg: build_model(cfg.model, (1, 28, 28), 10)  # noqa: E731
-        labs, tuts, ratios = [], [], []
-        for seed in range(n_reps):
-            lab = _trainlab_to_target(config, target, max_epochs, seed)
-            tut = _tutorial_to_target(model_fn, cfg.train.lr, target, max_epochs, cfg.data.batch_size, seed)
-            labs.append(lab)
-            tuts.append(tut)
-            if lab["epochs"] and tut["epochs"]:
-                ratios.append(lab["train_seconds"] / tut["train_seconds"])
-        out[config] = {"target": target, "trainlab": labs, "tutorial": tuts, "ratios": ratios,
-                       "time_ratio_trainlab_over_tutorial": median(ratios) if ratios else None}
-    return out
+    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
+        return {"skipped": f"no MNIST under {MNIST_ROOT}"}
+    return time_to_accuracy.bench_time_to_accuracy(MNIST_ROOT, min(reps, 3))
 
 
 # ----------------------------------------------------------------------------- 4. scaling and memory

@@ -34,7 +34,8 @@ class CustomDataset(Dataset):
 
 def _epoch(data, cache) -> float:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 196), nn.ReLU(), nn.Linear(196, 49), nn.ReLU(), nn.Linear(49, 10))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 196), nn.ReLU(), nn.Linear(196, 49), nn.ReLU(),
+                          nn.Linear(49, 10))
     trainer = Trainer(model, lr=1e-3, metrics=["accuracy"], progress=False)
     t0 = time.perf_counter()
     trainer.fit(data, epochs=1, batch_size=64, cache=cache)  # includes the one-off read of a custom Dataset

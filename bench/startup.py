@@ -40,7 +40,7 @@ def bench_startup(reps: int) -> dict:
         bad.write_text("data: {name: digits}\ntrain: {epoch: 3}\n")  # unknown key train.epoch
         cmds = commands(bad)
         times = {name: [] for name in cmds}
-        for name, cmd in cmds.items():  # warm-up: file cache, .pyc
+        for cmd in cmds.values():  # warm-up: file cache, .pyc
             wall(cmd)
         for _ in range(reps):
             for name, cmd in cmds.items():

@@ -19,10 +19,10 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from trainlab.core.errors import UserError
 
@@ -43,7 +43,7 @@ def decode_image(im: Image.Image, size: tuple[int, int], channels: int) -> torch
     h, w = size
     if im.size != (w, h):
         im = im.resize((w, h), Image.Resampling.BILINEAR)
-    return TF.pil_to_tensor(im)  # (C, H, W) uint8
+    return torch.from_numpy(np.asarray(im).copy()).reshape(h, w, -1).permute(2, 0, 1)  # (C, H, W) uint8
 
 
 def decoding(size: tuple[int, int] | list[int], channels: int) -> dict:

@@ -93,8 +93,11 @@ class DataView:
         self.train_pipe = Pipeline(dcfg.transforms.train, uint8)
         self.eval_pipe = Pipeline(dcfg.transforms.eval, uint8)
         fit_x = _fit_inputs(_subset(bundle.pool, train_idx))
-        self.train_pipe.fit(fit_x)
         self.eval_pipe.fit(fit_x)
+        if self.train_pipe.specs == self.eval_pipe.specs:  # the usual [normalize] twice: fit once
+            self.train_pipe.fit_like(self.eval_pipe)
+        else:
+            self.train_pipe.fit(fit_x)
         self.input_shape = tuple(self.eval_pipe(fit_x[:1]).shape[1:])
 
     def dataset(self, split: str):

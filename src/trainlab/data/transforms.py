@@ -13,7 +13,6 @@ in-memory and streaming paths both augment batched and a resumed run replays the
 from __future__ import annotations
 
 import torch
-from torchvision.transforms.v2 import functional as TF
 
 from trainlab.core.errors import UserError
 from trainlab.data.catalog import TRANSFORMS
@@ -93,18 +92,22 @@ def _numbers(name: str, value) -> torch.Tensor:
 
 
 class Functional:
-    """A deterministic torchvision.transforms.v2.functional op with fixed arguments (resize, center_crop, ...)."""
+    """A deterministic torchvision.transforms.v2.functional op with fixed arguments (resize, center_crop, ...),
+    named and looked up when first applied: importing torchvision costs about 1.2 s (it pulls in
+    torch._dynamo), which a run whose pipeline is only `normalize` never has to pay."""
 
     random = False
 
-    def __init__(self, fn, **kwargs):
-        self.fn, self.kwargs = fn, kwargs
+    def __init__(self, name: str, **kwargs):
+        self.name, self.kwargs = name, kwargs
 
     def __call__(self, x: torch.Tensor, g=None) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as TF  # start-up time: see the class docstring
+
         if x.ndim != 4:
-            raise UserError(f"transform {self.fn.__name__} works on images (B, C, H, W); these inputs have shape "
+            raise UserError(f"transform {self.name} works on images (B, C, H, W); these inputs have shape "
                             f"{tuple(x.shape[1:])} per sample")
-        return self.fn(x, **self.kwargs)
+        return getattr(TF, self.name)(x, **self.kwargs)
 
 
 MAX_SIZE = 4096  # pixels per side: a typo like 100000 would decode to gigabytes
@@ -123,17 +126,17 @@ def to_float(dtype: str = "float32", scale: bool = True) -> ToFloat:
 
 
 def resize(size) -> Functional:
-    return Functional(TF.resize, size=_size(size), antialias=True)
+    return Functional("resize", size=_size(size), antialias=True)
 
 
 def center_crop(size) -> Functional:
-    return Functional(TF.center_crop, output_size=_size(size))
+    return Functional("center_crop", output_size=_size(size))
 
 
 def grayscale(num_output_channels: int = 1) -> Functional:
     if num_output_channels not in (1, 3) or isinstance(num_output_channels, bool):
         raise UserError(f"grayscale: num_output_channels must be 1 or 3, got {num_output_channels!r}")
-    return Functional(TF.rgb_to_grayscale, num_output_channels=num_output_channels)
+    return Functional("rgb_to_grayscale", num_output_channels=num_output_channels)
 
 
 def build_step(spec: dict | str):
@@ -187,11 +190,18 @@ class Pipeline:
 
     def fit(self, x: torch.Tensor) -> None:
         """Fit `normalize` statistics on training inputs x (N, ...), skipping random augmentations."""
-        for s in self.steps:
+        fitted = [i for i, s in enumerate(self.steps) if isinstance(s, Normalize)]
+        for s in self.steps[:fitted[-1] + 1] if fitted else ():  # nothing after the last normalize is needed
             if isinstance(s, Normalize):
                 s.fit(x)
             if not s.random:
                 x = s(x)
+
+    def fit_like(self, other: Pipeline) -> None:
+        """Take the fitted statistics of a pipeline with the same steps (train and eval both `[normalize]`)."""
+        for mine, theirs in zip(self.steps, other.steps, strict=True):
+            if isinstance(mine, Normalize):
+                mine.mean, mine.std = theirs.mean, theirs.std
 
     def state(self) -> list[dict]:
         """The specs with fitted statistics filled in: enough to rebuild the same pipeline for predict/export."""

@@ -47,7 +47,9 @@ def configure_torch(cfg: Config) -> None:
     """Threads and determinism are process-wide settings: set them once per command."""
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+    if cfg.train.deterministic != torch.are_deterministic_algorithms_enabled():
+        # only on a change: the call imports torch._inductor.config (about 1.3 s measured) even to switch off
+        torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
 
 
 def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
