@@ -1,6 +1,6 @@
 """trainlab speed benchmarks (`make bench`): side by side, alternating, medians of repeated runs.
 
-    python bench/bench.py                 # all four, writes bench/results.json and prints markdown tables
+    python bench/bench.py                 # all seven, writes bench/results.json and prints markdown tables
     python bench/bench.py --only 1 2 --reps 5
 
 1. Trainer.fit vs a minimal hand-written loop on identical tensors (course MLP, batch 64 and 256).
@@ -11,6 +11,7 @@
 4. Samples/s vs batch size; peak memory of the streaming path at 1x and 10x dataset size.
 5. Start-up: `trainlab --version`, `--help` and a config error beside `python -c pass` and `import torch`.
 6. The course's CustomDataset (uint8 scaled in __getitem__) through Trainer.fit vs a TensorDataset.
+7. A whole `trainlab train` process (one epoch of examples/mnist-mlp.yaml) vs a hand-written script: wall, memory.
 Timings on a shared machine are noisy: read the ratios, which are measured in alternating runs.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import time_to_accuracy
 import torch
 from custom_dataset import bench_custom_dataset
+from lean import bench_lean
 from startup import bench_startup
 from torch import nn
 
@@ -245,8 +247,15 @@ def bench_custom(reps: int) -> dict:
     return bench_custom_dataset(reps, images.reshape(-1, 28, 28), y)
 
 
+def bench_whole_process(reps: int) -> dict:
+    if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
+        return {"skipped": f"no MNIST under {MNIST_ROOT}"}
+    return bench_lean(MNIST_ROOT, max(3, reps - 1))
+
+
 BENCHES = {1: ("overhead", bench_overhead), 2: ("epoch", bench_epoch), 3: ("time_to_accuracy", bench_time_to_accuracy),
-           4: ("scaling", bench_scaling), 5: ("startup", bench_startup), 6: ("custom_dataset", bench_custom)}
+           4: ("scaling", bench_scaling), 5: ("startup", bench_startup), 6: ("custom_dataset", bench_custom),
+           7: ("whole_process", bench_whole_process)}
 
 
 

@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # issue 6: what each benchmark must show
     "overhead": 0.95,  # trainlab samples/s / hand-written samples/s
     "epoch": 4.0,  # tutorial epoch time / trainlab epoch time, per sample
-    "time_to_accuracy": 0.2,  # trainlab time-to-98% / tutorial time-to-98% (course MLP)
     "memory": 1.2,  # streaming peak RSS at 10x data / at 1x
 }
 
@@ -69,28 +68,70 @@ def epoch_section(r: dict) -> list[str]:
 
 
 def tta_section(r: dict) -> list[str]:
-    lines = ["## 3. Time to test accuracy on real MNIST", "",
-             "Training time only (test evaluation after each epoch is outside the clock). Both pipelines use the "
-             "example config's model, optimizer, learning rate and batch size; trainlab also uses the config's "
-             "scheduler and augmentation, the tutorial a constant learning rate, as tutorials do.", "",
-             "| config | target | seed | trainlab: epochs, seconds, test acc | tutorial: epochs, seconds, test acc | "
-             "ratio |", "|---|---|---|---|---|---|"]
+    lines = ["## 3. Time to test accuracy: the shipped recipes beside the same recipes hand-written", "",
+             "`python bench/bench.py --only 3` (bench/time_to_accuracy.py). Each example config trains through "
+             "`Trainer.fit` exactly as written; beside it, in the same process and alternating, the same recipe "
+             "hand-written in plain PyTorch (bench/recipes/handwritten_mlp.py, handwritten_cnn.py: same 54,000 "
+             "training images, model, batch size, Adam, one-cycle schedule, label smoothing, bf16 autocast). "
+             "Seconds to target = the epochs up to the first whose test accuracy (scored off the clock) reaches "
+             "the target, first-call costs included on both sides. trainlab's seconds also include its "
+             "validation pass and diagnosis probes every epoch, which the bare loop does not do.", "",
+             "| config | target | seed | trainlab: epochs, seconds, final test acc | hand-written: epochs, seconds, "
+             "final test acc | ratio |", "|---|---|---|---|---|---|"]
     for config, v in r.items():
-        if not isinstance(v, dict):
+        if not isinstance(v, dict) or "trainlab" not in v:
             continue
-        for seed, (lab, tut) in enumerate(zip(v["trainlab"], v["tutorial"], strict=True)):
-            ratio = (lab["train_seconds"] / tut["train_seconds"]) if lab["epochs"] and tut["epochs"] else None
-            lines.append(f"| `{config}` | {v['target']:.2f} | {seed} | {lab['epochs'] or 'not reached'}, "
-                         f"{lab['train_seconds']:.1f} s, {_fmt(lab['test_accuracy'], 4)} | "
-                         f"{tut['epochs'] or 'not reached'}, {tut['train_seconds']:.1f} s, "
-                         f"{_fmt(tut['test_accuracy'], 4)} | {_fmt(ratio, 3)} |")
-    mlp = r.get("mnist-mlp.yaml", {}).get("time_ratio_trainlab_over_tutorial")
-    met = None if mlp is None else mlp <= TARGETS["time_to_accuracy"]
-    lines += ["", f"Course MLP to 98.0%: trainlab needs **{_fmt(mlp, 3)}** of the tutorial's time (median; target "
-              f"≤ {TARGETS['time_to_accuracy']}: {verdict(met)})."]
-    cnn = r.get("mnist-cnn.yaml", {}).get("time_ratio_trainlab_over_tutorial")
-    lines += [f"`mnist-cnn` to 99.0% (recorded, no target): ratio {_fmt(cnn, 3)}.", ""]
+        for lab, hand in zip(v["trainlab"], v["handwritten"], strict=True):
+            ratio = (lab["seconds_to_target"] / hand["seconds_to_target"]) if lab["seconds_to_target"] and \
+                hand["seconds_to_target"] else None
+            lines.append(f"| `{config}` | {v['target']:.2f} | {lab['seed']} | "
+                         f"{lab['epochs_to_target'] or 'not reached'}, {_fmt(lab['seconds_to_target'])} s, "
+                         f"{lab['final_test_acc']:.4f} | {hand['epochs_to_target'] or 'not reached'}, "
+                         f"{_fmt(hand['seconds_to_target'])} s, {hand['final_test_acc']:.4f} | {_fmt(ratio, 2)} |")
+    mlp, cnn = r.get("mnist-mlp.yaml", {}), r.get("mnist-cnn.yaml", {})
+    lines.append("")
+    if mlp:
+        ok = None if mlp["median_ratio"] is None else (mlp["median_ratio"] <= 1.2 and
+                                                      (mlp["median_trainlab_seconds"] or 99) < 4)
+        lines.append(f"Course MLP to 98.0%: median test accuracy {mlp['median_trainlab_test_acc']:.4f}, "
+                     f"**{_fmt(mlp['median_trainlab_seconds'])} s** (training pass alone "
+                     f"{_fmt(mlp['median_trainlab_train_seconds'])} s) vs {_fmt(mlp['median_handwritten_seconds'])} "
+                     f"s hand-written; median ratio **{_fmt(mlp['median_ratio'])}** (targets: ≤ 1.2x and < 4 s: "
+                     f"{verdict(ok)}).")
+    if cnn:
+        speed = None if not cnn["median_ratio"] else 1 / cnn["median_ratio"]
+        ok = None if speed is None else (speed >= 0.9 and (cnn["median_trainlab_seconds"] or 99) < 30
+                                         and cnn["median_trainlab_test_acc"] >= 0.99)
+        lines.append(f"MNIST CNN to 99.0%: median test accuracy {cnn['median_trainlab_test_acc']:.4f}, "
+                     f"**{_fmt(cnn['median_trainlab_seconds'])} s** vs {_fmt(cnn['median_handwritten_seconds'])} s "
+                     f"hand-written; trainlab at **{_fmt(speed)}x** the hand-written speed (targets: < 30 s, "
+                     f"≥ 0.9x: {verdict(ok)}).")
+    return lines + [""]
+
+
+def lean_section(r: dict) -> list[str]:
+    if "skipped" in r:
+        return ["## 7. A whole `trainlab train` process", "", f"Skipped: {r['skipped']}.", ""]
+    lines = ["## 7. A whole `trainlab train` process vs a hand-written script", "",
+             "`python bench/bench.py --only 7` (bench/lean.py): one epoch of `examples/mnist-mlp.yaml` as a user "
+             "runs it (imports, data, training, test evaluation, checkpoints, plots, report.html, TensorBoard, "
+             "diagnosis and baselines) beside the hand-written script doing the same epoch; fresh processes, "
+             "alternating rounds, medians.", "", "| process | wall (median) | peak memory (median) |", "|---|---|---|"]
+    lines += [f"| {name} | {r['median_wall_s'][name]:.2f} s | {r['median_peak_rss_mb'][name]:.0f} MB |"
+              for name in r["median_wall_s"]]
+    lines += ["", f"trainlab / hand-written: wall **{r['wall_ratio']:.2f}x**, peak memory **{r['rss_ratio']:.2f}x** "
+              f"(target ≤ {r['target']}x each: {verdict(r['met'])}).", ""]
     return lines
+
+
+def peers_section(table: Path) -> list[str]:
+    if not table.is_file():
+        return []
+    return ["## 8. Peers: one epoch of the course MLP on CPU", "",
+            "`make bench-peers` (bench/peers/run.sh) installs PyTorch Lightning, Keras 3 (torch backend), fastai, "
+            "skorch and PyTorch-Ignite into `.venv-peers` and times each, written the way its docs teach, beside a "
+            "hand-written loop and trainlab; see bench/peers/README.md. Its table, as `bench/peers/table.md` "
+            "recorded it:", "", table.read_text().rstrip(), ""]
 
 
 def scaling_section(r: dict) -> list[str]:
@@ -144,10 +185,11 @@ def render(results: dict, notes: str = "") -> str:
              ""]
     sections = (("overhead", overhead_section), ("epoch", epoch_section), ("time_to_accuracy", tta_section),
                 ("scaling", scaling_section), ("startup", startup_section),
-                ("custom_dataset", custom_dataset_section))
+                ("custom_dataset", custom_dataset_section), ("whole_process", lean_section))
     for key, fn in sections:
         if key in results:
             lines += fn(results[key])
+    lines += peers_section(ROOT / "bench" / "peers" / "table.md")
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -269,3 +269,19 @@ def test_healthy_blobs_raise_no_pitfall():
     trainer.fit(TensorDataset(x, y), TensorDataset(*blobs(k=4, seed=1)), epochs=2, batch_size=32)
     assert not [f for f in trainer.diagnosis.findings if f.stage == "before"], trainer.diagnosis
     assert np.isfinite(trainer.history[-1]["val_loss"])
+
+
+def test_content_hashes_equal_exactly_for_equal_rows():
+    from trainlab.engine.pitfalls import content_hashes
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(9000, 1, 5, 5, generator=g)  # 100 bytes per row: not a multiple of 8, crosses a chunk
+    x[8500] = x[3]  # an exact duplicate in another chunk
+    y = x.clone()
+    y[7].view(-1).view(torch.int32)[4] ^= 1  # one flipped bit
+    hx, hy = content_hashes(x), content_hashes(y)
+    assert len(hx) == 9000 and all(len(h) == 16 for h in hx)
+    assert hx[8500] == hx[3] and len(set(hx)) == 8999
+    assert hx[7] != hy[7] and hx[:7] == hy[:7] and hx[8:] == hy[8:]
+    assert content_hashes(torch.zeros(0, 3)) == []
+    assert content_hashes(torch.arange(6).reshape(3, 2)) != content_hashes(torch.arange(6).reshape(3, 2) + 1)

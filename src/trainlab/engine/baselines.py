@@ -4,7 +4,8 @@
     base.score(x_val, y_val, ["accuracy", "f1"])   # {"majority class": {...}, "logistic regression": {...}}
 
 Classification: the majority class and a logistic regression; regression: the mean of the training targets and
-a ridge (linear) regression - both fitted with scikit-learn on the same training split, on the flattened inputs
+a ridge (linear) regression (engine/linear_baseline.py, scikit-learn's objectives in torch) - fitted on the same
+training split, on the flattened inputs
 the network sees (tabular rows, pixels, series windows; not token ids). The linear model's cost is capped: at
 most MAX_CELLS input values (rows subsampled), none above MAX_FEATURES features. Scores use the same metric
 functions as the network (core/metrics.py), so the numbers compare.
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from trainlab.core.metrics import compute_metrics, higher_is_better
 from trainlab.engine.diagnosis import wilson
+from trainlab.engine.linear_baseline import fit_logistic, fit_ridge
 
 MAX_CELLS = 2_000_000  # training rows x features for the linear model (~1-3 s on one CPU core)
 MAX_FEATURES = 20_000  # wider inputs (e.g. 3x224x224 images) get no linear baseline
@@ -52,7 +52,7 @@ class Baselines:
             rows = min(len(x), max(MAX_CELLS // features, 50))
             keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:rows]
             xs = x[keep.to(x.device)].detach().cpu().float().reshape(rows, -1)  # (rows, features), copied once
-            linear = _fit_linear(xs.numpy(), y[keep].numpy(), task, seed)
+            linear = fit_logistic(xs, y[keep]) if task == "classification" else fit_ridge(xs, y[keep])
         return cls(task, num_outputs, constant, linear, rows, time.perf_counter() - t0)
 
     def outputs(self, x: torch.Tensor | None, n: int) -> dict[str, torch.Tensor]:
@@ -63,13 +63,13 @@ class Baselines:
         else:
             out = {const_name: self.constant.expand(n, *self.constant.shape).clone()}
         if self.linear is not None and x is not None:
-            xs = x.detach().cpu().float().reshape(len(x), -1).numpy()
-            pred = self.linear.predict_proba(xs) if self.task == "classification" else self.linear.predict(xs)
+            xs = x.detach().cpu().float().reshape(len(x), -1)
             if self.task == "classification":  # columns of the classes seen in training -> all K classes
-                full = np.zeros((len(xs), self.num_outputs), dtype=np.float32)
-                full[:, self.linear.classes_.astype(int)] = pred
-                pred = full
-            out[linear_name] = torch.as_tensor(np.asarray(pred, dtype=np.float32))
+                full = torch.zeros(len(xs), self.num_outputs)
+                full[:, self.linear.classes] = self.linear.predict_proba(xs)
+                out[linear_name] = full
+            else:
+                out[linear_name] = self.linear.predict(xs)
         return out
 
     def score(self, x: torch.Tensor | None, y: torch.Tensor, metrics: list[str]) -> dict[str, dict[str, float]]:
@@ -83,23 +83,6 @@ class Baselines:
             values = compute_metrics(metrics, out, y, self.task)
             scores[name] = {k: float(v) for k, v in values.items()}
         return scores
-
-
-def _fit_linear(x: np.ndarray, y: np.ndarray, task: str, seed: int):
-    from sklearn.linear_model import LogisticRegression, Ridge  # optional heavy dependency: imported on use
-    from sklearn.pipeline import make_pipeline  # optional heavy dependency: imported on use
-    from sklearn.preprocessing import StandardScaler  # optional heavy dependency: imported on use
-
-    if task == "classification":
-        if len(np.unique(y)) < 2:
-            return None
-        model = LogisticRegression(max_iter=300, random_state=seed)
-    else:
-        model = Ridge(alpha=1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lbfgs stopping at max_iter is fine for a baseline
-        return make_pipeline(StandardScaler(), model).fit(x, y.astype(np.int64 if task == "classification" else
-                                                                     np.float64))
 
 
 def compare(network: dict[str, float], scores: dict[str, dict[str, float]], split: str, n: int = 0) -> dict:
