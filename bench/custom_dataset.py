@@ -32,13 +32,13 @@ class CustomDataset(Dataset):
         return self.images[i].float().div(255.0).unsqueeze(0), self.labels[i]
 
 
-def _epoch(data, cache) -> float:
+def _epoch(data, cache, epochs: int = 1) -> float:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 196), nn.ReLU(), nn.Linear(196, 49), nn.ReLU(),
                           nn.Linear(49, 10))
     trainer = Trainer(model, lr=1e-3, metrics=["accuracy"], progress=False)
     t0 = time.perf_counter()
-    trainer.fit(data, epochs=1, batch_size=64, cache=cache)  # includes the one-off read of a custom Dataset
+    trainer.fit(data, epochs=epochs, batch_size=64, cache=cache)  # includes the one-off read of a custom Dataset
     return time.perf_counter() - t0
 
 
@@ -54,5 +54,10 @@ def bench_custom_dataset(reps: int, images: torch.Tensor, labels: torch.Tensor) 
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(t / c for t, c in zip(times["TensorDataset (in memory)"],
                                                     times["CustomDataset (read once, then in memory)"], strict=True))
+    # three epochs: the one-off read is paid once, then every epoch runs from memory
+    three = {k: statistics.median(_epoch(data, cache, 3) for _ in range(max(1, reps // 2)))
+             for k, (data, cache) in sides.items()}
     return {"samples": len(images), "median_epoch_s": med, "runs_s": times,
-            "speed_ratio_custom_vs_tensor": ratio, "target": TARGET, "met": ratio >= TARGET}
+            "speed_ratio_custom_vs_tensor": ratio, "target": TARGET, "met": ratio >= TARGET,
+            "three_epochs_s": three, "three_epochs_ratio": three["TensorDataset (in memory)"]
+            / three["CustomDataset (read once, then in memory)"]}

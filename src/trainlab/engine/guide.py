@@ -154,8 +154,10 @@ class Guide:
 
     def _batch_hashes(self) -> dict[str, list[bytes]]:
         """Without hashes from above: the in-memory train/val inputs as the model sees them."""
-        splits = {"train": self.train_b, "val": self.val_b}
-        return {name: pitfalls.content_hashes(b.x) for name, b in splits.items() if hasattr(b, "x")}
+        splits = {name: b for name, b in (("train", self.train_b), ("val", self.val_b)) if hasattr(b, "x")}
+        if len(splits) < 2:  # leakage is a sample shared between splits: one split has nothing to compare
+            return {}
+        return {name: pitfalls.content_hashes(b.x) for name, b in splits.items()}
 
     # ------------------------------------------------------------------ during training
 

@@ -93,6 +93,8 @@ def read_run_config(run_dir: Path, overrides: list[str] = ()) -> Config:
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml)")
     try:
         raw = read_yaml(path)
+        if not raw:  # an emptied file would validate as all defaults: another model than the one in last.pt
+            raise UserError("it is empty")
         build_config(copy.deepcopy(raw))
     except UserError as e:
         raise DamagedRun(f"{path} does not validate: {e}") from None

@@ -31,6 +31,8 @@ from trainlab.run.directory import (
     default_run_dir,
     manifest,
     prepare_run_dir,
+    read_data_description,
+    read_manifest,
     recorded_test_metrics,
     test_reuse_warning,
 )
@@ -100,6 +102,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     """
     configure_torch(cfg)
     info = distributed.from_env()
+    if resume:  # files the end of the run rewrites: a damaged one is refused before any epoch is trained
+        read_manifest(resume), read_data_description(resume)
     done = nothing_left(resume, cfg) if resume else None
     if done is not None:  # a complete run: say so, run nothing, look at nothing
         return done if info is None or info.is_main else {}
