@@ -116,7 +116,14 @@ def activation_stats(model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
                 stats[key] = layer_activity(module, out)
         return hook
 
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in mods]
+    forward_with_hooks(model, x, [(m, hook_for(name)) for name, m in mods])
+    return stats
+
+
+def forward_with_hooks(model: nn.Module, x: torch.Tensor, hooks: list) -> None:
+    """One eval-mode forward pass of `x` with forward hooks [(module, hook)] attached, then removed; the model's
+    training mode is restored. What the probes (activation_stats, feature maps) look through."""
+    handles = [m.register_forward_hook(h) for m, h in hooks]
     was_training = model.training
     try:
         model.eval()
@@ -125,7 +132,6 @@ def activation_stats(model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return stats
 
 
 def dead_relu_fractions(stats: dict[str, dict]) -> dict[str, float]:

@@ -13,18 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.observe.plots import DPI, pyplot
+from trainlab.observe.plots import pyplot, save
 
 MAX_BAR_CLASSES = 40  # more classes than this: the table says it better than unreadable bars
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    pyplot().close(fig)
-    return path
 
 
 def counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path | None:
@@ -43,7 +34,7 @@ def counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path | None:
     ax.set_ylabel("samples")
     ax.set_title("samples per class and split")
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def lengths_chart(splits: dict[str, dict], max_len: int, path: Path) -> Path:
@@ -59,7 +50,7 @@ def lengths_chart(splits: dict[str, dict], max_len: int, path: Path) -> Path:
     ax.set_xlabel("tokens per text")
     ax.set_ylabel("texts")
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def windows_chart(preview: dict, path: Path) -> Path:
@@ -82,4 +73,4 @@ def windows_chart(preview: dict, path: Path) -> Path:
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, loc="upper left")
     axes[-1, 0].set_xlabel("time step (0 = first step to predict)")
-    return _save(fig, path)
+    return save(fig, path)

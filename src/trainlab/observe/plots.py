@@ -38,6 +38,11 @@ def pyplot():
     return plt
 
 
+def save(fig, path: Path) -> Path:
+    """Lay out, write (PNG at DPI) and close a figure; other plotting modules (data_plots) save through this."""
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

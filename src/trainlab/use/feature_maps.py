@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.engine.signals import forward_with_hooks
 from trainlab.observe.gallery import png_base64
 from trainlab.observe.report import esc
 
@@ -41,14 +42,8 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: int = 2) -> list[tup
     """(1, C, H, W) input -> [(label, (channels, h, w) activation map)] of the first `layers` conv layers."""
     points = read_points(model, layers)
     seen: dict[str, torch.Tensor] = {}
-    handles = [m.register_forward_hook(lambda _m, _i, out, key=label: seen.setdefault(key, out.detach()))
-               for _, m, label in points]
-    try:
-        model.eval()
-        model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, x, [(m, lambda _m, _i, out, key=label: seen.setdefault(key, out.detach()))
+                                  for _, m, label in points])
     return [(label, seen[label][0]) for _, _, label in points if label in seen]
 
 
