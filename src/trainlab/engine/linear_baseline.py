@@ -55,7 +55,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, c: float = 1.0, max_iter: int
     target = torch.searchsorted(classes, y.long())  # (n,) index into `classes`
     weight = torch.zeros(z.shape[1], len(classes), requires_grad=True)
     bias = torch.zeros(len(classes), requires_grad=True)
-    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-5, tolerance_change=1e-9,
+    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-4, tolerance_change=1e-9,
                             history_size=10, line_search_fn="strong_wolfe")
 
     def closure():
