@@ -86,8 +86,10 @@ class Tricks:
     @torch.no_grad()
     def average_gradients(self, model: nn.Module) -> None:
         """At the end of a window: summed per-sample gradients -> their mean over the window's samples."""
+        if self.settings.accumulate == 1:  # called every optimizer step: without accumulation, no work at all
+            return
         grads = [p.grad for p in model.parameters() if p.grad is not None]
-        if self.settings.accumulate > 1 and grads:
+        if grads:
             torch._foreach_div_(grads, float(self.window_samples))
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
