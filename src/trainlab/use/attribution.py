@@ -19,6 +19,7 @@ from torch import nn
 
 from trainlab.core.errors import UserError
 from trainlab.observe.gallery import cards_html
+from trainlab.use.feature_maps import conv_read_points
 from trainlab.use.inspect import SplitPredictions, describe
 from trainlab.use.text_views import attribution_text
 
@@ -26,18 +27,10 @@ IG_STEPS = 32  # Riemann steps of the path integral; captum's default 50 changes
 PANEL_SAMPLES = 8
 
 
-ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid)
-
-
 def cam_layer(model: nn.Module) -> nn.Module | None:
     """The last Conv2d, or the activation right after it: Grad-CAM on pre-activation maps can weigh to all-negative."""
-    mods = list(model.modules())
-    convs = [i for i, m in enumerate(mods) if isinstance(m, nn.Conv2d)]
-    if not convs:
-        return None
-    after = mods[convs[-1] + 1:convs[-1] + 3]  # the next module, or the next but one after a BatchNorm2d
-    act = [m for m in after if isinstance(m, ACTIVATIONS)]
-    return act[0] if act else mods[convs[-1]]
+    points = conv_read_points(model)
+    return points[-1][1] if points else None
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

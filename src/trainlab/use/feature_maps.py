@@ -17,24 +17,29 @@ from trainlab.engine.signals import forward_with_hooks
 from trainlab.observe.gallery import png_base64
 from trainlab.observe.report import esc
 
+# what counts as the activation after a conv (Grad-CAM on pre-activation maps can weigh to all-negative)
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid)
 MAX_CHANNELS = 32  # per layer on the page: enough to see edge/blob detectors, small enough to scan
 TILE = 72  # px per channel map
 
 
-def read_points(model: nn.Module, layers: int) -> list[tuple[str, nn.Module, str]]:
-    """(name, module to hook, label) for the first `layers` Conv2d: the activation right after each, or the conv."""
+def conv_read_points(model: nn.Module) -> list[tuple[str, nn.Module, str]]:
+    """(name, module to hook, label) for every Conv2d in forward order: the activation right after it (a
+    BatchNorm may sit between), or the conv itself. Feature maps read the first ones, Grad-CAM the last."""
     named = list(model.named_modules())
     out = []
     for i, (name, m) in enumerate(named):
         if isinstance(m, nn.Conv2d):
-            after = [(n, a) for n, a in named[i + 1:i + 3] if isinstance(a, ACTIVATIONS)]  # BN may sit between
+            after = [(n, a) for n, a in named[i + 1:i + 3] if isinstance(a, ACTIVATIONS)]
             hook_name, hook = after[0] if after else (name, m)
             label = f"{hook_name} ({type(hook).__name__} after Conv2d {name})" if after else f"Conv2d {name}"
             out.append((hook_name, hook, label))
-            if len(out) == layers:
-                break
     return out
+
+
+def read_points(model: nn.Module, layers: int) -> list[tuple[str, nn.Module, str]]:
+    """The first `layers` of conv_read_points."""
+    return conv_read_points(model)[:layers]
 
 
 @torch.no_grad()
