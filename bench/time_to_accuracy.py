@@ -65,8 +65,7 @@ def trainlab_to_target(config: Path, root: Path, target: float, seed: int) -> di
 
 def hand_to_target(module, recipe: dict, root: Path, target: float, seed: int) -> dict:
     r = {**module.RECIPE, **recipe}
-    args = (str(root), 54_000, seed, r["norm"]) + ((r["channels_last"],) if module is handwritten_cnn else ())
-    out = module.run(r, module.prepare(*args), seed, target, warmup_steps=0)
+    out = module.run(r, module.prepare(str(root), 54_000, seed, r["norm"]), seed, target, warmup_steps=0)
     return {"seed": seed, "epochs_to_target": out["epochs_to_target"], "seconds_to_target": out["seconds_to_target"],
             "final_test_acc": out["final_test_acc"], "history": out["history"]}
 
