@@ -47,3 +47,19 @@ def test_confusion_matrix_counts():
     logits = torch.tensor([[2.0, 0, 0], [0, 2.0, 0], [0, 2.0, 0], [0, 0, 2.0]])
     target = torch.tensor([0, 1, 0, 2])
     assert confusion_matrix(logits, target).tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def test_per_class_scores_match_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from trainlab.core.metrics import confusion_counts, per_class_scores
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 5, (400,), generator=g)
+    pred = torch.where(torch.rand(400, generator=g) < 0.6, target, torch.randint(0, 4, (400,), generator=g))
+    pred[pred == 4] = 0  # class 4: true for some samples, never predicted
+    s = per_class_scores(confusion_counts(pred, target, 6))  # class 5: never true, never predicted
+    p, r, f, n = precision_recall_fscore_support(target.numpy(), pred.numpy(), labels=list(range(6)), zero_division=0)
+    for key, ref in (("precision", p), ("recall", r), ("f1", f)):
+        assert s[key] == pytest.approx(ref.tolist(), abs=1e-12), key
+    assert s["support"] == n.tolist() and s["support"][5] == 0 and s["precision"][4] == 0.0  # 4: never predicted

@@ -285,3 +285,12 @@ def test_content_hashes_equal_exactly_for_equal_rows():
     assert hx[7] != hy[7] and hx[:7] == hy[:7] and hx[8:] == hy[8:]
     assert content_hashes(torch.zeros(0, 3)) == []
     assert content_hashes(torch.arange(6).reshape(3, 2)) != content_hashes(torch.arange(6).reshape(3, 2) + 1)
+
+
+def test_content_hashes_of_an_unaligned_view_equal_those_of_a_copy():
+    from trainlab.engine.pitfalls import content_hashes
+
+    flat = torch.arange(1 + 6 * 4, dtype=torch.float32)
+    x = flat[1:].reshape(6, 4)  # storage offset of 4 bytes: the rows are not 8-byte aligned
+    assert content_hashes(x) == content_hashes(x.clone())
+    assert len(set(content_hashes(x))) == 6

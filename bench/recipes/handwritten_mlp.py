@@ -154,7 +154,7 @@ def run(recipe: dict, data, seed: int, target: float = TARGET, stop_at_target: b
         perm = torch.randperm(n, generator=g)
         for i in range(steps):
             j = perm[i * bs:(i + 1) * bs]
-            step(step_model, opt, sched, xtr[j], ytr[j])
+            step(step_model, opt, sched, xtr.index_select(0, j), ytr.index_select(0, j))
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         total += dt
         acc = accuracy(model, xte, yte)

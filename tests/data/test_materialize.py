@@ -72,3 +72,46 @@ def test_a_random_getitem_stays_on_the_streaming_path_and_says_why():
 def test_a_dataset_over_the_memory_limit_is_streamed():
     choice = plan(CourseDataset(), memory_limit_mb=0)
     assert not choice.in_memory and "more than memory_limit_mb=0" in choice.reason
+
+
+class TensorCode(CourseDataset):
+    """The same Dataset written as plain tensor code (no int(...)): vmap can run it on many indices at once."""
+
+    def __getitem__(self, i):
+        return self.x[i].float().div(255.0).unsqueeze(0), (self.y[i] - 3) % 10
+
+
+def test_plain_tensor_code_is_read_vectorized_and_equals_one_by_one_reads():
+    ds = TensorCode()
+    choice = plan(ds)
+    assert choice.in_memory and "vectorized with vmap" in choice.reason, choice.reason
+    one_by_one = torch.stack([ds[i][0] for i in range(len(ds))])
+    assert choice.x.shape == (len(ds), 1, 8, 8)  # __getitem__'s unsqueeze(0) is per sample, not per chunk
+    assert torch.equal(choice.x, one_by_one)
+    assert torch.equal(choice.y, torch.stack([ds[i][1] for i in range(len(ds))]))
+    assert set(choice.y.tolist()) == set(range(10))
+
+
+def test_a_subset_of_tensor_code_reads_its_own_indices():
+    ds = TensorCode()
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:500].tolist()
+    sub = torch.utils.data.Subset(torch.utils.data.Subset(ds, idx), range(100, 400))
+    choice = plan(sub)
+    assert "vectorized" in choice.reason and choice.x.shape[0] == 300
+    assert torch.equal(choice.x[7], ds[idx[107]][0]) and int(choice.y[299]) == int(ds[idx[399]][1])
+
+
+def test_code_vmap_cannot_run_is_read_one_by_one():
+    choice = plan(CourseDataset())  # int(...) on a label: vmap refuses it
+    assert choice.in_memory and "one by one" in choice.reason
+
+
+def test_a_vectorized_read_that_differs_from_one_by_one_reads_is_not_used(monkeypatch):
+    from trainlab.data import materialize
+
+    real = materialize._read_vectorized
+    monkeypatch.setattr(materialize, "_read_vectorized", lambda ds, idx: (real(ds, idx)[0] + 1e-7, real(ds, idx)[1]))
+    ds = TensorCode()
+    choice = plan(ds)
+    assert "one by one" in choice.reason
+    assert torch.equal(choice.x[5], ds[5][0])

@@ -129,3 +129,13 @@ def compute_metrics(names: list[str], outputs, targets, task: str) -> dict:
 def confusion_matrix(outputs, targets):
     """Logits (N, K) and true classes (N,) -> (K, K) counts, rows = true class, columns = predicted class."""
     return confusion_counts(outputs.argmax(-1), targets, outputs.shape[-1])
+
+
+def per_class_scores(cm) -> dict[str, list]:
+    """(K, K) counts (rows = true class) -> per-class precision, recall, F1 and support, each a list of K values;
+    a class never predicted has precision 0 (scikit-learn's zero_division=0)."""
+    cm = cm.double()
+    tp = cm.diagonal()
+    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
+    return {"precision": _safe_div(tp, tp + fp).tolist(), "recall": _safe_div(tp, tp + fn).tolist(),
+            "f1": _safe_div(2 * tp, 2 * tp + fp + fn).tolist(), "support": [int(v) for v in cm.sum(1).tolist()]}

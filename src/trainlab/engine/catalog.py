@@ -69,13 +69,24 @@ class RMSpropOptions:
     momentum: float = opt(0.9, help="momentum of the RMSprop update", ge=0.0, lt=1.0)
 
 
+def _fused(cls, params, **kw):
+    """The optimizer with one fused kernel per step where torch has one for these parameters (floating point
+    on CPU or CUDA), else torch's default. The course MLP's Adam steps at batch 64 took 0.23 s per 300 fused
+    against 0.34 s per-parameter on this 2-core CPU; the update is the same formula, applied elementwise."""
+    params = list(params)  # param groups (finetune.param_groups) or a generator: read twice below
+    try:
+        return cls(params, fused=True, **kw)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel here: build it the default way
+        return cls(params, **kw)
+
+
 @OPTIMIZERS.register("sgd", config=SGDOptions)
 def _sgd(params, lr: float, weight_decay: float, options: SGDOptions):
     """SGD with momentum (nesterov optional)."""
     import torch  # start-up time
 
-    return torch.optim.SGD(params, lr=lr, momentum=options.momentum,
-                           nesterov=options.nesterov and options.momentum > 0, weight_decay=weight_decay)
+    return _fused(torch.optim.SGD, params, lr=lr, momentum=options.momentum,
+                  nesterov=options.nesterov and options.momentum > 0, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adam")
@@ -83,7 +94,7 @@ def _adam(params, lr: float, weight_decay: float, options=None):
     """Adam (weight_decay is an L2 penalty)."""
     import torch  # start-up time
 
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return _fused(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("adamw")
@@ -91,7 +102,7 @@ def _adamw(params, lr: float, weight_decay: float, options=None):
     """AdamW (decoupled weight decay)."""
     import torch  # start-up time
 
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return _fused(torch.optim.AdamW, params, lr=lr, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("rmsprop", config=RMSpropOptions)

@@ -207,17 +207,27 @@ def content_hashes(x: torch.Tensor) -> list[bytes]:
     a = torch.randint(-2**62, 2**62, (2, words), generator=torch.Generator().manual_seed(0), dtype=torch.int64) | 1
     out = []
     for chunk in rows.split(HASH_CHUNK):
-        padded = torch.zeros(len(chunk), words * 8, dtype=torch.uint8)
-        padded[:, :chunk.shape[1]] = chunk
-        w = padded.view(torch.int64)  # (n, words)
+        if chunk.shape[1] % 8 or chunk.storage_offset() % 8:  # copy into whole, aligned 64-bit words
+            padded = torch.zeros(len(chunk), words * 8, dtype=torch.uint8)
+            padded[:, :chunk.shape[1]] = chunk
+            chunk = padded
+        w = chunk.view(torch.int64)  # (n, words)
         h = torch.stack([(w * a[0]).sum(1), (w * a[1]).sum(1)], 1)  # (n, 2): wrapping sums
-        out.extend(bytes(r) for r in h.numpy().view(np.uint8).reshape(len(chunk), 16))
+        out.extend(h.numpy().view(np.dtype("V16")).ravel().tolist())  # one 16-byte bytes object per row
     return out
 
 
 def duplicates(hashes: dict[str, list[bytes]], names: dict[str, list[str]] | None = None) -> Finding | None:
     """Samples of a later split (val, test) identical to one in an earlier split (train, val): leakage."""
     order = list(hashes)
+    earlier: set[bytes] = set()
+    for split in order:  # the usual answer, "none shared", from set operations alone
+        here = set(hashes[split])
+        if not earlier.isdisjoint(here):
+            break
+        earlier |= here
+    else:
+        return None
     seen: dict[bytes, tuple[str, int]] = {}
     shared: dict[str, list[tuple[int, str, int]]] = {}
     for split in order:

@@ -25,7 +25,7 @@ import yaml
 from torch.utils.data import Subset
 
 from trainlab.core.files import write_history, write_json
-from trainlab.core.metrics import confusion_matrix
+from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
 from trainlab.engine.pitfalls import content_hashes
@@ -199,16 +199,11 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     if trainer.task != "classification" or targets.ndim != 1:
         plots.predictions_vs_actual(outputs, targets, out / "predictions.png", bool(bundle.ordered))
         return {}
-    from sklearn.metrics import precision_recall_fscore_support  # optional heavy dependency: imported on use
-
-
     classes = bundle.classes or [str(i) for i in range(outputs.shape[-1])]
-    pred = outputs.argmax(-1)
-    p, r, f, n = precision_recall_fscore_support(targets.numpy(), pred.numpy(), labels=list(range(len(classes))),
-                                                 zero_division=0)
-    per_class = {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(n[i])}
-                 for i, c in enumerate(classes)}
     cm = confusion_matrix(outputs, targets).cpu()
+    s = per_class_scores(cm)
+    per_class = {c: {"precision": s["precision"][i], "recall": s["recall"][i], "f1": s["f1"][i],
+                     "support": s["support"][i]} for i, c in enumerate(classes)}
     plots.confusion_matrix(cm, classes, out / "confusion_matrix.png")
     plots.per_class(per_class, out / "per_class.png")
     return {"per_class": per_class, "confusion_matrix": cm.tolist()}
