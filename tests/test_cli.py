@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -124,3 +125,26 @@ def test_deterministic_flag_reaches_the_resolved_config(tmp_path, cli, write_con
     assert code == 0, err
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["train"]["deterministic"] is True
+
+
+def test_the_quick_exit_keeps_every_status_and_all_output(tmp_path):
+    """The console script skips the interpreter's tear-down: statuses and piped output must survive it."""
+    def run(*args, **kw):
+        return subprocess.run([sys.executable, "-m", "trainlab", *args], capture_output=True, text=True, **kw)
+    helped = run("--help")  # argparse exits with SystemExit(0) from inside main()
+    assert helped.returncode == 0 and "train" in helped.stdout and helped.stdout.endswith("\n")
+    listed = run("list")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) > 20  # all of it, flushed before the exit
+    assert run("nosuchcommand").returncode == 2
+    head = subprocess.run(f"{sys.executable} -m trainlab list | head -2", shell=True, capture_output=True, text=True)
+    assert head.stdout.count("\n") == 2 and head.stderr == ""  # a reader that stops early is no internal error
+    # a handler registered before the CLI starts (as coverage's is) runs only under a tracer: the normal exit
+    for traced in (False, True):
+        site = tmp_path / str(traced)
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(
+            "import atexit, pathlib, sys\n"
+            + ("sys.settrace(lambda *a: None)\n" if traced else "")
+            + f"atexit.register(lambda: pathlib.Path({str(site / 'exited')!r}).write_text('normally'))\n")
+        assert run("--version", env={**os.environ, "PYTHONPATH": str(site)}).returncode == 0
+        assert (site / "exited").exists() == traced

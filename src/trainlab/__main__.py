@@ -1,3 +1,3 @@
-from trainlab.cli.main import main
+from trainlab.cli.main import run
 
-raise SystemExit(main())
+run()

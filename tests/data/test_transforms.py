@@ -68,3 +68,16 @@ def test_fitted_stats_ignore_augmentation():
 def test_bad_specs(spec, needle):
     with pytest.raises(UserError, match=needle):
         Pipeline([spec], True)
+
+
+def test_normalize_fitted_on_bytes_equals_the_float_fit():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (500, 3, 6, 6), dtype=torch.uint8, generator=g)
+    x[:, 2] = 7  # a constant channel: std 0 is replaced by 1
+    by_float = Normalize()
+    by_float.fit(ToFloat()(x))
+    pipe = Pipeline([{"name": "normalize"}], uint8_input=True)
+    pipe.fit(x)  # to_float + normalize: fitted from each channel's byte histogram
+    fitted = pipe.steps[1]
+    assert torch.equal(fitted.mean, by_float.mean) and torch.equal(fitted.std, by_float.std)
+    assert fitted.std[2].item() == 1.0 and abs(fitted.mean[2].item() - 7 / 255) < 1e-7

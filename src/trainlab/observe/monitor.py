@@ -24,6 +24,7 @@ import torch
 import yaml
 from torch.utils.data import Subset
 
+from trainlab.core import forked
 from trainlab.core.files import write_history, write_json
 from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.data import preview
@@ -140,13 +141,16 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
         mon._load_previous(trainer.guide, trainer.epoch + 1)
     diag = trainer.diagnosis
     result["diagnosis"] = diag.to_dict()
-    result.update(test_breakdown(trainer, view, out))
+    _plots().pyplot()  # imported once, before the fork: the child draws with it too
+    drawing = forked.start(run_plots, out, trainer.history, result, trainer.guide.grad_rms,
+                           layer_labels(trainer.model), trainer.guide.activity)
+    result.update(test_breakdown(trainer, view, out))  # meanwhile: the test split's plots here
     result["activity"] = rounded(trainer.guide.activity[-1]) if trainer.guide.activity else {}
     result["data"] = data_overview(view, out)
     if trainer.task == "classification":
         result["mistakes"] = val_mistakes(trainer, view, out)
-    result["plots"] = run_plots(out, trainer.history, result, trainer.guide.grad_rms,
-                                layer_labels(trainer.model), trainer.guide.activity)
+    drawing.wait()
+    result["plots"] = sorted(p.name for p in out.glob("*.png"))
     if mon is not None:
         if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)
             _log_final(mon, out, result)

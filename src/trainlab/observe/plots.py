@@ -244,7 +244,8 @@ def confusion_matrix(cm, classes: list[str], path: Path) -> Path:
                 v, count = float(norm[i, j]), int(cm[i, j])
                 if count:
                     ax.text(j, i, f"{v:.2f}\n{count}" if k <= 12 else f"{count}", ha="center", va="center",
-                            fontsize=7 if k <= 12 else 6, color="white" if v > 0.5 else "black")
+                            fontsize=7 if k <= 12 else 6, color="white" if v > 0.5 else "black",
+                            in_layout=False)  # inside the axes: tight_layout need not measure 100 texts
     ax.set_title(f"confusion matrix: share of the true class{' and count' if k <= 12 else ' (cells: counts)'} "
                  f"({int(cm.sum())} test samples)", fontsize=10)
     return _save(fig, path)
