@@ -294,3 +294,15 @@ def test_content_hashes_of_an_unaligned_view_equal_those_of_a_copy():
     x = flat[1:].reshape(6, 4)  # storage offset of 4 bytes: the rows are not 8-byte aligned
     assert content_hashes(x) == content_hashes(x.clone())
     assert len(set(content_hashes(x))) == 6
+
+
+def test_rows_that_differ_only_in_sign_bits_hash_apart():
+    """Sign bits sit at the top of machine words: a linear hash of 64-bit words with odd multipliers sent
+    [1, 2] and [-1, -2] (float64) to one digest, and the leakage check then reported different rows as equal."""
+    from trainlab.engine.pitfalls import content_hashes
+
+    for x in (torch.tensor([[1.0, 2.0], [-1.0, -2.0]], dtype=torch.float64),
+              torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, -2.0, 3.0, -4.0]]),
+              torch.tensor([[0.5] * 8, [-0.5] * 8])):
+        a, b = content_hashes(x)
+        assert a != b, x

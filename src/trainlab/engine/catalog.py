@@ -82,7 +82,7 @@ def _fused(cls, params, **kw):
 
 @OPTIMIZERS.register("sgd", config=SGDOptions)
 def _sgd(params, lr: float, weight_decay: float, options: SGDOptions):
-    """SGD with momentum (nesterov optional)."""
+    """SGD with momentum (nesterov optional); torch's fused kernel where it has one."""
     import torch  # start-up time
 
     return _fused(torch.optim.SGD, params, lr=lr, momentum=options.momentum,
@@ -91,7 +91,7 @@ def _sgd(params, lr: float, weight_decay: float, options: SGDOptions):
 
 @OPTIMIZERS.register("adam")
 def _adam(params, lr: float, weight_decay: float, options=None):
-    """Adam (weight_decay is an L2 penalty)."""
+    """Adam (weight_decay is an L2 penalty); torch's fused kernel where it has one."""
     import torch  # start-up time
 
     return _fused(torch.optim.Adam, params, lr=lr, weight_decay=weight_decay)
@@ -99,7 +99,7 @@ def _adam(params, lr: float, weight_decay: float, options=None):
 
 @OPTIMIZERS.register("adamw")
 def _adamw(params, lr: float, weight_decay: float, options=None):
-    """AdamW (decoupled weight decay)."""
+    """AdamW (decoupled weight decay); torch's fused kernel where it has one."""
     import torch  # start-up time
 
     return _fused(torch.optim.AdamW, params, lr=lr, weight_decay=weight_decay)

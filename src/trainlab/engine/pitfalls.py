@@ -190,28 +190,31 @@ def class_imbalance(y: torch.Tensor, outputs: int, remedies_on: list[str], names
 
 # ----------------------------------------------------------------------------- splits and batches
 
-HASH_CHUNK = 4096  # rows per step: bounds the (rows, words) int64 temporaries
+HASH_CHUNK = 256  # rows per step: bounds the (rows, words) int64 temporaries and keeps them in cache
 
 
 def content_hashes(x: torch.Tensor) -> list[bytes]:
     """One 16-byte digest per sample (row of x), equal when the samples are identical; two different samples
-    collide with probability about 2^-128.
+    collide with probability at most 2^-66.
 
-    Each row's bytes are read as 64-bit words w and hashed twice as sum(w_i * a_i) mod 2^64 with fixed random
-    odd multipliers a (int64 arithmetic wraps): vectorized, about 10x faster than hashing every row with
-    hashlib (0.28 s for MNIST's 60,000 images)."""
+    Each row's bytes are read as 32-bit words w (signed: -2^31 .. 2^31-1) and hashed twice as sum(w_i * a_i) mod 2^64
+    with fixed random 64-bit multipliers a (int64 arithmetic wraps). Words of 32 bits keep the bound: two rows
+    differing in word i differ by d with |d| < 2^32, so d * a_i is 0 mod 2^64 for at most 2^31 of the 2^64
+    values of a_i. (64-bit words with odd multipliers, used before, gave rows that differ only in two sign
+    bits, such as [1.0, 2.0] and [-1.0, -2.0] in float64, the same digest.) Vectorized: 0.08 s for MNIST's
+    60,000 float images here, where hashlib per row takes 0.28 s."""
     if len(x) == 0:
         return []
     rows = x.detach().cpu().contiguous().reshape(len(x), -1).view(torch.uint8)  # (N, bytes)
-    words = -(-rows.shape[1] // 8)
-    a = torch.randint(-2**62, 2**62, (2, words), generator=torch.Generator().manual_seed(0), dtype=torch.int64) | 1
+    words = -(-rows.shape[1] // 4)
+    a = torch.randint(-2**63, 2**63 - 1, (2, words), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
     out = []
     for chunk in rows.split(HASH_CHUNK):
-        if chunk.shape[1] % 8 or chunk.storage_offset() % 8:  # copy into whole, aligned 64-bit words
-            padded = torch.zeros(len(chunk), words * 8, dtype=torch.uint8)
+        if chunk.shape[1] % 4 or chunk.storage_offset() % 4:  # copy into whole, aligned 32-bit words
+            padded = torch.zeros(len(chunk), words * 4, dtype=torch.uint8)
             padded[:, :chunk.shape[1]] = chunk
             chunk = padded
-        w = chunk.view(torch.int64)  # (n, words)
+        w = chunk.view(torch.int32).to(torch.int64)  # (n, words): -2^31 .. 2^31-1, one value per word
         h = torch.stack([(w * a[0]).sum(1), (w * a[1]).sum(1)], 1)  # (n, 2): wrapping sums
         out.extend(h.numpy().view(np.dtype("V16")).ravel().tolist())  # one 16-byte bytes object per row
     return out

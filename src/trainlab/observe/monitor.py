@@ -141,14 +141,17 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
         mon._load_previous(trainer.guide, trainer.epoch + 1)
     diag = trainer.diagnosis
     result["diagnosis"] = diag.to_dict()
-    _plots().pyplot()  # imported once, before the fork: the child draws with it too
-    drawing = forked.start(run_plots, out, trainer.history, result, trainer.guide.grad_rms,
-                           layer_labels(trainer.model), trainer.guide.activity)
-    result.update(test_breakdown(trainer, view, out))  # meanwhile: the test split's plots here
+    jobs = run_plot_jobs(out, trainer.history, result, trainer.guide.grad_rms, layer_labels(trainer.model),
+                         trainer.guide.activity)  # (function, *args), drawn below
+    result.update(test_breakdown(trainer, view, out, jobs))
     result["activity"] = rounded(trainer.guide.activity[-1]) if trainer.guide.activity else {}
     result["data"] = data_overview(view, out)
     if trainer.task == "classification":
         result["mistakes"] = val_mistakes(trainer, view, out)
+    # every torch pass is done: a forked child and this process now draw half the plots each, one core each
+    _plots().pyplot()  # imported once, before the fork: the child draws with it too
+    drawing = forked.start(draw_all, jobs[::2])  # alternate: the two halves take about as long
+    draw_all(jobs[1::2])
     drawing.wait()
     result["plots"] = sorted(p.name for p in out.glob("*.png"))
     if mon is not None:
@@ -189,9 +192,10 @@ def _record_failure(out: Path, trainer, error: Exception) -> None:
 
 # ----------------------------------------------------------------------------- finalize helpers
 
-def test_breakdown(trainer, view, out: Path) -> dict:
+def test_breakdown(trainer, view, out: Path, later: list) -> dict:
     """Per-class metrics + confusion matrix (classification) or predictions-vs-actual (regression) on the
-    test split, from one more pass over the same batches the test evaluation used (best weights)."""
+    test split, from one more pass over the same batches the test evaluation used (best weights). Its plots
+    are appended to `later` as (function, *args), for the caller to draw."""
     batches = view.batches("test", trainer.device)
     if batches is None:
         return {}
@@ -199,17 +203,17 @@ def test_breakdown(trainer, view, out: Path) -> dict:
     outputs, targets = outputs.cpu(), targets.cpu()
     bundle, plots = view.bundle, _plots()
     if trainer.task == "multilabel":
-        return multilabel_breakdown(trainer, view, outputs.sigmoid().numpy(), targets.numpy(), out)
+        return multilabel_breakdown(trainer, view, outputs.sigmoid().numpy(), targets.numpy(), out, later)
     if trainer.task != "classification" or targets.ndim != 1:
-        plots.predictions_vs_actual(outputs, targets, out / "predictions.png", bool(bundle.ordered))
+        later.append((plots.predictions_vs_actual, outputs, targets, out / "predictions.png", bool(bundle.ordered)))
         return {}
     classes = bundle.classes or [str(i) for i in range(outputs.shape[-1])]
     cm = confusion_matrix(outputs, targets).cpu()
     s = per_class_scores(cm)
     per_class = {c: {"precision": s["precision"][i], "recall": s["recall"][i], "f1": s["f1"][i],
                      "support": s["support"][i]} for i, c in enumerate(classes)}
-    plots.confusion_matrix(cm, classes, out / "confusion_matrix.png")
-    plots.per_class(per_class, out / "per_class.png")
+    later += [(plots.confusion_matrix, cm, classes, out / "confusion_matrix.png"),
+              (plots.per_class, per_class, out / "per_class.png")]
     return {"per_class": per_class, "confusion_matrix": cm.tolist()}
 
 
@@ -244,7 +248,7 @@ def val_mistakes(trainer, view, out: Path, k: int = 8) -> dict:
     return found
 
 
-def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:
+def multilabel_breakdown(trainer, view, probs, targets, out: Path, later: list) -> dict:
     """Per-label metrics on the test split at thresholds chosen on the validation split (0.5 without one)."""
     from trainlab.core.multilabel import best_thresholds, per_label  # optional heavy dependency: scikit-learn
 
@@ -254,26 +258,37 @@ def multilabel_breakdown(trainer, view, probs, targets, out: Path) -> dict:
         val_out, val_y, _ = trainer.collect(val)
         thresholds = best_thresholds(val_out.sigmoid().cpu().numpy(), val_y.cpu().numpy())
     per_class = per_label(probs, targets, thresholds, view.bundle.classes)
-    _plots().per_class(per_class, out / "per_class.png")
+    later.append((_plots().per_class, per_class, out / "per_class.png"))
     macro = float(np.mean([m["f1"] for m in per_class.values()]))
     return {"per_class": per_class, "thresholds": "chosen on the validation split" if val is not None else "0.5",
             "test_f1_at_thresholds": macro}
 
 
-def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict],
-              labels: dict[str, str] | None = None, activity: list[dict] | None = None) -> list[str]:
-    """Learning curves, gradient norms and activation distributions; returns every PNG in the run directory
-    (incl. test plots)."""
+def run_plot_jobs(out: Path, history: list[dict], result: dict, grad_rms: list[dict],
+                  labels: dict[str, str] | None = None, activity: list[dict] | None = None) -> list[tuple]:
+    """Learning curves, gradient norms and activation distributions, as (function, *args) to draw."""
     plots = _plots()
     over = result.get("diagnosis", {}).get("checks", {}).get("overfitting", {})
+    jobs = []
     if history:
-        plots.learning_curves(history, out / "curves.png", result.get("monitor") or "val_loss",
-                              result.get("best_epoch"), bool(result.get("stopped_early")), over.get("since_epoch"),
-                              title=out.name)
+        jobs.append((plots.learning_curves, history, out / "curves.png", result.get("monitor") or "val_loss",
+                     result.get("best_epoch"), bool(result.get("stopped_early")), over.get("since_epoch"), out.name))
     if any(grad_rms):
-        plots.gradient_norms(grad_rms, out / "gradients.png", labels)
+        jobs.append((plots.gradient_norms, grad_rms, out / "gradients.png", labels))
     if activity and activity[-1]:
-        plots.activation_distributions(activity, out / "activations.png")
+        jobs.append((plots.activation_distributions, activity, out / "activations.png"))
+    return jobs
+
+
+def draw_all(jobs: list[tuple]) -> None:
+    for draw, *args in jobs:
+        draw(*args)
+
+
+def run_plots(out: Path, history: list[dict], result: dict, grad_rms: list[dict],
+              labels: dict[str, str] | None = None, activity: list[dict] | None = None) -> list[str]:
+    """Draw the run_plot_jobs here; returns every PNG in the run directory."""
+    draw_all(run_plot_jobs(out, history, result, grad_rms, labels, activity))
     return sorted(p.name for p in out.glob("*.png"))
 
 
