@@ -306,3 +306,26 @@ def test_rows_that_differ_only_in_sign_bits_hash_apart():
               torch.tensor([[0.5] * 8, [-0.5] * 8])):
         a, b = content_hashes(x)
         assert a != b, x
+
+
+def test_split_digests_find_the_same_leakage_as_full_hashes():
+    from trainlab.engine.pitfalls import content_hashes, duplicates, split_digests
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(3000, 1, 6, 6, generator=g)
+    train[:, :, 0, :] = 0.0  # a constant border, as in MNIST: many sampled words are equal everywhere
+    val = torch.rand(400, 1, 6, 6, generator=g)
+    val[5], val[9], val[10] = train[17], train[2999], train[17]  # leaked rows (one of them twice)
+    val[11] = train[3].clone()
+    val[11, 0, 5, 5] += 1e-3  # differs from train #3 in one value: no leak
+    test = torch.cat([train[:2], torch.rand(50, 1, 6, 6, generator=g), val[:1]])
+    test[20] = test[21]  # a duplicate inside one split: no leak
+    splits = {"train": train, "val": val, "test": test}
+    fast, full = duplicates(split_digests(splits)), duplicates({k: content_hashes(v) for k, v in splits.items()})
+    assert fast is not None and fast.evidence == full.evidence
+    assert fast.evidence["counts"] == {"val": 3, "test": 3}
+    digests = split_digests(splits)
+    assert len(set(digests["val"])) == 399  # only the leaked twins (val #5 and #10) share a digest
+    assert isinstance(digests["val"][5], bytes) and isinstance(digests["val"][100], int)  # full digest: shared key
+    assert split_digests({"train": train, "val": val[:0]})["val"] == []
+    assert duplicates(split_digests({"train": train, "val": val[11:12]})) is None

@@ -157,7 +157,7 @@ class Guide:
         splits = {name: b for name, b in (("train", self.train_b), ("val", self.val_b)) if hasattr(b, "x")}
         if len(splits) < 2:  # leakage is a sample shared between splits: one split has nothing to compare
             return {}
-        return {name: pitfalls.content_hashes(b.x) for name, b in splits.items()}
+        return pitfalls.split_digests({name: b.x for name, b in splits.items()})
 
     # ------------------------------------------------------------------ during training
 

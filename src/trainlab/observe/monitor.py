@@ -29,7 +29,7 @@ from trainlab.core.files import write_history, write_json
 from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
-from trainlab.engine.pitfalls import content_hashes
+from trainlab.engine.pitfalls import split_digests
 from trainlab.engine.signals import layer_labels
 from trainlab.observe import data_page, mistakes, plots, report, tb
 
@@ -95,11 +95,11 @@ def brief(guide, cfg, view) -> None:
 
 def split_hashes(view, max_files: int = 20_000) -> tuple[dict, dict | None]:
     """{split: digests} of the raw samples (tensor rows, or image files' bytes with their paths as names)."""
-    hashes, names = {}, {}
+    hashes, names, rows = {}, {}, {}
     for split in ("train", "val", "test"):
         ds = view.dataset(split)
         if isinstance(ds, ArrayDataset) and isinstance(ds.x, torch.Tensor):
-            hashes[split] = content_hashes(ds.x)
+            rows[split] = ds.x
             continue
         base, idx = (ds.dataset, list(ds.indices)) if isinstance(ds, Subset) else (ds, range(len(ds)))
         paths = getattr(base, "paths", None)
@@ -107,7 +107,8 @@ def split_hashes(view, max_files: int = 20_000) -> tuple[dict, dict | None]:
             return {}, None  # a split that cannot be hashed cheaply: no leakage check rather than half a one
         names[split] = [str(paths[i]) for i in idx]
         hashes[split] = [hashlib.blake2b(Path(p).read_bytes(), digest_size=16).digest() for p in names[split]]
-    return hashes, names or None
+    hashes.update(split_digests(rows) if rows else {})
+    return {split: hashes[split] for split in ("train", "val", "test") if split in hashes}, names or None
 
 
 def remedy_settings(cfg, view) -> dict:
