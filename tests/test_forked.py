@@ -37,3 +37,9 @@ def test_without_fork_the_work_runs_right_away(tmp_path, monkeypatch):
     job = forked.start(_write, tmp_path / "b.txt", "here")
     assert (tmp_path / "b.txt").read_text() == f"here {os.getpid()}"
     job.wait()
+
+
+def test_in_a_jupyter_kernel_the_work_runs_right_away(tmp_path, monkeypatch):
+    monkeypatch.setitem(forked.sys.modules, "ipykernel", object())
+    job = forked.start(_write, tmp_path / "c.txt", "kernel")
+    assert (tmp_path / "c.txt").read_text() == f"kernel {os.getpid()}" and job.pid is None

@@ -8,7 +8,8 @@ Matplotlib draws on one core; at the end of a run the other core is idle, so the
 and activation plots are drawn by a child while this process scores the test split and draws the confusion
 matrix (0.3-0.4 s less wall time per run on 2 cores). The child shares the parent's memory copy-on-write,
 writes only its own files and leaves with os._exit, so it never runs the parent's exit code or flushes its
-buffers. Where fork() is not available or not safe (Windows, macOS) the function simply runs in this process.
+buffers. Where fork() is not available or not safe (Windows, macOS, a Jupyter kernel) the function simply runs in
+this process.
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class Job:
 
 def start(fn, *args) -> Job:
     """fn(*args) in a forked child (Linux), or right now in this process (elsewhere)."""
-    if not sys.platform.startswith("linux"):
+    # a Jupyter kernel's threads (heartbeat, output) may hold locks at fork time: draw in the kernel itself
+    if not sys.platform.startswith("linux") or "ipykernel" in sys.modules:
         fn(*args)
         return Job(fn, args, None)
     pid = os.fork()
