@@ -134,7 +134,13 @@ def epoch_hooks(cfg, out: Path, view) -> list:
     return [Monitor(cfg, out, view)]
 
 
-def finalize(out: Path, trainer, view, result: dict) -> None:
+def plot_helpers() -> forked.Helpers:
+    """Two processes that import matplotlib now, while the run loads its data on one core, and draw its plots at
+    the end (`finalize`)."""
+    return forked.Helpers(2, warm=_plots().warm_up)
+
+
+def finalize(out: Path, trainer, view, result: dict, helpers: forked.Helpers | None = None) -> None:
     """After the test evaluation: the diagnosis into `result` (and the console), plots, report.html."""
     out = Path(out)
     mon = _monitor(trainer)
@@ -149,11 +155,14 @@ def finalize(out: Path, trainer, view, result: dict) -> None:
     result["data"] = data_overview(view, out)
     if trainer.task == "classification":
         result["mistakes"] = val_mistakes(trainer, view, out)
-    # every torch pass is done: a forked child and this process now draw half the plots each, one core each
-    _plots().pyplot()  # imported once, before the fork: the child draws with it too
-    drawing = forked.start(draw_all, jobs[::2])  # alternate: the two halves take about as long
-    draw_all(jobs[1::2])
-    drawing.wait()
+    # every torch pass is done: two processes now draw half the plots each, one core each
+    if helpers is not None and helpers.conns:
+        helpers.run([jobs[::2], jobs[1::2]])  # alternate: the two halves take about as long
+    else:
+        _plots().pyplot()  # imported once, before the fork: the child draws with it too
+        drawing = forked.start(draw_all, jobs[::2])
+        draw_all(jobs[1::2])
+        drawing.wait()
     result["plots"] = sorted(p.name for p in out.glob("*.png"))
     if mon is not None:
         if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)

@@ -38,6 +38,15 @@ def pyplot():
     return plt
 
 
+def warm_up() -> None:
+    """Import pyplot and render one text, so that a process's first plot does not pay for loading fonts."""
+    plt = pyplot()
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "0.9\n10")
+    fig.canvas.draw()
+    plt.close(fig)
+
+
 def save(fig, path: Path) -> Path:
     """Lay out, write (PNG at DPI) and close a figure; other plotting modules (data_plots) save through this."""
     return _save(fig, path)

@@ -112,6 +112,15 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
                         "train.freeze=none")
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
+    helpers = observe.plot_helpers() if info is None else None  # forked now, while one core loads the data
+    try:
+        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers)
+    finally:
+        if helpers is not None:
+            helpers.close()  # after an error, too: no helper outlives the run
+
+
+def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers) -> dict:
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view)  # data-dependent settings, before a run directory is written
@@ -140,7 +149,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     except NonFiniteLoss as e:
         observe.on_failure(out, trainer, e)
         raise
-    result = finish_run(trainer, view, out, history, dry_run) if info is None or info.is_main else {}
+    result = finish_run(trainer, view, out, history, dry_run, helpers) if info is None or info.is_main else {}
     if info:
         distributed.barrier()
         distributed.shutdown()
@@ -178,7 +187,8 @@ def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite
     return out
 
 
-def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False) -> dict:
+def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False,
+               helpers=None) -> dict:
     """Evaluate the best weights on the test split once, and write history.csv and result.json.
 
     The test metrics go to the manifest with the evaluation count before anything else is written: a run
@@ -196,7 +206,7 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
     result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
     test_b = view.batches("test", trainer.device)  # the baselines are scored on the same test samples
     compare_on_test(trainer, test_b.take(1) if dry_run and test_b is not None else test_b, test, result)
-    observe.finalize(out, trainer, view, result)
+    observe.finalize(out, trainer, view, result, helpers)
     write_json(out / "result.json", result)
     return result
 
