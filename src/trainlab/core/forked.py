@@ -1,15 +1,11 @@
-"""Run a function in a forked child while this process goes on; used to draw a run's figures in parallel.
+"""Helper processes forked ahead of time to do part of a run's work beside it; used to draw a run's plots.
 
-    job = forked.start(draw, out, history)   # Linux: a fork() child runs draw(out, history) now
-    ...                                      # this process does its own share of the work meanwhile
-    job.wait()                               # the child is done; if it failed, draw(...) runs here instead
-
-Matplotlib draws on one core; at the end of a run the other core is idle, so the learning curves, gradient
-and activation plots are drawn by a child while this process scores the test split and draws the confusion
-matrix (0.3-0.4 s less wall time per run on 2 cores). The child shares the parent's memory copy-on-write,
-writes only its own files and leaves with os._exit, so it never runs the parent's exit code or flushes its
-buffers. Where fork() is not available or not safe (Windows, macOS, a Jupyter kernel) the function simply runs in
-this process.
+Matplotlib draws on one core, and importing it took 0.33 s at the end of every run. The helpers are forked
+while the run loads its data on one core; the first imports matplotlib on the other, the rest are forked from
+it once it is warm, and at the end each draws half the plots. A helper shares the parent's memory
+copy-on-write, writes only its own files and leaves with os._exit, so it never runs the parent's exit code or
+flushes its buffers. Where fork() is not available or not safe (Windows, macOS, a Jupyter kernel, whose
+threads may hold locks at fork time) there are no helpers and the work runs in this process.
 """
 from __future__ import annotations
 
@@ -18,37 +14,8 @@ import pickle
 import sys
 
 
-class Job:
-    def __init__(self, fn, args: tuple, pid: int | None):
-        self.fn, self.args, self.pid = fn, args, pid
-
-    def wait(self) -> None:
-        """Block until the child has finished; run the function here if it did not succeed there."""
-        if self.pid is None:
-            return
-        pid, self.pid = self.pid, None
-        _, status = os.waitpid(pid, 0)
-        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-            self.fn(*self.args)  # same files either way; an error now is raised where it can be seen
-
-
-def start(fn, *args) -> Job:
-    """fn(*args) in a forked child (Linux), or right now in this process (elsewhere)."""
-    # a Jupyter kernel's threads (heartbeat, output) may hold locks at fork time: draw in the kernel itself
-    if not sys.platform.startswith("linux") or "ipykernel" in sys.modules:
-        fn(*args)
-        return Job(fn, args, None)
-    pid = os.fork()
-    if pid == 0:  # the child: do the work, then leave without touching anything of the parent's
-        code = 1
-        try:
-            fn(*args)
-            code = 0
-        except BaseException:  # noqa: BLE001 - the parent redoes the work and shows any error
-            pass
-        finally:
-            os._exit(code)
-    return Job(fn, args, pid)
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and "ipykernel" not in sys.modules
 
 
 class Helpers:
@@ -60,14 +27,14 @@ class Helpers:
 
     One helper is forked and runs `warm` (importing matplotlib took 0.33 s at the end of every run); the others
     are forked from it once it is warm, so the import is paid once, on the core this process leaves idle while
-    it loads data. A helper that fails or dies has its list run here instead; where fork() is not used (see
-    `start`) there are no helpers and `run` does everything here.
+    it loads data. A helper that fails or dies has its list run here instead; where fork() is not used there
+    are no helpers and `run` does everything here.
     """
 
     def __init__(self, n: int, warm=None):
         self.conns: list = []
         self.pid: int | None = None
-        if not sys.platform.startswith("linux") or "ipykernel" in sys.modules:
+        if not _can_fork():
             return
         from multiprocessing import Pipe  # start-up time: only runs that draw need it
 

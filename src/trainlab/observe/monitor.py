@@ -155,14 +155,9 @@ def finalize(out: Path, trainer, view, result: dict, helpers: forked.Helpers | N
     result["data"] = data_overview(view, out)
     if trainer.task == "classification":
         result["mistakes"] = val_mistakes(trainer, view, out)
-    # every torch pass is done: two processes now draw half the plots each, one core each
-    if helpers is not None and helpers.conns:
-        helpers.run([jobs[::2], jobs[1::2]])  # alternate: the two halves take about as long
-    else:
-        _plots().pyplot()  # imported once, before the fork: the child draws with it too
-        drawing = forked.start(draw_all, jobs[::2])
-        draw_all(jobs[1::2])
-        drawing.wait()
+    # every torch pass is done: two helpers now draw half the plots each, one core each
+    helpers = helpers if helpers is not None else plot_helpers()  # (torchrun's main rank: forked only now)
+    helpers.run([jobs[::2], jobs[1::2]])  # alternate: the two halves take about as long
     result["plots"] = sorted(p.name for p in out.glob("*.png"))
     if mon is not None:
         if mon.writer is not None:  # None when no epoch ran in this process (a resumed, finished run)
