@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 from trainlab.cli.main import main
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# measured choices (train.precision: auto, ...) go to a cache of this test session, not the user's
+os.environ["TRAINLAB_CACHE"] = tempfile.mkdtemp(prefix="trainlab-cache-")
 
 
 def tiny_config(**sections) -> dict:

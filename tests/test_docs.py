@@ -37,7 +37,7 @@ def test_config_reference_has_every_key_with_default_and_range(generated):
                 assert f"| `{section}.{f.name}` |" in text, f.name
     assert "| `train.lr` | float | `0.001` | > 0.0 | learning rate |" in text
     assert "| `data.val_fraction` | float | `0.1` | >= 0.0 and < 1.0 |" in text
-    assert "| `train.precision` | str | `fp32` | fp32, bf16, fp16 |" in text
+    assert "| `train.precision` | str | `auto` | auto, fp32, bf16, fp16 |" in text
     assert "| `train.optimizer` | str | `adam` | adam, adamw, rmsprop, sgd |" in text
 
 

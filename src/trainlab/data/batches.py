@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from trainlab.data.base import ArrayDataset
+from trainlab.data.config import DataConfig
 from trainlab.data.materialize import plan
 
 Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
@@ -199,7 +200,7 @@ class ExternalBatches:
 
 
 def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str = "cpu",
-               drop_last: bool = False, memory_limit_mb: int = 4096, cache: bool | None = None,
+               drop_last: bool = False, memory_limit_mb: int | None = None, cache: bool | None = None,
                say=None) -> Batches:
     """Any torch Dataset / DataLoader / Batches -> Batches.
 
@@ -223,6 +224,6 @@ def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str 
         if not choice.in_memory:
             return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
         x, y = choice.x, choice.y
-    if cache is None and x.element_size() * x.nelement() > memory_limit_mb * 2**20:
+    if cache is None and x.element_size() * x.nelement() > (memory_limit_mb or DataConfig.memory_limit_mb) * 2**20:
         return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
     return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, drop_last)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from trainlab.data.config import DataConfig
+
 PROBE = 4  # indices read twice: first, last and two in between
 CHECK = 64  # indices where the vectorized read must equal one-by-one reads
 CHUNK_MB = 6  # output read per vectorized call: keeps the temporaries in cache (MNIST: 2,000 samples)
@@ -100,8 +102,10 @@ def _read_all(ds: Dataset, n: int, sample_bytes: int) -> tuple[torch.Tensor, tor
     return torch.cat(xs), torch.cat(ys), "one by one"
 
 
-def plan(ds: Dataset, memory_limit_mb: int = 4096, cache: bool | None = None) -> Choice:
-    """Decide (and, when in memory, do) the one-off materialization; cache=True/False forces the choice."""
+def plan(ds: Dataset, memory_limit_mb: int | None = None, cache: bool | None = None) -> Choice:
+    """Decide (and, when in memory, do) the one-off materialization; cache=True/False forces the choice.
+    `memory_limit_mb` defaults to data.memory_limit_mb's declaration (data/config.py)."""
+    memory_limit_mb = DataConfig.memory_limit_mb if memory_limit_mb is None else memory_limit_mb
     name, n = type(ds).__name__, len(ds)
     if cache is False:
         return Choice(False, f"streaming: {name} is read by a DataLoader every epoch (cache=False)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,18 +25,29 @@ from trainlab.core import checkpoint as ckpts
 from trainlab.core import distributed
 from trainlab.core.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
 from trainlab.core.device import select_device
+from trainlab.core.machine import torch_threads
 from trainlab.core.distributed import DistInfo
 from trainlab.core.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
 from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_better
 from trainlab.data.batches import as_batches
+from trainlab.data.config import DataConfig
 from trainlab.engine import finetune
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, task_of_loss
 from trainlab.engine.diagnosis import Diagnosis
 from trainlab.engine.guide import Guide, resolve_verbose
 from trainlab.engine.losses import class_weights
+from trainlab.engine.precision import (
+    Measurements,
+    RunChoice,
+    multiply_adds,
+    recorded,
+    resolve,
+    shape_key,
+    step_probe,
+)
 from trainlab.engine.settings import TrainConfig, with_overrides
 from trainlab.engine.signals import batch_targets
-from trainlab.engine.tally import autocast, count_correct, grad_norms, stack_losses, stop_on_signals
+from trainlab.engine.tally import count_correct, grad_norms, stack_losses, stop_on_signals
 
 EpochHook = Callable[["Trainer", dict], None]
 
@@ -69,8 +81,7 @@ class Trainer:
         self.task = task if task == "multilabel" else task_of_loss(self.loss_name)
         self.loss_fn = LOSSES.get(self.loss_name)(label_smoothing=s.label_smoothing)
         self.metrics = default_metrics(self.task) if s.metrics == "auto" else list(s.metrics)
-        self.model = model.to(self.device,
-                              memory_format=torch.channels_last if s.channels_last else torch.preserve_format)
+        self.model = model.to(self.device)
         # eval_forward skips DDP: every rank evaluates the full split without communication
         self.eval_forward = torch.compile(self.model) if s.compile else self.model
         self.dist = dist
@@ -83,7 +94,8 @@ class Trainer:
         # the one generator behind shuffling and augmentation: its state is checkpointed
         self.generator = torch.Generator().manual_seed(seed)
         self.optimizer = self.scheduler = None
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=s.precision == "fp16")
+        self.choice: RunChoice | None = None  # precision and layout on this machine: prepare() resolves them once
+        self.scaler: torch.amp.GradScaler | None = None
         self.tricks = finetune.Tricks(self.model, s)  # freeze schedule, warmup, EMA
         self._reset_state()
 
@@ -117,31 +129,85 @@ class Trainer:
             self.scheduler, self.sched_interval = SCHEDULERS.get(s.scheduler)(
                 self.optimizer, epochs, steps_per_epoch, s.lr, s.scheduler_params)
 
-    def _batches(self, data, batch_size: int, shuffle: bool, cache: bool | None = False, memory_limit_mb: int = 4096):
+    def prepare(self, train=None, batch_size: int = 64, choice: dict | None = None) -> RunChoice:
+        """Resolve train.precision and train.channels_last for this machine, once per run (engine/precision.py).
+        `auto` may time a few steps of a copy of the model on the first training batch; the choice is cached
+        per machine and model shape. Called by fit; call it earlier to know the choice (the CLI records it).
+        `choice` (a checkpoint's record) is taken as it is: a resumed run keeps its precision."""
+        if self.choice is not None:
+            return self.choice
+        s = self.settings
+        has_conv2d = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
+        self.choice = recorded(choice, self.device) if choice else resolve(
+            s.precision, s.channels_last, self.device, has_conv2d, self._measurements(train, batch_size, has_conv2d))
+        if self.choice.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.scaler = self.choice.precision.grad_scaler()
+        if self.guide.verbose:
+            for line in self.choice.lines():
+                tqdm.write(line)
+        for warning in self.choice.warnings:
+            if self.progress is not False:
+                print(f"warning: {warning}", file=sys.stderr)
+        return self.choice
+
+    def _measurements(self, train, batch_size: int, has_conv2d: bool) -> Measurements | None:
+        """Step timings on one training batch, when a choice depends on them (a CPU run that may use bf16 or NHWC)."""
+        s = self.settings
+        needs = s.precision != "fp32" or (s.channels_last == "auto" and has_conv2d)
+        if train is None or self.device.type != "cpu" or not needs:
+            return None
+        batches = self._batches(train, batch_size, False)
+        # a random augmentation of the sample batch draws from a throwaway generator, nothing of the run's
+        with torch.random.fork_rng(devices=[]):
+            try:
+                xb, yb = next(iter(batches.iterate(None, 0, torch.Generator().manual_seed(0))))
+            except StopIteration:
+                return None
+        probe = step_probe(self.model, self.loss_fn, xb, yb, self.device.type)
+        try:
+            macs = multiply_adds(self.model, xb)
+        except (RuntimeError, ValueError, TypeError, IndexError):  # the guide's own check names the misfit
+            return None
+        return Measurements(_safe(probe), shape_key(self.model, xb), macs=macs)
+
+    def _batches(self, data, batch_size: int, shuffle: bool, cache: bool | None = False,
+                 memory_limit_mb: int | None = None):
         """Batches for fit (cache None: decide and say which data path) or for one pass (cache False: stream)."""
         say = None if self.progress is False or cache is False else print
-        return as_batches(data, batch_size, shuffle, self.device, False, memory_limit_mb, cache, say)
+        return as_batches(data, batch_size, shuffle, self.device, False,
+                          memory_limit_mb or DataConfig.memory_limit_mb, cache, say)
 
     # ------------------------------------------------------------------ the loop
 
-    def fit(self, train, val=None, epochs: int = 10, batch_size: int = 64, resume: str | Path | None = None,
-            eval_batch_size: int | None = None, cache: bool | None = None, memory_limit_mb: int = 4096) -> list[dict]:
-        """Train for `epochs` (early stopping may end sooner), restore the best weights, return the history.
+    def fit(self, train, val=None, epochs: int | None = None, batch_size: int | None = None,
+            resume: str | Path | None = None, eval_batch_size: int | None = None, cache: bool | None = None,
+            memory_limit_mb: int | None = None) -> list[dict]:
+        """Train for `epochs` (default: the Trainer's train.epochs; early stopping may end sooner), restore the
+        best weights, return the history. `batch_size`, `eval_batch_size` and `memory_limit_mb` default to the
+        `data` section's declarations (data/config.py), as in a config.
 
         A Dataset of your own is read once into memory when its __getitem__ is deterministic and it fits in
         `memory_limit_mb` (else streamed every epoch); `cache=True/False` forces either.
         """
+        with torch_threads(self.settings.num_threads, self.settings.deterministic):
+            return self._fit(train, val, epochs or self.settings.epochs, batch_size or DataConfig.batch_size,
+                             resume, eval_batch_size or DataConfig.eval_batch_size, cache, memory_limit_mb)
+
+    def _fit(self, train, val, epochs: int, batch_size: int, resume, eval_batch_size: int, cache,
+             memory_limit_mb) -> list[dict]:
         train_b = self._batches(train, batch_size, True, cache, memory_limit_mb)
-        val_b = (self._batches(val, eval_batch_size or max(batch_size, 256), False, cache, memory_limit_mb)
-                 if val is not None else None)
+        val_b = self._batches(val, eval_batch_size, False, cache, memory_limit_mb) if val is not None else None
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
         self.epochs_planned = epochs
         self.guide.start(self, train_b, val_b)  # one-line errors for a model/labels that cannot work, pitfalls
+        ckpt = self._read_checkpoint(resume) if resume else None
+        self.prepare(train_b, batch_size, choice=ckpt.get("choice") if ckpt else None)
         self._weigh_classes(train_b)
         self._setup_optim(epochs, finetune.steps_per_epoch(len(train_b), self.settings.accumulate))
-        if resume:
-            self.load_checkpoint(resume)
+        if ckpt is not None:
+            self._restore(ckpt, resume)
         if val_b is None and self.monitor.startswith("val_"):
             self.monitor = "train_loss"
         try:
@@ -249,10 +315,17 @@ class Trainer:
         n = len(batches)
         return 0, order, [], torch.zeros((), device=self.device), [0] * n
 
-    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
-        if self.settings.channels_last and xb.ndim == 4:
+    def _inputs(self, xb: torch.Tensor) -> torch.Tensor:
+        """A batch in the dtype and memory layout the run's choice asks for (float64 data becomes float32)."""
+        if xb.is_floating_point() and xb.dtype != self.choice.precision.input_dtype:
+            xb = xb.to(self.choice.precision.input_dtype)
+        if self.choice.channels_last and xb.ndim == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.settings.precision):
+        return xb
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
+        xb = self._inputs(xb)
+        with self.choice.precision.autocast():
             out = self.forward(xb)
             loss = self.loss_fn(out, yb)
         if i % self.settings.accumulate == 0:  # a new accumulation window (every step without accumulation)
@@ -294,38 +367,38 @@ class Trainer:
     def collect(self, batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(outputs (N, K), targets (N, ...), summed loss) over all batches, kept on the device."""
         self.model.eval()
+        self.prepare()  # evaluation without fit: decided without measuring
         outs, ys, loss_sum = [], [], torch.zeros((), device=self.device)
         for xb, yb in batches.iterate(None):
-            if self.settings.channels_last and xb.ndim == 4:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast(self.device, self.settings.precision):
+            xb = self._inputs(xb)
+            with self.choice.precision.autocast():
                 out = self.tricks.eval_model(self.eval_forward)(xb)
                 loss_sum += self.loss_fn(out, yb).float() * len(yb)
             outs.append(out.float())
             ys.append(yb)
         return torch.cat(outs), torch.cat(ys), loss_sum
 
-    def evaluate(self, data, batch_size: int = 512) -> dict[str, float]:
+    def evaluate(self, data, batch_size: int | None = None) -> dict[str, float]:
         """Loss and every metric on `data` (Dataset, DataLoader or Batches): {"loss": ..., "accuracy": ...}."""
-        batches = self._batches(data, batch_size, shuffle=False)
+        batches = self._batches(data, batch_size or DataConfig.eval_batch_size, shuffle=False)
         outputs, targets, loss_sum = self.collect(batches)
         values = {"loss": loss_sum / len(targets), **compute_metrics(self.metrics, outputs, targets, self.task)}
         stacked = torch.stack([v.float().reshape(()) for v in values.values()]).cpu().tolist()  # one sync
         return dict(zip(values, stacked, strict=False))
 
-    def predict_outputs(self, data, batch_size: int = 512) -> torch.Tensor:
+    def predict_outputs(self, data, batch_size: int | None = None) -> torch.Tensor:
         """Raw model outputs (logits for classification) for `data`: a Dataset, DataLoader or a tensor of inputs."""
         if isinstance(data, torch.Tensor):
             data = torch.utils.data.TensorDataset(data, torch.zeros(len(data)))
-        outputs, _, _ = self.collect(self._batches(data, batch_size, shuffle=False))
+        outputs, _, _ = self.collect(self._batches(data, batch_size or DataConfig.eval_batch_size, shuffle=False))
         return outputs.cpu()
 
-    def predict(self, data, batch_size: int = 512) -> torch.Tensor:
+    def predict(self, data, batch_size: int | None = None) -> torch.Tensor:
         """Class indices (classification) or predicted values (regression)."""
         out = self.predict_outputs(data, batch_size)
         return out.argmax(-1) if self.task == "classification" else out.squeeze(-1)
 
-    def predict_proba(self, data, batch_size: int = 512) -> torch.Tensor:
+    def predict_proba(self, data, batch_size: int | None = None) -> torch.Tensor:
         """Class probabilities (N, K): softmax of the logits."""
         return self.predict_outputs(data, batch_size).softmax(-1)
 
@@ -358,12 +431,12 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "epoch": self.epoch, "step": self.step, "history": self.history,
             "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                      "state": self.best_state, "stopped_early": self.stopped_early, "stop": self.stop},
             "rng": rng_state(self.generator), "tricks": self.tricks.state_dict(),
-            "resume_point": None,
+            "resume_point": None, "choice": self.choice.to_dict() if self.choice else None,
         }
 
     def save_checkpoint(self, name: str, weights_only: bool = False, state: dict | None = None) -> None:
@@ -383,7 +456,13 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore everything from last.pt so training continues exactly where it stopped.
         A file that lacks part of that state, or holds another setup's, is refused as a damaged run (DamagedRun)."""
-        ckpt = ckpts.check_resumable(safe_load(path, map_location=self.device), path)
+        self._restore(self._read_checkpoint(path), path)
+
+    def _read_checkpoint(self, path: str | Path) -> dict:
+        return ckpts.check_resumable(safe_load(path, map_location=self.device), path)
+
+    def _restore(self, ckpt: dict, path: str | Path) -> None:
+        self.prepare(choice=ckpt.get("choice"))  # load_checkpoint without fit: the scaler must exist
         load_weights(self.model, ckpt["model"], str(path))
         if ckpt["optimizer"] is not None:
             ckpts.load_state(self.optimizer, ckpt["optimizer"], f"{path} optimizer state")
@@ -397,3 +476,14 @@ class Trainer:
         set_rng_state(ckpt["rng"], self.generator)
         self.tricks.load_state_dict(ckpt.get("tricks"))
         self._resume_point = ckpt["resume_point"]
+
+
+def _safe(probe):
+    """A probe whose failure means 'not measured': a model that cannot take the batch is reported by the guide's
+    own one-line check, not by a timing run."""
+    def seconds(variants):
+        try:
+            return probe(variants)
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            return None
+    return seconds

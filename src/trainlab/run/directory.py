@@ -79,7 +79,8 @@ def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
 
 # ----------------------------------------------------------------------------- reading a run back, checked
 
-MANIFEST: dict[str, Check] = {"test_evaluations": COUNT, "tuned": a(dict), "test_metrics": a(dict)}
+MANIFEST: dict[str, Check] = {"test_evaluations": COUNT, "tuned": a(dict), "test_metrics": a(dict),
+                              "precision": a(str), "channels_last": a(bool), "num_threads": COUNT}
 DATA: dict[str, Check] = {  # data.json as workflows/train.data_description writes it
     "task": ("'classification' or 'regression'", lambda v: v in ("classification", "regression")),
     "kind": a(str), "classes": a(list, type(None)),
@@ -121,6 +122,14 @@ def count_test_evaluation(run_dir: Path, metrics: dict | None = None, epochs_run
         m["test_metrics"] = {"epochs_run": epochs_run, "metrics": metrics}
     write_json(Path(run_dir) / "manifest.json", m)
     return m["test_evaluations"]
+
+
+def record_machine_choice(run_dir: Path, choice: dict, num_threads: int) -> None:
+    """What `auto` became on this machine (precision, channels_last, threads) and why, in the manifest:
+    `"precision": "fp32"` is what a reader of the run checks, the reasons say why."""
+    m = read_manifest(run_dir)
+    m.update({**choice, "num_threads": num_threads})
+    write_json(Path(run_dir) / "manifest.json", m)
 
 
 def recorded_test_metrics(run_dir: Path, epochs_run: int) -> dict | None:

@@ -25,6 +25,7 @@ from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json
+from trainlab.core.machine import physical_cores
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
 from trainlab.data.prepare import load_data
@@ -190,8 +191,8 @@ def _fold_job(job: dict) -> dict:
 
 
     cfg = build_config(job["config"])
+    cfg.train.num_threads = job["threads"]  # N workers share the cores instead of each taking all of them
     configure_torch(cfg)
-    torch.set_num_threads(job["threads"])  # N workers share the cores instead of each taking all of them
     return run_fold(load_data(cfg), job["fold"], job["train"], job["val"], job["dir"], dry_run=job["dry_run"])
 
 
@@ -245,7 +246,9 @@ def _parallel(cfg, folds, dirs, jobs: int, dry_run: bool, finished) -> None:
 
 
 
-    threads = cfg.train.num_threads or max(1, torch.get_num_threads() // jobs)
+    # N workers share the physical cores instead of each taking all of them
+    threads = physical_cores() // jobs if cfg.train.num_threads == "auto" else cfg.train.num_threads
+    threads = max(1, threads)
     raw = to_dict(cfg)
     pool = ProcessPoolExecutor(min(jobs, len(folds)), mp_context=multiprocessing.get_context("spawn"))
     try:

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from trainlab.core import distributed
 from trainlab.core.checkpoint import check_resumable, remove_orphan_temps, safe_load, seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
+from trainlab.core.machine import torch_threads
 from trainlab.core.files import write_history, write_json, write_text
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
@@ -33,6 +35,7 @@ from trainlab.run.directory import (
     prepare_run_dir,
     read_data_description,
     read_manifest,
+    record_machine_choice,
     recorded_test_metrics,
     test_reuse_warning,
 )
@@ -47,11 +50,7 @@ def _say(message: str) -> None:
 
 def configure_torch(cfg: Config) -> None:
     """Threads and determinism are process-wide settings: set them once per command."""
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    if cfg.train.deterministic != torch.are_deterministic_algorithms_enabled():
-        # only on a change: the call imports torch._inductor.config (about 1.3 s measured) even to switch off
-        torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+    torch_threads(cfg.train.num_threads, cfg.train.deterministic).__enter__()  # for the command: never restored
 
 
 def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
@@ -139,11 +138,15 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
-    # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users
-    verbose = not quiet and cfg.train.verbose is not False
-    trainer = Trainer(model, cfg.train, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
-                      progress=None if not quiet else False, dist=info, device=str(device), verbose=verbose)
+    # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users;
+    # the train section was validated once when the config was read: replace() adds the resolved device as it is
+    settings = dataclasses.replace(cfg.train, device=str(device), verbose=not quiet and cfg.train.verbose is not False)
+    trainer = Trainer(model, settings, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
+                      progress=None if not quiet else False, dist=info)
     observe.brief(trainer.guide, cfg, view)
+    if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
+        choice = trainer.prepare(train_b, cfg.data.batch_size)
+        record_machine_choice(out, choice.to_dict(), torch.get_num_threads())
     try:
         history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
     except NonFiniteLoss as e:
