@@ -114,6 +114,19 @@ def _mps_info() -> dict[str, bool]:
     return {"built": bool(mps.is_built()), "available": bool(mps.is_available())}
 
 
+def _cpu_info() -> dict[str, Any]:
+    """The CPU as torch's kernels see it, and what bf16 costs here: half a second of fp32 and of bf16 matmuls."""
+    import torch  # doctor must report a missing or broken torch, not crash on it
+
+    from trainlab.core.machine import cpu_facts, matmul_gflops, physical_cores  # imports torch
+
+    facts = cpu_facts()
+    return {"logical_cores": os.cpu_count(), "physical_cores": physical_cores(), "torch_threads": facts["threads"],
+            "model": facts["model"], "capability": facts["capability"], "native_bf16": facts["native_bf16"],
+            "kernel_caps": facts["kernel_caps"], "matmul_gflops": {
+                "fp32": round(matmul_gflops(torch.float32), 1), "bf16": round(matmul_gflops(torch.bfloat16), 1)}}
+
+
 def _trainlab_info() -> dict[str, Any]:
     """trainlab's own version and where it is imported from (a source checkout has no metadata)."""
     try:
@@ -150,7 +163,7 @@ def collect() -> dict[str, Any]:
         "torch": {"version": torch.__version__, "torchvision": installed_version("torchvision", "torchvision")},
         "cuda": _cuda_info(),
         "mps": _mps_info(),
-        "cpu": {"logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "cpu": _cpu_info(),
         "training_device": str(select_device("auto")),
         "trainlab": _trainlab_info(),
         "libraries": libraries,
@@ -200,7 +213,15 @@ def _device_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         detail = dev.get("error") or f"{dev['name']}, {dev['memory_gib']:.1f} GiB, capability {dev['capability']}"
         rows.append((f"cuda:{dev['index']}", detail))
     rows.append(("Apple MPS", f"built {_yes_no(mps['built'])}, available {_yes_no(mps['available'])}"))
-    rows.append(("CPU", f"{cpu['logical_cores']} logical cores, torch uses {cpu['torch_threads']} threads"))
+    rows.append(("CPU", f"{cpu['model']}: {cpu['logical_cores']} logical / {cpu['physical_cores']} physical "
+                        f"cores, torch uses {cpu['torch_threads']} threads"))
+    caps = "".join(f", {k}={v}" for k, v in cpu["kernel_caps"].items())
+    rows.append(("CPU kernels", f"{cpu['capability']}{caps}, native bf16 {_yes_no(cpu['native_bf16'])}"))
+    g = cpu["matmul_gflops"]
+    verdict = ("bf16 is emulated here: train.precision=auto keeps fp32" if not cpu["native_bf16"] else
+               "train.precision=auto measures each model's steps in both" if g["bf16"] > 1.2 * g["fp32"] else
+               "bf16 is no faster here: train.precision=auto will mostly keep fp32")
+    rows.append(("Matmul 512x512", f"fp32 {g['fp32']:.0f} GFLOP/s, bf16 {g['bf16']:.0f} GFLOP/s ({verdict})"))
     return rows
 
 

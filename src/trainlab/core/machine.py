@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -97,6 +98,18 @@ def cpu_line(facts: dict | None = None) -> str:
     caps = "".join(f", {k}={v}" for k, v in f["kernel_caps"].items())
     return (f"{f['model']} ({f['capability']}, native bf16: {'yes' if f['native_bf16'] else 'no'}{caps}), "
             f"torch {f['torch']}, {f['threads']} threads")
+
+
+def matmul_gflops(dtype: torch.dtype, seconds: float = 0.5, n: int = 512) -> float:
+    """Multiply-adds x 2 per second of (n, n) @ (n, n) in `dtype` on this CPU, timed for about `seconds`
+    (trainlab doctor prints fp32 beside bf16: emulated bf16 shows as several times slower)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # the first call picks kernels
+    count, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / elapsed / 1e9
 
 
 def fingerprint() -> str:
