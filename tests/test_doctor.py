@@ -85,7 +85,10 @@ def test_run_json_matches_collect(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     arguments.doctor(parser)
     assert doctor.run(parser.parse_args(["--json"])) == 0
-    assert json.loads(capsys.readouterr().out) == doctor.collect()
+    printed, collected = json.loads(capsys.readouterr().out), doctor.collect()
+    speeds = [info["cpu"].pop("matmul_gflops") for info in (printed, collected)]  # measured: differs per call
+    assert printed == collected
+    assert all(s["fp32"] > 0 and s["bf16"] > 0 for s in speeds)
 
 
 @pytest.mark.usefixtures("no_seaborn")
