@@ -120,7 +120,8 @@ def test_the_precision_object_gives_autocast_scaler_and_input_dtype():
 
 def conv_data(n=64):
     g = torch.Generator().manual_seed(0)
-    return torch.utils.data.TensorDataset(torch.randn(n, 1, 12, 12, generator=g), torch.randint(0, 3, (n,), generator=g))
+    x, y = torch.randn(n, 1, 12, 12, generator=g), torch.randint(0, 3, (n,), generator=g)
+    return torch.utils.data.TensorDataset(x, y)
 
 
 def conv_net():

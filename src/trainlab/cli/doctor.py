@@ -118,7 +118,7 @@ def _cpu_info() -> dict[str, Any]:
     """The CPU as torch's kernels see it, and what bf16 costs here: half a second of fp32 and of bf16 matmuls."""
     import torch  # doctor must report a missing or broken torch, not crash on it
 
-    from trainlab.core.machine import cpu_facts, matmul_gflops, physical_cores  # imports torch
+    from trainlab.core.machine import cpu_facts, matmul_gflops, physical_cores  # doctor must survive a broken torch
 
     facts = cpu_facts()
     return {"logical_cores": os.cpu_count(), "physical_cores": physical_cores(), "torch_threads": facts["threads"],

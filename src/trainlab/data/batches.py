@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from trainlab.data.base import ArrayDataset
 from trainlab.data.config import DataConfig
-from trainlab.data.materialize import plan
+from trainlab.data.materialize import fits_in_memory, plan
 
 Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -224,6 +224,7 @@ def as_batches(data, batch_size: int, shuffle: bool, device: torch.device | str 
         if not choice.in_memory:
             return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
         x, y = choice.x, choice.y
-    if cache is None and x.element_size() * x.nelement() > (memory_limit_mb or DataConfig.memory_limit_mb) * 2**20:
+    limit = memory_limit_mb or DataConfig.memory_limit_mb
+    if cache is None and not fits_in_memory(x.element_size() * x.nelement(), limit):
         return LoaderBatches(data, batch_size, shuffle, drop_last, device=device)
     return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, drop_last)

@@ -102,6 +102,13 @@ def _read_all(ds: Dataset, n: int, sample_bytes: int) -> tuple[torch.Tensor, tor
     return torch.cat(xs), torch.cat(ys), "one by one"
 
 
+def fits_in_memory(nbytes: float, memory_limit_mb: int) -> bool:
+    """The one rule of the data path: a split takes the in-memory path when its tensors fit in
+    data.memory_limit_mb (trainlab's own datasets estimate their decoded size, a Dataset of yours is measured
+    from its first sample); above it, it is streamed through a DataLoader every epoch."""
+    return nbytes <= memory_limit_mb * 2**20
+
+
 def plan(ds: Dataset, memory_limit_mb: int | None = None, cache: bool | None = None) -> Choice:
     """Decide (and, when in memory, do) the one-off materialization; cache=True/False forces the choice.
     `memory_limit_mb` defaults to data.memory_limit_mb's declaration (data/config.py)."""
@@ -114,7 +121,7 @@ def plan(ds: Dataset, memory_limit_mb: int | None = None, cache: bool | None = N
     x0, y0 = _sample(ds, 0)
     sample_bytes = x0.element_size() * x0.nelement() + y0.element_size() * max(y0.nelement(), 1)
     size_mb = sample_bytes * n / 2**20
-    if cache is None and size_mb > memory_limit_mb:
+    if cache is None and not fits_in_memory(sample_bytes * n, memory_limit_mb):
         return Choice(False, f"streaming: {name} would take {size_mb:.0f} MB in memory, more than "
                              f"memory_limit_mb={memory_limit_mb} (cache=True forces it)")
     if cache is None and not is_deterministic(ds):

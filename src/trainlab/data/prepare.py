@@ -18,6 +18,7 @@ from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle, KnowsSize, targets_of
 from trainlab.data.batches import LoaderBatches, TensorBatches, balanced_weights
 from trainlab.data.catalog import DATASETS
+from trainlab.data.materialize import fits_in_memory
 from trainlab.data.splits import Splits, make_splits
 from trainlab.data.transforms import Pipeline
 
@@ -158,7 +159,7 @@ class DataView:
         base = ds.dataset if isinstance(ds, Subset) else ds
         per_item = base.nbytes() / max(len(base), 1) if isinstance(base, KnowsSize) else 0
         # stored as float32 after the prefix: up to 4x the decoded uint8 size
-        return per_item * len(ds) * 4 <= dcfg.memory_limit_mb * 2**20
+        return fits_in_memory(per_item * len(ds) * 4, dcfg.memory_limit_mb)
 
     def _materialize(self, ds) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(ds, ArrayDataset):

@@ -185,8 +185,10 @@ def resolve(precision: str, channels_last: bool | str, device: torch.device, has
             and (measure.macs is None or measure.macs >= SMALL):
         measure(("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))  # one interleaved session
     warnings: list[str] = []
-    p = _auto_precision(device, measure) if precision == "auto" else Precision(precision, device.type, "set in the config")
-    if precision != "auto":
+    if precision == "auto":
+        p = _auto_precision(device, measure)
+    else:
+        p = Precision(precision, device.type, "set in the config")
         warnings += _slower_warning(p, device, measure)
     layout, why = (_auto_layout(p, device, has_conv2d, measure) if channels_last == "auto"
                    else (bool(channels_last), "set in the config"))

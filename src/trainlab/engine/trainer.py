@@ -25,9 +25,9 @@ from trainlab.core import checkpoint as ckpts
 from trainlab.core import distributed
 from trainlab.core.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
 from trainlab.core.device import select_device
-from trainlab.core.machine import torch_threads
 from trainlab.core.distributed import DistInfo
 from trainlab.core.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
+from trainlab.core.machine import torch_threads
 from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_better
 from trainlab.data.batches import as_batches
 from trainlab.data.config import DataConfig

@@ -19,7 +19,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device

@@ -15,8 +15,8 @@ from trainlab.core import distributed
 from trainlab.core.checkpoint import check_resumable, remove_orphan_temps, safe_load, seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.machine import torch_threads
 from trainlab.core.files import write_history, write_json, write_text
+from trainlab.core.machine import torch_threads
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
