@@ -199,6 +199,46 @@ def resolve(precision: str, channels_last: bool | str, device: torch.device, has
     return RunChoice(p, layout, why, tuple(warnings), dict(measure.values))
 
 
+def choose(precision: str, channels_last: bool | str, model: nn.Module, loss_fn: Callable, batches,
+           device: torch.device, recorded_choice: dict | None = None) -> RunChoice:
+    """The run's choice: a checkpoint's record as it is, else `resolve` with step timings of `model` on the
+    first of `batches` (the Batches protocol, data/batches.py) where a choice depends on them."""
+    if recorded_choice:
+        return recorded(recorded_choice, device)
+    has_conv2d = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    needs = precision != "fp32" or (channels_last == "auto" and has_conv2d)
+    measure = _measurements(model, loss_fn, batches, device) if needs and batches is not None else None
+    return resolve(precision, channels_last, device, has_conv2d, measure)
+
+
+def _measurements(model: nn.Module, loss_fn: Callable, batches, device: torch.device) -> Measurements | None:
+    """Step timings on one training batch: CPU only (CUDA and MPS are decided by capability)."""
+    if device.type != "cpu":
+        return None
+    # a random augmentation of the sample batch draws from a throwaway generator, nothing of the run's
+    with torch.random.fork_rng(devices=[]):
+        try:
+            xb, yb = next(iter(batches.iterate(None, 0, torch.Generator().manual_seed(0))))
+        except StopIteration:
+            return None
+    try:
+        macs = multiply_adds(model, xb)
+    except (RuntimeError, ValueError, TypeError, IndexError):  # the guide's own check names the misfit
+        return None
+    return Measurements(_safe(step_probe(model, loss_fn, xb, yb, device.type)), shape_key(model, xb), macs=macs)
+
+
+def _safe(probe: Probe) -> Probe:
+    """A probe whose failure means 'not measured': a model that cannot take the batch is reported by the guide's
+    own one-line check, not by a timing run."""
+    def seconds(variants):
+        try:
+            return probe(variants)
+        except (RuntimeError, ValueError, TypeError, IndexError):
+            return None
+    return seconds
+
+
 def recorded(choice: dict, device: torch.device) -> RunChoice:
     """The choice a checkpoint recorded: a resumed run keeps it, whatever this machine would pick now."""
     reason = "recorded in the checkpoint (a resumed run keeps its precision)"

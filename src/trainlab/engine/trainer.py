@@ -36,15 +36,7 @@ from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, ta
 from trainlab.engine.diagnosis import Diagnosis
 from trainlab.engine.guide import Guide, resolve_verbose
 from trainlab.engine.losses import class_weights
-from trainlab.engine.precision import (
-    Measurements,
-    RunChoice,
-    multiply_adds,
-    recorded,
-    resolve,
-    shape_key,
-    step_probe,
-)
+from trainlab.engine.precision import RunChoice, choose
 from trainlab.engine.settings import TrainConfig, with_overrides
 from trainlab.engine.signals import batch_targets
 from trainlab.engine.tally import count_correct, grad_norms, stack_losses, stop_on_signals
@@ -137,39 +129,17 @@ class Trainer:
         if self.choice is not None:
             return self.choice
         s = self.settings
-        has_conv2d = any(isinstance(m, nn.Conv2d) for m in self.model.modules())
-        self.choice = recorded(choice, self.device) if choice else resolve(
-            s.precision, s.channels_last, self.device, has_conv2d, self._measurements(train, batch_size, has_conv2d))
+        batches = self._batches(train, batch_size, False) if train is not None else None
+        self.choice = choose(s.precision, s.channels_last, self.model, self.loss_fn, batches, self.device, choice)
         if self.choice.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.scaler = self.choice.precision.grad_scaler()
         if self.guide.verbose:
             for line in self.choice.lines():
                 tqdm.write(line)
-        for warning in self.choice.warnings:
-            if self.progress is not False:
-                print(f"warning: {warning}", file=sys.stderr)
+        for warning in self.choice.warnings if self.progress is not False else ():
+            print(f"warning: {warning}", file=sys.stderr)
         return self.choice
-
-    def _measurements(self, train, batch_size: int, has_conv2d: bool) -> Measurements | None:
-        """Step timings on one training batch, when a choice depends on them (a CPU run that may use bf16 or NHWC)."""
-        s = self.settings
-        needs = s.precision != "fp32" or (s.channels_last == "auto" and has_conv2d)
-        if train is None or self.device.type != "cpu" or not needs:
-            return None
-        batches = self._batches(train, batch_size, False)
-        # a random augmentation of the sample batch draws from a throwaway generator, nothing of the run's
-        with torch.random.fork_rng(devices=[]):
-            try:
-                xb, yb = next(iter(batches.iterate(None, 0, torch.Generator().manual_seed(0))))
-            except StopIteration:
-                return None
-        probe = step_probe(self.model, self.loss_fn, xb, yb, self.device.type)
-        try:
-            macs = multiply_adds(self.model, xb)
-        except (RuntimeError, ValueError, TypeError, IndexError):  # the guide's own check names the misfit
-            return None
-        return Measurements(_safe(probe), shape_key(self.model, xb), macs=macs)
 
     def _batches(self, data, batch_size: int, shuffle: bool, cache: bool | None = False,
                  memory_limit_mb: int | None = None):
@@ -477,13 +447,3 @@ class Trainer:
         self.tricks.load_state_dict(ckpt.get("tricks"))
         self._resume_point = ckpt["resume_point"]
 
-
-def _safe(probe):
-    """A probe whose failure means 'not measured': a model that cannot take the batch is reported by the guide's
-    own one-line check, not by a timing run."""
-    def seconds(variants):
-        try:
-            return probe(variants)
-        except (RuntimeError, ValueError, TypeError, IndexError):
-            return None
-    return seconds
