@@ -34,6 +34,8 @@ from lean import bench_lean
 from startup import bench_startup
 from torch import nn
 
+from trainlab.core.machine import cpu_facts, cpu_line
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_ROOT = Path(os.environ.get("TRAINLAB_MNIST_ROOT", ROOT.parent / "shared" / "data"))
 
@@ -45,14 +47,12 @@ def course_mlp() -> nn.Module:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    """The CPU every figure of this run holds for: model, kernel level, native bf16, kernel caps, threads."""
+    facts = cpu_facts()
+    return {"cpu": facts["model"], "capability": facts["capability"], "native_bf16": facts["native_bf16"],
+            "kernel_caps": facts["kernel_caps"], "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "line": cpu_line(facts)}
 
 
 def hand_written_epoch(model, opt, x, y, batch_size, gen) -> None:
@@ -271,6 +271,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results["machine"] = machine()
+    print(f"machine: {results['machine']['line']}", flush=True)  # where every figure below holds
     results["mnist_available"] = (MNIST_ROOT / "MNIST" / "raw").is_dir()
     for key in args.only:
         name, fn = BENCHES[key]
