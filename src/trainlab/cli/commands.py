@@ -1,5 +1,11 @@
 """What each `trainlab` command does: read its arguments, call the workflow or `use` function, print.
 
+The shape of every command (follow it for a new one): `def NAME(args) -> int` here is the only code that
+reads the argparse namespace. It checks the arguments, calls ONE lower-layer entry point with typed
+arguments (`run_x(config: Config, out: Path, folds: int, ..., report: Reporter = print_progress)`), which
+returns a result (dict or dataclass) and prints nothing but progress through the `core.report.Reporter`
+it is given. The handler here renders the result on the console and writes `--out DIR/result.json`.
+
 Each handler imports its workflow when it runs (start-up time: workflows import torch, and `--help`,
 `list` and config errors must not). Config files are read and validated here first, so a bad key is
 reported before torch is imported.
