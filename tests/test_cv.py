@@ -11,6 +11,7 @@ import yaml
 
 from conftest import assert_one_line_error
 from trainlab.core.errors import UserError
+from trainlab.core.report import silent
 from trainlab.data.prepare import DataView, load_data
 from trainlab.data.splits import FOLD_SPLITTERS, fold_splits
 from trainlab.run.config import load_config
@@ -92,7 +93,7 @@ def test_folds_cover_the_pool_and_never_touch_test(write_config, monkeypatch):
 
     monkeypatch.setattr(DataView, "dataset", guarded)
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
-    result = cross_validate(cfg, 3, say=lambda *a: None)
+    result = cross_validate(cfg, 3, report=silent)
     data = load_data(cfg)
     vals = [np.array(f["val_indices"]) for f in result["folds"]]
     assert sorted(np.concatenate(vals).tolist()) == data.pool_indices().tolist()
@@ -128,8 +129,8 @@ def test_cli_writes_table_and_mean_std(tmp_path, write_config, cli):
 
 def test_folds_repeat_exactly(write_config):
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
-    a = cross_validate(cfg, 2, say=lambda *a: None)
-    b = cross_validate(cfg, 2, say=lambda *a: None)
+    a = cross_validate(cfg, 2, report=silent)
+    b = cross_validate(cfg, 2, report=silent)
     assert [f["metrics"] for f in a["folds"]] == [f["metrics"] for f in b["folds"]]
 
 
@@ -137,8 +138,8 @@ def test_folds_repeat_exactly(write_config):
 def test_parallel_folds_equal_sequential(write_config):
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
     threads = torch.get_num_threads()
-    sequential = cross_validate(cfg, 2, say=lambda *a: None)
-    parallel = cross_validate(cfg, 2, jobs=2, say=lambda *a: None)
+    sequential = cross_validate(cfg, 2, report=silent)
+    parallel = cross_validate(cfg, 2, jobs=2, report=silent)
     assert torch.get_num_threads() == threads  # workers set their own threads, not ours
     assert [f["metrics"] for f in parallel["folds"]] == [f["metrics"] for f in sequential["folds"]]
     assert [f["val_indices"] for f in parallel["folds"]] == [f["val_indices"] for f in sequential["folds"]]
@@ -191,7 +192,7 @@ def test_series_folds_run_forward_in_time_with_a_target_gap(write_config):
     cfg = load_config(write_config({"seed": 0, "data": {"name": "timeseries", "series": "sunspots", "lookback": 12,
                                                         "horizon": horizon, "val_fraction": 0.0, "batch_size": 64},
                                     "model": {"name": "rnn", "cell": "gru", "hidden": 8}, "train": {"epochs": 1}}))
-    result = cross_validate(cfg, 3, say=lambda *a: None)
+    result = cross_validate(cfg, 3, report=silent)
     pool = load_data(cfg).pool_indices()
     assert result["method"] == "time" and "val_rmse" in result["mean"]
     for fold in result["folds"]:

@@ -14,9 +14,9 @@ import torch
 
 from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.catalog import CSVParams, ImageFolderParams
 from trainlab.data.cifar import FOLDER, CIFAR10Pickle
 from trainlab.data.images import ImageFiles
+from trainlab.data.options import CSVParams, ImageFolderParams
 from trainlab.data.tabular import read_csv_bundle
 
 

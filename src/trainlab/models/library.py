@@ -27,8 +27,8 @@ from torch import nn
 from torchvision import models as tvm
 
 from trainlab.core.errors import UserError
-from trainlab.models.catalog import LibraryModelConfig
 from trainlab.models.heads import first_conv_name, head_names
+from trainlab.models.options import LibraryModelConfig
 
 
 def split_name(name: str) -> tuple[str, str]:
