@@ -15,7 +15,7 @@ from trainlab.core.report import silent
 from trainlab.data.prepare import DataView, load_data
 from trainlab.data.splits import FOLD_SPLITTERS, fold_splits
 from trainlab.run.config import load_config
-from trainlab.workflows.cv import choose_method, cross_validate
+from trainlab.workflows.cv import choose_method, cross_validate, run_cv
 
 TINY = {"data": {"batch_size": 128}, "model": {"hidden": [16]}}  # on top of conftest's tiny digits MLP
 
@@ -125,6 +125,19 @@ def test_cli_writes_table_and_mean_std(tmp_path, write_config, cli):
     assert (out / "fold-3" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
     assert "mean ± std" in printed and f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f}" in printed
     assert_one_line_error(*cli("cv", cfg, "--folds", "3", "--out", out)[::2], "--overwrite")  # not empty
+
+
+def test_run_cv_takes_typed_arguments_returns_the_result_and_prints_only_through_its_reporter(tmp_path, write_config,
+                                                                                             capsys):
+    """The shape of every command: the workflow gets no argparse namespace, prints nothing itself, and leaves
+    result.json to the CLI; its progress lines go to the reporter it is given."""
+    lines = []
+    cfg = load_config(write_config(**TINY), ["train.epochs=1"])
+    result = run_cv(cfg, tmp_path / "cv", 2, report=lambda line, warning=False: lines.append(line))
+    assert capsys.readouterr().out == ""
+    assert [line.split("  ")[0] for line in lines] == ["fold 1/2", "fold 2/2"]
+    assert sorted(result["mean"]) == ["val_accuracy", "val_loss"] and len(result["folds"]) == 2
+    assert (tmp_path / "cv" / "manifest.json").is_file() and not (tmp_path / "cv" / "result.json").exists()
 
 
 def test_folds_repeat_exactly(write_config):

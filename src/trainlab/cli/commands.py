@@ -121,6 +121,7 @@ def inspect(args) -> int:
         from trainlab.use.internals import internals_sections  # start-up time
         extras.append(partial(internals_sections, index=args.index, text=args.text))
     result = inspect_run(args.run_dir, args.split, args.top, args.out, extras)
+    write_result(Path(result["out"]), {k: v for k, v in result.items() if k != "out"})
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
     print(f"{args.split}: {result['errors']} of {result['samples']} misclassified, mean loss {result['mean_loss']:.4f}")
@@ -359,6 +360,8 @@ def show(args) -> int:
     from trainlab.workflows.show import show_data, summary_lines  # start-up time
 
     out = args.out or Path("runs") / f"{Path(args.config).stem}-show"
-    for line in summary_lines(show_data(cfg, out, args.n, Path(args.config).name)):
+    result = show_data(cfg, out, args.n, Path(args.config).name)
+    write_result(Path(result["out"]), result)
+    for line in summary_lines(result):
         print(line)
     return 0

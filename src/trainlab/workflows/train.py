@@ -15,6 +15,7 @@ from trainlab.core.checkpoint import check_resumable, remove_orphan_temps, safe_
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json, write_text
+from trainlab.core.report import print_progress
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
@@ -220,7 +221,7 @@ def evaluate_test(trainer: Trainer, view, out: Path, epochs_run: int, dry_run: b
     n = count_test_evaluation(out, test, epochs_run)
     warning = test_reuse_warning(out, n)  # e.g. a finished run resumed with more epochs
     if warning and trainer.progress is not False:
-        print(f"warning: {warning}", file=sys.stderr)
+        print_progress(f"warning: {warning}", warning=True)
     return test
 
 
