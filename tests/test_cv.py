@@ -136,7 +136,9 @@ def test_run_cv_takes_typed_arguments_returns_the_result_and_prints_only_through
     result = run_cv(cfg, tmp_path / "cv", 2, report=lambda line, warning=False: lines.append(line))
     assert capsys.readouterr().out == ""
     assert [line.split("  ")[0] for line in lines] == ["fold 1/2", "fold 2/2"]
-    assert sorted(result["mean"]) == ["val_accuracy", "val_loss"] and len(result["folds"]) == 2
+    acc = [f["metrics"]["val_accuracy"] for f in result["folds"]]
+    assert len(acc) == 2 and result["mean"]["val_accuracy"] == pytest.approx(np.mean(acc))
+    assert f"val_accuracy {acc[0]:.4f}" in lines[0]  # the fold line reports the fold's own score
     assert (tmp_path / "cv" / "manifest.json").is_file() and not (tmp_path / "cv" / "result.json").exists()
 
 
