@@ -11,10 +11,11 @@ import yaml
 
 from conftest import assert_one_line_error
 from trainlab.core.errors import UserError
+from trainlab.core.report import silent
 from trainlab.data.prepare import DataView, load_data
 from trainlab.data.splits import FOLD_SPLITTERS, fold_splits
 from trainlab.run.config import load_config
-from trainlab.workflows.cv import choose_method, cross_validate
+from trainlab.workflows.cv import choose_method, cross_validate, run_cv
 
 TINY = {"data": {"batch_size": 128}, "model": {"hidden": [16]}}  # on top of conftest's tiny digits MLP
 
@@ -92,7 +93,7 @@ def test_folds_cover_the_pool_and_never_touch_test(write_config, monkeypatch):
 
     monkeypatch.setattr(DataView, "dataset", guarded)
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
-    result = cross_validate(cfg, 3, say=lambda *a: None)
+    result = cross_validate(cfg, 3, report=silent)
     data = load_data(cfg)
     vals = [np.array(f["val_indices"]) for f in result["folds"]]
     assert sorted(np.concatenate(vals).tolist()) == data.pool_indices().tolist()
@@ -126,10 +127,25 @@ def test_cli_writes_table_and_mean_std(tmp_path, write_config, cli):
     assert_one_line_error(*cli("cv", cfg, "--folds", "3", "--out", out)[::2], "--overwrite")  # not empty
 
 
+def test_run_cv_takes_typed_arguments_returns_the_result_and_prints_only_through_its_reporter(tmp_path, write_config,
+                                                                                             capsys):
+    """The shape of every command: the workflow gets no argparse namespace, prints nothing itself, and leaves
+    result.json to the CLI; its progress lines go to the reporter it is given."""
+    lines = []
+    cfg = load_config(write_config(**TINY), ["train.epochs=1"])
+    result = run_cv(cfg, tmp_path / "cv", 2, report=lambda line, warning=False: lines.append(line))
+    assert capsys.readouterr().out == ""
+    assert [line.split("  ")[0] for line in lines] == ["fold 1/2", "fold 2/2"]
+    acc = [f["metrics"]["val_accuracy"] for f in result["folds"]]
+    assert len(acc) == 2 and result["mean"]["val_accuracy"] == pytest.approx(np.mean(acc))
+    assert f"val_accuracy {acc[0]:.4f}" in lines[0]  # the fold line reports the fold's own score
+    assert (tmp_path / "cv" / "manifest.json").is_file() and not (tmp_path / "cv" / "result.json").exists()
+
+
 def test_folds_repeat_exactly(write_config):
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
-    a = cross_validate(cfg, 2, say=lambda *a: None)
-    b = cross_validate(cfg, 2, say=lambda *a: None)
+    a = cross_validate(cfg, 2, report=silent)
+    b = cross_validate(cfg, 2, report=silent)
     assert [f["metrics"] for f in a["folds"]] == [f["metrics"] for f in b["folds"]]
 
 
@@ -137,8 +153,8 @@ def test_folds_repeat_exactly(write_config):
 def test_parallel_folds_equal_sequential(write_config):
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
     threads = torch.get_num_threads()
-    sequential = cross_validate(cfg, 2, say=lambda *a: None)
-    parallel = cross_validate(cfg, 2, jobs=2, say=lambda *a: None)
+    sequential = cross_validate(cfg, 2, report=silent)
+    parallel = cross_validate(cfg, 2, jobs=2, report=silent)
     assert torch.get_num_threads() == threads  # workers set their own threads, not ours
     assert [f["metrics"] for f in parallel["folds"]] == [f["metrics"] for f in sequential["folds"]]
     assert [f["val_indices"] for f in parallel["folds"]] == [f["val_indices"] for f in sequential["folds"]]
@@ -191,7 +207,7 @@ def test_series_folds_run_forward_in_time_with_a_target_gap(write_config):
     cfg = load_config(write_config({"seed": 0, "data": {"name": "timeseries", "series": "sunspots", "lookback": 12,
                                                         "horizon": horizon, "val_fraction": 0.0, "batch_size": 64},
                                     "model": {"name": "rnn", "cell": "gru", "hidden": 8}, "train": {"epochs": 1}}))
-    result = cross_validate(cfg, 3, say=lambda *a: None)
+    result = cross_validate(cfg, 3, report=silent)
     pool = load_data(cfg).pool_indices()
     assert result["method"] == "time" and "val_rmse" in result["mean"]
     for fold in result["folds"]:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import assert_one_line_error
 from trainlab.core.files import write_history
-from trainlab.models.catalog import ACTIVATIONS
+from trainlab.models.activations import ACTIVATIONS
 from trainlab.observe import plots
 
 

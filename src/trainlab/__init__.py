@@ -2,7 +2,8 @@
 
     from trainlab import Trainer, load_run
 """
-__version__ = "0.1.0"
+from trainlab.core.version import __version__
+
 __all__ = ["Trainer", "load_run", "__version__"]
 
 

@@ -280,7 +280,7 @@ def test_p_one_flips_everything():
 
 def test_registry_names():
     """The catalog registers each augmentation once, as a random step, resolving to its class."""
-    augments = {n: TRANSFORMS.get(n).resolve() for n in TRANSFORMS.names() if TRANSFORMS.entry(n).meta["random"]}
+    augments = {n: TRANSFORMS.get(n)() for n in TRANSFORMS.names() if TRANSFORMS.entry(n).meta["random"]}
     assert augments == {
         "random_horizontal_flip": RandomHorizontalFlip,
         "random_vertical_flip": RandomVerticalFlip,

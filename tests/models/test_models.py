@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from trainlab.core.schema import from_dict
-from trainlab.models.catalog import ACTIVATIONS, MODELS, MLPConfig, build_model
+from trainlab.models.activations import ACTIVATIONS
+from trainlab.models.catalog import MODELS, MLPConfig, build_model
 from trainlab.models.mlp import build_mlp
 
 EXAMPLES = {  # kind -> (per-sample input shape, dtype, builder info)

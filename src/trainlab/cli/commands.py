@@ -1,5 +1,11 @@
 """What each `trainlab` command does: read its arguments, call the workflow or `use` function, print.
 
+The shape of every command (follow it for a new one): `def NAME(args) -> int` here is the only code that
+reads the argparse namespace. It checks the arguments, calls ONE lower-layer entry point with typed
+arguments (`run_x(config: Config, out: Path, folds: int, ..., report: Reporter = print_progress)`), which
+returns a result (dict or dataclass) and prints nothing but progress through the `core.report.Reporter`
+it is given. The handler here renders the result on the console and writes `--out DIR/result.json`.
+
 Each handler imports its workflow when it runs (start-up time: workflows import torch, and `--help`,
 `list` and config errors must not). Config files are read and validated here first, so a bad key is
 reported before torch is imported.
@@ -8,15 +14,18 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
-from trainlab.core.errors import UserError
+from trainlab.core.configfile import apply_overrides, read_yaml
+from trainlab.core.errors import Interrupted, UserError
 from trainlab.core.files import write_json
 from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
-from trainlab.models.catalog import ACTIVATIONS, MODELS
+from trainlab.models.activations import ACTIVATIONS
+from trainlab.models.catalog import MODELS
 from trainlab.run.config import load_config, read_run_config
 
 
@@ -43,9 +52,7 @@ def train(args) -> int:
         overrides = [*args.overrides, "train.deterministic=true"] if args.deterministic else args.overrides
         cfg = load_config(args.config, overrides)
     if seeds:
-        from trainlab.workflows.seeds import run_seeds  # start-up time
-
-        return run_seeds(cfg, args)
+        return _train_seeds(cfg, args)
     from trainlab.workflows.train import train_run  # start-up time
 
     result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)
@@ -59,6 +66,16 @@ def train(args) -> int:
     if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
         print(result["baseline_comparison"])
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; run directory: {result['run_dir']}")
+    return 0
+
+
+def _train_seeds(cfg, args) -> int:
+    """`train --seeds N`: N ordinary runs under --out and their mean ± std."""
+    from trainlab.workflows.seeds import STD_IS, format_table, train_seeds  # start-up time
+
+    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run)
+    print(format_table(result))
+    print(f"{STD_IS}; {result['n']} run directories and report.html in {result['out']}")
     return 0
 
 
@@ -104,6 +121,7 @@ def inspect(args) -> int:
         from trainlab.use.internals import internals_sections  # start-up time
         extras.append(partial(internals_sections, index=args.index, text=args.text))
     result = inspect_run(args.run_dir, args.split, args.top, args.out, extras)
+    write_result(Path(result["out"]), {k: v for k, v in result.items() if k != "out"})
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
     print(f"{args.split}: {result['errors']} of {result['samples']} misclassified, mean loss {result['mean_loss']:.4f}")
@@ -185,65 +203,122 @@ def list_library_models(args) -> int:
 
 def cv(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.workflows import cv  # start-up time
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.folds < 2:  # before anything is written to --out
+        raise UserError(f"--folds must be >= 2, got {args.folds}")
+    cfg = load_config(args.config, args.overrides)
+    from trainlab.run.directory import run_name  # start-up time: imports torch
+    from trainlab.workflows.cv import format_table, run_cv  # start-up time
 
-    return cv.run(args)
+    out = args.out or Path("runs") / f"{run_name(cfg)}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_cv(cfg, out, args.folds, args.split, args.group, args.jobs, args.overwrite, args.verbose,
+                    args.dry_run, sys.argv)
+    write_result(out, result)
+    print(format_table(result))
+    if "label_issues" in result:
+        print(f"{len(result['label_issues'])} likely label errors (cleanlab): {out / 'label_issues.html'}")
+    print(f"{result['method']} {len(result['folds'])}-fold CV in {result['time']:.1f}s; results: {out}")
+    return 0
 
 
 def tune(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.workflows import tune  # start-up time
+    if args.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {args.trials}")
+    raw = apply_overrides(read_yaml(args.config), args.overrides)
+    from trainlab.workflows.search_space import shown_url  # start-up time
+    from trainlab.workflows.tune import format_best, run_tune  # start-up time
 
-    return tune.run(args)
+    name = args.study or Path(args.config).stem
+    out = args.out or Path("runs") / f"{name}-tune"
+    storage = "in-memory" if args.dry_run else (args.storage or f"sqlite:///{out.resolve() / 'study.db'}")
+    try:
+        result = run_tune(raw, out, name, args.trials, storage, args.metric, args.cv, args.timeout,
+                          not args.no_prune, args.search_only, args.dry_run, sys.argv)
+    except Interrupted:
+        print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    write_result(out, result)
+    print(format_best(result))
+    if result.get("test"):
+        print(f"{format_metrics('test', result['test'])}  ({result['final_run']})")
+    print(f"{result['n_trials']} finished trials in {result['time']:.1f}s; results: {out}")
+    return 0
 
 
 def lr_find(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.workflows import lr_find  # start-up time
+    cfg = load_config(args.config, args.overrides)
+    from trainlab.run.directory import run_name  # start-up time: imports torch
+    from trainlab.workflows.lr_find import format_lr_find, run_lr_find  # start-up time
 
-    return lr_find.run(args)
+    out = args.out or Path("runs") / f"{run_name(cfg)}-lr-find"
+    result = run_lr_find(cfg, out, args.start, args.end, args.steps, args.dry_run)
+    write_result(out, result)
+    print(format_lr_find(result, out))
+    return 0
 
 
 def runs(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.observe import compare  # start-up time
+    from trainlab.observe.compare import format_table, runs_table  # start-up time
 
-    return compare.run(args)
+    columns, rows = runs_table(args.dir, args.sort, args.reverse)
+    print(format_table(columns, rows))
+    write_result(args.out, {"root": str(args.dir), "columns": columns, "runs": rows})
+    return 0
 
 
 def compare(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.observe import compare  # start-up time
+    from trainlab.observe import compare as comparison  # start-up time
 
-    return compare.run_compare(args)
+    result = comparison.compare(args.runs, args.out if args.out is not None else Path("."))
+    print(comparison.format_compare(result))
+    for p in result["plots"]:
+        print(f"curves: {p}")
+    write_result(args.out, result)
+    return 0
 
 
 def plot(args) -> int:
     _check_out_is_dir(args.out)
-    from trainlab.observe import plots  # start-up time
+    from trainlab.observe.plots import plot_activations, plot_curves  # start-up time
 
-    return plots.run(args)
+    result = (plot_activations if args.what == "activations" else plot_curves)(args.names, args.out)
+    for p in result["plots"]:
+        print(f"wrote {p}")
+    write_result(args.out, result)
+    return 0
 
 
 def tensorboard(args) -> int:
-    from trainlab.observe import tb  # start-up time
+    from trainlab.observe.tb import serve_tensorboard  # start-up time
 
-    return tb.run(args)
+    return serve_tensorboard(args.logdir, args.port)
 
 
 def export(args) -> int:
     if args.out is not None and args.out.is_dir():
         raise UserError(f"--out {args.out} is a directory; name the file to write, e.g. {args.out / 'model.onnx'}")
     _check_out_is_dir(args.out.parent if args.out is not None else None)
-    from trainlab.use import export  # start-up time
+    from trainlab.use.export import export_run, format_export  # start-up time
 
-    return export.run(args)
+    record = export_run(args.run_dir, args.format, args.out, args.samples)
+    print(format_export(record))
+    if not record["parity_ok"]:
+        print(f"error: the exported model disagrees with the PyTorch model by {record['max_abs_diff']:.3g}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def serve(args) -> int:
-    from trainlab.use import serve  # start-up time
+    from trainlab.use.serve import serve_run  # start-up time
 
-    return serve.run(args)
+    return serve_run(args.run_dir, args.host, args.port, args.max_bytes, args.trust_code, args.log_level)
 
 
 def doctor(args) -> int:
@@ -285,6 +360,8 @@ def show(args) -> int:
     from trainlab.workflows.show import show_data, summary_lines  # start-up time
 
     out = args.out or Path("runs") / f"{Path(args.config).stem}-show"
-    for line in summary_lines(show_data(cfg, out, args.n, Path(args.config).name)):
+    result = show_data(cfg, out, args.n, Path(args.config).name)
+    write_result(Path(result["out"]), result)
+    for line in summary_lines(result):
         print(line)
     return 0

@@ -143,7 +143,7 @@ def _entry_sections(title: str, section: str, registry, regs: dict, key: str = "
 def _transform_args(builder) -> str:
     """`random_affine(degrees, translate=None, ...)`: the keys a transform step takes besides `name`."""
     try:
-        params = inspect.signature(builder.resolve()).parameters.values()  # the class behind the lazy builder
+        params = inspect.signature(builder()).parameters.values()  # the class the builder imports
     except (TypeError, ValueError):
         return ""
     shown = [p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}" for p in params

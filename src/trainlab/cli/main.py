@@ -19,9 +19,9 @@ import time
 import traceback
 from pathlib import Path
 
-from trainlab import __version__
 from trainlab.cli import arguments, commands
 from trainlab.core.errors import Interrupted, UserError
+from trainlab.core.version import __version__
 
 EXIT_USAGE = 2
 EXIT_BUG = 1

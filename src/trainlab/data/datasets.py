@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from trainlab.core.errors import UserError
+from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.catalog import CSVParams, ImageFolderParams
 from trainlab.data.cifar import FOLDER, CIFAR10Pickle
 from trainlab.data.images import ImageFiles
+from trainlab.data.options import CSVParams, ImageFolderParams
 from trainlab.data.tabular import read_csv_bundle
 
 
@@ -91,7 +92,7 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
     intake = {"train": pool.report(), **({"test": test.report()} if test is not None else {})}
     for folder in (pool, test):
         if folder is not None and folder.skipped:
-            print(skipped_line(folder))
+            print_progress(skipped_line(folder))
     return DataBundle(pool, test, "classification", "image", pool.classes, meta={"intake": intake})
 
 

@@ -18,8 +18,9 @@ import torch
 
 from trainlab.data.base import targets_of
 from trainlab.data.prepare import DataView
+from trainlab.data.steps import Normalize
 from trainlab.data.text import PAD, UNK, tokenize
-from trainlab.data.transforms import Normalize, Pipeline
+from trainlab.data.transforms import Pipeline
 
 SPLITS = ("train", "val", "test")
 

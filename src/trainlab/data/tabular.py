@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from trainlab.core.errors import UserError
+from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
 
 
@@ -56,8 +57,8 @@ def _check_missing(df: pd.DataFrame, cols: list[str], params, path) -> tuple[pd.
     if params.missing == "drop":
         dropped = [int(i) + 2 for i in np.flatnonzero(rows)]
         shown = ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else "")
-        print(f"csv: dropped {len(dropped)} of {len(df)} rows of {path} with missing values (data.missing=drop): "
-              f"rows {shown} (all listed in the run's data.json, meta.intake)")
+        print_progress(f"csv: dropped {len(dropped)} of {len(df)} rows of {path} with missing values "
+                       f"(data.missing=drop): rows {shown} (all listed in the run's data.json, meta.intake)")
         return df[~rows], dropped
     row, col = np.argwhere(na)[0]
     raise UserError(f"missing value in {path} row {int(row) + 2} column {cols[col]!r} "
@@ -175,8 +176,8 @@ def read_csv_bundle(params) -> DataBundle:
         intake["test"] = {"file": str(params.test_path), "rows": n_test, "used": len(test_df),
                           "dropped_rows": test_dropped, "unseen_categories": unseen_categories(test_df, cats)}
         if intake["test"]["unseen_categories"]:
-            print(f"csv: {params.test_path} has categories unseen in training (encoded as none of the known ones): "
-                  f"{intake['test']['unseen_categories']}")
+            print_progress(f"csv: {params.test_path} has categories unseen in training (encoded as none of the known "
+                           f"ones): {intake['test']['unseen_categories']}")
     if task == "classification":
         classes = sorted(map(str, df[target].unique()))
         y = torch.tensor([classes.index(str(v)) for v in df[target]], dtype=torch.long)

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.catalog import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
+from trainlab.data.options import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
 from trainlab.data.sequences import first_marker_task
 from trainlab.data.tabular import read_table
 

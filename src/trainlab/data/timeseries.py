@@ -25,8 +25,8 @@ import torch
 
 from trainlab.core.errors import UserError
 from trainlab.data.base import ArrayDataset, DataBundle
-from trainlab.data.catalog import TimeSeriesParams
 from trainlab.data.forecast import baseline_scores
+from trainlab.data.options import TimeSeriesParams
 from trainlab.data.tabular import read_table
 
 

@@ -1,25 +1,31 @@
-"""The model registry: every model by name with its own options, plus the activation functions.
+"""The model registry: every model by name with its own options (options.py).
 
     model = build_model(cfg.model, input_shape=(1, 28, 28), num_outputs=10)   # the module is imported here
 
-Option dataclasses live here, so config validation, `trainlab list`, the docs and the tuner read them
-without importing torch; each builder imports its module (mlp.py, cnn.py, rnn.py, transformer.py) when
+The option dataclasses live in options.py (and the activations in activations.py), below the model modules that
+use them, so config validation, `trainlab list`, the docs and the tuner read them without importing torch and
+no model module imports this catalog; each builder imports its module (mlp.py, cnn.py, rnn.py, transformer.py) when
 it builds, so a model file can use torch freely. `timm:*` and `torchvision:*` are families: any model of
 those libraries by name (`timm:convnext_atto`, `torchvision:resnet18`), built in library.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 from trainlab.core.errors import UserError
 from trainlab.core.registry import Registry
-from trainlab.core.schema import opt
+from trainlab.models.options import (
+    CNNConfig,
+    CourseMLPConfig,
+    LeNetConfig,
+    LibraryModelConfig,
+    MLPConfig,
+    ResNetConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 
 MODELS = Registry("model")
-ACTIVATIONS = Registry("activation")
-WIDTH = {"ge": 1, "le": 65_536}  # any layer size; a typo like 10000000000 is refused before torch allocates
-DEPTH = {"ge": 1, "le": 256}  # stacked layers or blocks
 MAX_PARAMETERS = 1_000_000_000  # 4 GiB of weights, 16 GiB with gradients and Adam's state: far past a course model
 
 
@@ -67,87 +73,6 @@ def architecture_only(model_cfg):
     if not isinstance(model_cfg.params, LibraryModelConfig):
         return model_cfg
     return replace(model_cfg, params=replace(model_cfg.params, pretrained=False, weights=None))
-
-
-# ----------------------------------------------------------------------------- options
-
-@dataclass
-class MLPConfig:
-    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes", **WIDTH)
-    activation: str = opt("relu", help="activation (trainlab list activations)")
-    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
-    batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
-    output_activation: str | None = opt(None,
-                                        help="applied to the logits; leave null (see README: the course's Sigmoid)")
-
-
-@dataclass
-class CourseMLPConfig:
-    activation: str = opt("relu", help="activation between the layers")
-    dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
-    output_activation: str | None = opt(None, help="the course ends with sigmoid; null (default) returns logits")
-
-
-@dataclass
-class CNNConfig:
-    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block", **WIDTH)
-    kernel_size: int = opt(3, help="conv kernel size (padding keeps the size; at most the image side)", ge=1, le=31)
-    pool: Literal["max", "avg", "none"] = opt("max", help="pooling after each block: max, avg or none")
-    batch_norm: bool = opt(True, help="BatchNorm2d after each conv")
-    activation: str = opt("relu", help="activation (trainlab list activations)")
-    dropout: float = opt(0.0, help="dropout before each head layer", ge=0.0, lt=1.0)
-    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head", **WIDTH)
-
-
-@dataclass
-class LeNetConfig:
-    activation: str = opt("relu", help="LeCun used tanh; relu trains faster")
-
-
-@dataclass
-class ResNetConfig:
-    width: int = opt(16, help="channels of the first stage (doubled at each later stage)", ge=1, le=4096)
-    blocks: list[int] = opt(lambda: [1, 1, 1], help="residual blocks per stage", ge=0, le=64)
-
-
-@dataclass
-class RNNConfig:
-    cell: Literal["rnn", "lstm", "gru"] = opt("lstm", help="recurrent cell: rnn (Elman, tanh), lstm or gru")
-    hidden: int = opt(64, help="hidden state size per direction", **WIDTH)
-    layers: int = opt(1, help="stacked recurrent layers", **DEPTH)
-    bidirectional: bool = opt(False, help="also read the sequence backwards (not for forecasting the future)")
-    dropout: float = opt(0.0, help="dropout between recurrent layers and before the head", ge=0.0, lt=1.0)
-    pooling: Literal["last", "mean", "max"] = opt("last", help="head input: final hidden state, or mean/max over steps")
-    embed_dim: int = opt(64, help="token embedding size (text inputs only)", **WIDTH)
-
-
-@dataclass
-class TransformerConfig:
-    d_model: int = opt(64, help="width of every token representation", **WIDTH)
-    heads: int = opt(4, help="attention heads (must divide d_model)", **WIDTH)
-    layers: int = opt(2, help="encoder blocks", **DEPTH)
-    ff_dim: int = opt(128, help="hidden size of each block's feed-forward network", **WIDTH)
-    dropout: float = opt(0.1, help="dropout on attention weights and residual branches", ge=0.0, lt=1.0)
-    positional: Literal["sinusoidal", "learned", "none"] = opt(
-        "sinusoidal", help="positional encoding; none makes the model blind to order (a bag of tokens)")
-    pooling: Literal["cls", "mean", "last"] = opt(
-        "cls", help="head input: a learned CLS token, the mean, or the last step")
-    causal: bool = opt(False, help="causal mask: each position attends only to itself and earlier positions")
-
-
-@dataclass
-class LibraryModelConfig:
-    pretrained: bool = opt(False, help="start from the library's pretrained weights (downloaded on first use, "
-                                       "needs internet); offline, download the file elsewhere and use weights")
-    weights: str | None = opt(None, help="local weights file to start from (.pt/.pth state_dict, a trainlab "
-                                         "best.pt/last.pt or .safetensors); a head of another class count is "
-                                         "replaced")
-    preprocess: Literal["auto", "model", "data"] = opt(
-        "auto", help="input size and normalization: model = the library's (timm data config, torchvision weight "
-                     "transforms), data = data.transforms, auto = model with pretrained or weights; an explicit "
-                     "data.transforms always wins")
-    image_size: int | None = opt(None, help="side of the model's input when its preprocessing is used (default: "
-                                            "the model's own, e.g. 224); smaller is faster", ge=8)
 
 
 # ----------------------------------------------------------------------------- models
@@ -223,33 +148,3 @@ def _torchvision(cfg: LibraryModelConfig, input_shape: tuple, num_outputs: int, 
     from trainlab.models import library  # start-up time
 
     return library.build_library_model(model_name, cfg, input_shape, num_outputs)
-
-
-# ----------------------------------------------------------------------------- activations
-
-def _activation(attr: str, *args):
-    def build():
-        from torch import nn  # start-up time
-
-        return getattr(nn, attr)(*args)
-    return build
-
-
-for _name, _attr, _args, _help in (
-    ("relu", "ReLU", (), "max(0, x): cheap, no saturation for x > 0, dead for x < 0"),
-    ("leaky_relu", "LeakyReLU", (0.01,), "x for x > 0, 0.01x otherwise: no dead units"),
-    ("elu", "ELU", (), "x for x > 0, exp(x) - 1 otherwise: smooth, negative outputs"),
-    ("gelu", "GELU", (), "x * Phi(x): smooth ReLU used by Transformers"),
-    ("silu", "SiLU", (), "x * sigmoid(x) (swish)"),
-    ("tanh", "Tanh", (), "(-1, 1), zero-centred, saturates for |x| > 3"),
-    ("sigmoid", "Sigmoid", (), "(0, 1), saturates: gradients vanish in deep stacks"),
-    ("softplus", "Softplus", (), "log(1 + exp(x)): smooth ReLU"),
-    ("mish", "Mish", (), "x * tanh(softplus(x))"),
-    ("identity", "Identity", (), "no non-linearity (a stack of linear layers stays linear)"),
-):
-    ACTIVATIONS.add(_name, _activation(_attr, *_args), help=_help)
-
-
-def activation(name: str):
-    """A new activation module by name (nn.Module)."""
-    return ACTIVATIONS.get(name)()

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from trainlab.core.errors import UserError
-from trainlab.models.catalog import ACTIVATIONS, CNNConfig, LeNetConfig, ResNetConfig, activation
+from trainlab.models.activations import ACTIVATIONS, activation
 from trainlab.models.mlp import mlp_layers
+from trainlab.models.options import CNNConfig, LeNetConfig, ResNetConfig
 
 
 def _check_image(name: str, input_shape: tuple) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from trainlab.core.errors import UserError
 from trainlab.core.schema import opt, section_with_params
-from trainlab.models.catalog import ACTIVATIONS, MODELS, is_library_model
+from trainlab.models.activations import ACTIVATIONS
+from trainlab.models.catalog import MODELS, is_library_model
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import math
 import pickle
-import sys
 from pathlib import Path
 
 import timm
@@ -27,8 +26,9 @@ from torch import nn
 from torchvision import models as tvm
 
 from trainlab.core.errors import UserError
-from trainlab.models.catalog import LibraryModelConfig
+from trainlab.core.report import print_progress
 from trainlab.models.heads import first_conv_name, head_names
+from trainlab.models.options import LibraryModelConfig
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -213,7 +213,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
                         f"architecture?")
     model.load_state_dict(kept, strict=False)
     if skipped or not any(in_head(k) for k in kept):
-        print(f"note: {source}: the head ({', '.join(heads)}) starts fresh: "
+        print_progress(f"note: {source}: the head ({', '.join(heads)}) starts fresh: "
               + (f"the file's has shape {tuple(state[skipped[0]].shape)}, this data needs "
-                 f"{tuple(own[skipped[0]].shape)}" if skipped else "the file has none"), file=sys.stderr)
+                 f"{tuple(own[skipped[0]].shape)}" if skipped else "the file has none"), warning=True)
     return skipped

@@ -5,7 +5,8 @@ import math
 
 from torch import nn
 
-from trainlab.models.catalog import ACTIVATIONS, CourseMLPConfig, MLPConfig, activation
+from trainlab.models.activations import ACTIVATIONS, activation
+from trainlab.models.options import CourseMLPConfig, MLPConfig
 
 
 def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: float, batch_norm: bool) -> list[nn.Module]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from trainlab.models.catalog import RNNConfig
+from trainlab.models.options import RNNConfig
 from trainlab.models.seqlayers import SequenceInput, lengths_of, output_scale, pool
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -15,7 +15,7 @@ from torch import nn
 
 from trainlab.core.errors import UserError
 from trainlab.models.attention import MultiHeadAttention
-from trainlab.models.catalog import TransformerConfig
+from trainlab.models.options import TransformerConfig
 from trainlab.models.seqlayers import SequenceInput, output_scale, pool
 
 

@@ -13,13 +13,12 @@ shown as mean ± std over its seeds (observe/seeds.py).
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 from trainlab.core.configfile import read_yaml
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import is_number, read_run_json, write_json
+from trainlab.core.files import is_number, read_run_json
 from trainlab.observe.plots import compare_curves, metric_to_show, read_history, read_result
 from trainlab.observe.seeds import mean_history, noise_notes, pm, read_seeds
 
@@ -221,28 +220,3 @@ def seeds_rows(labels: list[str], rows: list[dict]) -> list[dict]:
     return [row("seeds", lambda r: r.get("seeds", 1)),
             *[row(k, lambda r, k=k: pm(r["stats"][k]) if k in r["stats"] else None) for k in metrics],
             row("epochs", lambda r: r.get("epochs")), row("problems", lambda r: r.get("problems"))]
-
-
-# ----------------------------------------------------------------------------- commands
-
-def run(args: argparse.Namespace) -> int:
-
-    columns, rows = runs_table(args.dir, args.sort, args.reverse)
-    print(format_table(columns, rows))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_json(args.out / "result.json", {"root": str(args.dir), "columns": columns, "runs": rows})
-    return 0
-
-
-def run_compare(args: argparse.Namespace) -> int:
-
-    out = args.out if args.out is not None else Path(".")
-    out.mkdir(parents=True, exist_ok=True)
-    result = compare(args.runs, out)
-    print(format_compare(result))
-    for p in result["plots"]:
-        print(f"curves: {p}")
-    if args.out is not None:
-        write_json(args.out / "result.json", result)
-    return 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from torch.utils.data import Subset
 from trainlab.core import forked
 from trainlab.core.files import write_history, write_json
 from trainlab.core.metrics import confusion_matrix, per_class_scores
+from trainlab.core.report import print_progress
 from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
 from trainlab.engine.pitfalls import split_digests
@@ -174,7 +174,7 @@ def on_failure(out: Path, trainer, error: Exception) -> None:
     try:
         _record_failure(Path(out), trainer, error)
     except Exception as e:  # the training error is what the user must see, not this one
-        print(f"warning: could not write the failure diagnosis: {type(e).__name__}: {e}", file=sys.stderr)
+        print_progress(f"warning: could not write the failure diagnosis: {type(e).__name__}: {e}", warning=True)
 
 
 def _record_failure(out: Path, trainer, error: Exception) -> None:

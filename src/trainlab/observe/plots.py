@@ -10,7 +10,6 @@ Every function writes one PNG and returns its path; matplotlib is imported insid
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys
@@ -19,8 +18,8 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json, write_json
-from trainlab.models.catalog import ACTIVATIONS, activation
+from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json
+from trainlab.models.activations import ACTIVATIONS, activation
 
 DPI = 100
 
@@ -352,18 +351,7 @@ def activations(names: list[str], path: Path) -> tuple[Path, dict]:
     return _save(fig, path), info
 
 
-# ----------------------------------------------------------------------------- the command
-
-def run(args: argparse.Namespace) -> int:
-
-    result = plot_activations(args.names, args.out) if args.what == "activations" else plot_curves(args.names,
-                                                                                                    args.out)
-    for p in result["plots"]:
-        print(f"wrote {p}")
-    if args.out is not None:
-        write_json(args.out / "result.json", result)
-    return 0
-
+# ----------------------------------------------------------------------------- the command's work
 
 def plot_activations(names: list[str], out: Path | None) -> dict:
 

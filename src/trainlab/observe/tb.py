@@ -9,12 +9,12 @@ a run its flattened config and final metrics go to the HPARAMS tab (`log_hparams
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from trainlab.core.errors import UserError
+from trainlab.core.report import Reporter, print_progress
 
 HOST = "127.0.0.1"  # never 0.0.0.0: TensorBoard has no authentication
 SCALAR_TYPES = (bool, int, float, str)
@@ -93,13 +93,14 @@ def tensorboard_argv(logdir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", HOST, "--port", str(port)]
 
 
-def run(args: argparse.Namespace) -> int:
-    if not args.logdir.is_dir():
-        raise UserError(f"{args.logdir} is not a directory; train a run first (trainlab train CONFIG --out runs/x)")
-    if not 1 <= args.port <= 65535:
-        raise UserError(f"--port must be 1..65535, got {args.port}")
-    print(f"TensorBoard for {args.logdir} on http://{HOST}:{args.port}/ (Ctrl-C stops it)", flush=True)
+def serve_tensorboard(logdir: Path, port: int, report: Reporter = print_progress) -> int:
+    """Serve `logdir` on 127.0.0.1:`port` until Ctrl-C; TensorBoard's exit status (0 after Ctrl-C)."""
+    if not logdir.is_dir():
+        raise UserError(f"{logdir} is not a directory; train a run first (trainlab train CONFIG --out runs/x)")
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be 1..65535, got {port}")
+    report(f"TensorBoard for {logdir} on http://{HOST}:{port}/ (Ctrl-C stops it)")
     try:
-        return subprocess.run(tensorboard_argv(args.logdir, args.port)).returncode
+        return subprocess.run(tensorboard_argv(logdir, port)).returncode
     except KeyboardInterrupt:
         return 0

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from trainlab import __version__
 from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, read_run_json, write_json
+from trainlab.core.version import __version__
 from trainlab.run.config import Config, dump_config
 
 RUN_FILES = ("config.yaml", "manifest.json")

@@ -13,9 +13,7 @@ inputs; the max abs difference is printed and stored in RUN_DIR/result.json unde
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,28 +33,24 @@ EXPORT_SUFFIXES = (".onnx", ".pt", ".torchscript")
 PARITY_TOL = 1e-4  # max abs difference allowed on probabilities (relative to max |y| for regression)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.samples < 2:
-        raise UserError(f"--samples must be >= 2, got {args.samples}")
-    record = export_run(args.run_dir, args.format, args.out, args.samples)
+def format_export(record: dict) -> str:
+    """What `trainlab export` prints about the file it wrote: size, input, and the parity check's verdict."""
     size = Path(record["path"]).stat().st_size / 2**20
-    print(f"wrote {record['path']} ({args.format}, {size:.2f} MB) and {Path(record['metadata']).name}")
-    print(f"input: {record['input']}; before the model: {Path(record['metadata']).name} 'preprocess' "
-          f"(a script that needs only onnxruntime, PIL and numpy: docs/use.md)")
+    meta = Path(record["metadata"]).name
     verdict = "ok" if record["parity_ok"] else "FAILED"
-    print(f"parity on {record['parity_samples']} {record['parity_split']}-split inputs: max abs diff "
-          f"{record['max_abs_diff']:.3g} on {record['compared']} (limit {record['tolerance']:.0e}) {verdict}")
-    if not record["parity_ok"]:
-        print(f"error: the exported model disagrees with the PyTorch model by {record['max_abs_diff']:.3g}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return (f"wrote {record['path']} ({record['format']}, {size:.2f} MB) and {meta}\n"
+            f"input: {record['input']}; before the model: {meta} 'preprocess' "
+            f"(a script that needs only onnxruntime, PIL and numpy: docs/use.md)\n"
+            f"parity on {record['parity_samples']} {record['parity_split']}-split inputs: max abs diff "
+            f"{record['max_abs_diff']:.3g} on {record['compared']} (limit {record['tolerance']:.0e}) {verdict}")
 
 
 # ----------------------------------------------------------------------------- export
 
 def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None, samples: int = 256) -> dict:
     """Write the run's model as `fmt`, check parity on test-split inputs, record it in result.json."""
+    if samples < 2:
+        raise UserError(f"--samples must be >= 2, got {samples}")
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     run = load_run(run_dir)

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
 from trainlab.observe.gallery import cards_html, gallery_page, json_safe
 from trainlab.observe.mistakes import (  # noqa: F401  (re-exported: `from trainlab.use.inspect import ...`)
     SplitPredictions,
@@ -96,7 +95,8 @@ def dataset_top_losses(model: torch.nn.Module, dataset, k: int = 16, batch_size:
 
 def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Path | None = None,
                 extra_sections=None) -> dict:
-    """Write inspect.html (top losses, confused pairs, per-class mistakes) and result.json to `out`.
+    """Write inspect.html (top losses, confused pairs, per-class mistakes) to `out`; return the result, which
+    `trainlab inspect` writes to out/result.json.
 
     `out` defaults to RUN_DIR/inspect-SPLIT. `extra_sections` is a list of callables
     `(run, predictions) -> [(id, title, html), ...]` that add panels (attribution maps, model internals).
@@ -123,7 +123,6 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
     out.mkdir(parents=True, exist_ok=True)
     subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
     (out / "inspect.html").write_text(gallery_page(f"inspect {run.dir.name}", sections, subtitle), encoding="utf-8")
-    write_json(out / "result.json", result)
     result["out"] = str(out)
     return result
 

@@ -14,11 +14,9 @@ In Python: `app = create_app("runs/demo")`, or `with running_server(app) as url:
 """
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) at definition
 # time, and fastapi is imported inside create_app so `trainlab --help` stays fast.
-import argparse
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import UserError
+from trainlab.core.report import Reporter, print_progress
 from trainlab.use.inference import Predictor, load_predictor, predictor_from_run
 from trainlab.use.loaded import Run
 from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html
@@ -37,21 +36,22 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("trainlab.use.serve")
 
 
-def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise UserError(f"--port must be in 0..65535, got {args.port}")
-    if args.max_bytes < 1024:
-        raise UserError(f"--max-bytes must be >= 1024, got {args.max_bytes}")
+def serve_run(source: str | Path, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = DEFAULT_MAX_BYTES,
+              trust_code: bool = False, log_level: str = "info", report: Reporter = print_progress) -> int:
+    """`trainlab serve`: serve a run directory or exported model file until Ctrl+C; says where it listens."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be in 0..65535, got {port}")
+    if max_bytes < 1024:
+        raise UserError(f"--max-bytes must be >= 1024, got {max_bytes}")
     with one_line_warnings():
-        app = create_app(args.run_dir, args.max_bytes, trust_code=args.trust_code)
-        sock = bind(args.host, args.port)
-        host, port = sock.getsockname()[:2]
-        if args.host not in LOOPBACK:
-            print(f"warning: listening on {args.host}: other machines on your network can reach this model",
-                  file=sys.stderr)
-        url_host = f"[{host}]" if ":" in host else host
-        print(f"serving {app.state.predictor.source} at http://{url_host}:{port}/  (Ctrl+C stops)", flush=True)
-        server(app, args.log_level).run(sockets=[sock])
+        app = create_app(source, max_bytes, trust_code=trust_code)
+        sock = bind(host, port)
+        bound_host, bound_port = sock.getsockname()[:2]
+        if host not in LOOPBACK:
+            report(f"warning: listening on {host}: other machines on your network can reach this model", warning=True)
+        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        report(f"serving {app.state.predictor.source} at http://{url_host}:{bound_port}/  (Ctrl+C stops)")
+        server(app, log_level).run(sockets=[sock])
     return 0
 
 

@@ -11,9 +11,7 @@ fold's score is its validation part evaluated with the fold's best weights. resu
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -25,6 +23,7 @@ from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json
 from trainlab.core.machine import physical_cores
+from trainlab.core.report import Reporter, print_progress
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
 from trainlab.data.prepare import load_data
@@ -32,8 +31,8 @@ from trainlab.data.splits import fold_splits
 from trainlab.data.tabular import read_table
 from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
-from trainlab.run.config import build_config, dump_config, load_config
-from trainlab.run.directory import manifest, prepare_run_dir, run_name
+from trainlab.run.config import Config, build_config, dump_config
+from trainlab.run.directory import manifest, prepare_run_dir
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
@@ -41,32 +40,24 @@ from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_SPLITTERS; that import costs torch
 
 
-def run(args: argparse.Namespace) -> int:
-
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.folds < 2:  # before anything is written to --out
-        raise UserError(f"--folds must be >= 2, got {args.folds}")
-    cfg = load_config(args.config, args.overrides)
-    out = args.out or Path("runs") / f"{run_name(cfg)}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
-    if args.group:
-        exclude_group_feature(cfg, args.group)  # before the config is saved: config.yaml shows the features used
+def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str | None = None, jobs: int = 1,
+           overwrite: bool = False, verbose: bool = False, dry_run: bool = False, argv: list[str] | None = None,
+           report: Reporter = print_progress) -> dict:
+    """`trainlab cv`: K folds into `out` (config.yaml, manifest.json, fold-<k>/, label_issues.html); the result
+    that the CLI prints and writes to out/result.json."""
+    if group:
+        exclude_group_feature(cfg, group)  # before the config is saved: config.yaml shows the features used
     data = load_data(cfg)
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
-    prepare_out(out, cfg, args.overwrite)
-    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
-    result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
-                            dry_run=args.dry_run, keep_oof=True, data=data)
+    prepare_out(out, cfg, overwrite)
+    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), argv or []))
+    result = cross_validate(cfg, folds, split, group, jobs, out, verbose=verbose, dry_run=dry_run, report=report,
+                            keep_oof=True, data=data)
     oof, bundle = result.pop("oof", None), result.pop("bundle")
     if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
         result["label_issues"] = label_issues(bundle, oof)
         write_label_issues(out, bundle, oof, result["label_issues"])
-    write_json(out / "result.json", result)
-    print(format_table(result))
-    if "label_issues" in result:
-        print(f"{len(result['label_issues'])} likely label errors (cleanlab): {out / 'label_issues.html'}")
-    print(f"{result['method']} {len(result['folds'])}-fold CV in {result['time']:.1f}s; results: {out}")
-    return 0
+    return result
 
 
 def prepare_out(out: Path, cfg, overwrite: bool) -> None:
@@ -129,7 +120,7 @@ def choose_method(bundle, cfg, split: str, group: str | None) -> str:
 
 
 def plan_folds(data, k: int, split: str = "auto", group: str | None = None,
-               say=print) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+               report: Reporter = print_progress) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
     """(method, [(train_idx, val_idx)] * k) over `data.pool_indices()`."""
     cfg, bundle, pool = data.cfg, data.bundle, data.pool_indices()
     method = choose_method(bundle, cfg, split, group)
@@ -141,7 +132,7 @@ def plan_folds(data, k: int, split: str = "auto", group: str | None = None,
         test = data.splits.test
         shared = len(np.intersect1d(codes[test], groups)) if test is not None else 0
         if shared:
-            say(f"warning: {shared} groups of {group!r} have rows in both the test split and the pool; give a "
+            report(f"warning: {shared} groups of {group!r} have rows in both the test split and the pool; give a "
                 f"group-disjoint test file as data.test_path for an honest test score")
     # windowed series: a training window whose targets reach into the validation fold's targets would leak them
     meta = bundle.meta
@@ -162,14 +153,14 @@ def fit_view(cfg, view, seed: int, device, hooks=(), run_dir: Path | None = None
 
 
 def run_fold(data, fold: int, train_idx: np.ndarray, val_idx: np.ndarray, fold_dir: Path | None = None,
-             hooks=(), verbose: bool = False, dry_run: bool = False) -> dict:
+             hooks=(), verbose: bool = False, dry_run: bool = False, report: Reporter = print_progress) -> dict:
     """Train fold `fold` (seed = seed + fold) and score its validation part with the best weights."""
     cfg, t0 = data.cfg, time.perf_counter()
     view = data.view(train_idx, val_idx)  # normalization fitted on train_idx only
     if dry_run:
         view = dry_run_view(view, cfg)
     if verbose:
-        hooks = [*hooks, lambda tr, rec: print(f"fold {fold + 1}  " + epoch_line(tr, rec, cfg.train.epochs))]
+        hooks = [*hooks, lambda tr, rec: report(f"fold {fold + 1}  " + epoch_line(tr, rec, cfg.train.epochs))]
     device = select_device(cfg.train.device)
     trainer = fit_view(cfg, view, cfg.seed + fold, device, hooks)
     metrics = {f"val_{k}": v for k, v in trainer.evaluate(view.batches("val", device)).items()}
@@ -199,7 +190,7 @@ def _fold_job(job: dict) -> dict:
 
 def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, jobs: int = 1,
                    out: Path | None = None, on_fold=None, verbose: bool = False, dry_run: bool = False,
-                   say=print, keep_oof: bool = False, data=None) -> dict:
+                   report: Reporter = print_progress, keep_oof: bool = False, data=None) -> dict:
     """Run K folds (in `jobs` processes) and return {method, folds, mean, std, time}.
 
     keep_oof: also return "oof" (classification: out-of-fold probabilities of every pool sample, see
@@ -212,19 +203,19 @@ def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, j
     t0 = time.perf_counter()
     configure_torch(cfg)
     data = data or load_data(cfg)
-    method, folds = plan_folds(data, k, split, group, say)
+    method, folds = plan_folds(data, k, split, group, report)
     dirs = [out / f"fold-{i + 1}" if out else None for i in range(len(folds))]
     done: list[dict] = []
 
     def finished(entry: dict) -> None:
         done.append(entry)
-        say(fold_line(entry, len(folds)))
+        report(fold_line(entry, len(folds)))
         if on_fold is not None:
             on_fold(entry, done)
 
     if jobs == 1:
         for i, (tr, va) in enumerate(folds):
-            finished(run_fold(data, i, tr, va, dirs[i], verbose=verbose, dry_run=dry_run))
+            finished(run_fold(data, i, tr, va, dirs[i], verbose=verbose, dry_run=dry_run, report=report))
     else:
         _parallel(cfg, folds, dirs, jobs, dry_run, finished)
     done.sort(key=lambda e: e["fold"])

@@ -11,7 +11,6 @@ restored afterwards, and the same seed gives the same curve and suggestion.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 from pathlib import Path
@@ -22,12 +21,9 @@ import torch
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
 from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
-from trainlab.run.config import load_config
-from trainlab.run.directory import run_name
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.train import configure_torch
 
@@ -35,23 +31,26 @@ BETA = 0.9  # smoothing of the loss curve: an EMA over ~10 steps (more lags the 
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this multiple of its best value
 
 
-def run(args: argparse.Namespace) -> int:
-
-    cfg = load_config(args.config, args.overrides)
-    if not 0 < args.start < args.end:
-        raise UserError(f"--start ({args.start:g}) must be > 0 and < --end ({args.end:g})")
-    if args.steps < 10:
-        raise UserError(f"--steps must be >= 10, got {args.steps}")
-    out = args.out or Path("runs") / f"{run_name(cfg)}-lr-find"
+def run_lr_find(cfg, out: Path, start: float = 1e-7, end: float = 10.0, steps: int = 200,
+                dry_run: bool = False) -> dict:
+    """`trainlab lr-find`: the range test and out/lr_find.png; the result, which the CLI prints and writes
+    to out/result.json."""
+    if not 0 < start < end:
+        raise UserError(f"--start ({start:g}) must be > 0 and < --end ({end:g})")
+    if steps < 10:
+        raise UserError(f"--steps must be >= 10, got {steps}")
     out.mkdir(parents=True, exist_ok=True)
-    result = lr_range_test(cfg, args.start, args.end, 10 if args.dry_run else args.steps)
+    result = lr_range_test(cfg, start, end, 10 if dry_run else steps)
     plot(result, out / "lr_find.png")
-    write_json(out / "result.json", result)
-    print(f"{result['steps_run']} steps, {result['stopped']}; loss lowest at lr {result['lr_min_loss']:.2e}")
-    print(f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; {alternative(result)}) "
-          f"-> train.lr={result['suggested_lr']:.2g}")
-    print(f"plot: {out / 'lr_find.png'}")
-    return 0
+    return result
+
+
+def format_lr_find(result: dict, out: Path) -> str:
+    """The three lines `trainlab lr-find` prints: where the loss was lowest, the suggestion, the plot."""
+    return (f"{result['steps_run']} steps, {result['stopped']}; loss lowest at lr {result['lr_min_loss']:.2e}\n"
+            f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; {alternative(result)}) "
+            f"-> train.lr={result['suggested_lr']:.2g}\n"
+            f"plot: {out / 'lr_find.png'}")
 
 
 def alternative(result: dict) -> str:

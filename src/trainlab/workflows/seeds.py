@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from trainlab.core import distributed
 from trainlab.core.errors import UserError
 from trainlab.core.files import is_number, write_json, write_text
+from trainlab.core.report import Reporter, print_progress
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
@@ -31,10 +31,6 @@ from trainlab.workflows.train import train_run
 STD_IS = "std is the sample standard deviation over the seeds (ddof=1)"
 VARIES = ("The seed sets the initialization, the shuffling, the augmentation and the train/val/test split "
           "(unless the dataset has an official test split), so the spread covers all of them.")
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def stats(values: list[float]) -> dict:
@@ -89,7 +85,7 @@ def is_seeds_dir(out: Path) -> bool:
 
 
 def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, argv: list[str] | None = None,
-                dry_run: bool = False) -> dict:
+                dry_run: bool = False, report: Reporter = print_progress) -> dict:
     """Train `cfg` with seeds cfg.seed .. cfg.seed + n - 1 into out/seed-<s>/; return what out/result.json holds.
 
     A seed that fails stops the whole: its error is raised, naming the seed, and no result.json is written.
@@ -101,9 +97,9 @@ def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, 
     per_seed = []
     for i, seed in enumerate(seeds):
         run_dir = out / f"seed-{seed}"
-        say(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
+        report(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
         per_seed.append(train_one(cfg, seed, run_dir, argv, dry_run))
-        say(seed_line(per_seed[-1], i, n))
+        report(seed_line(per_seed[-1], i, n))
     return finish(out, seeds, per_seed)
 
 
@@ -148,11 +144,3 @@ def format_table(result: dict) -> str:
     rows += [(k, pm(s, ""), num(s["min"]), num(s["max"])) for k, s in result["metrics"].items()]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
-
-
-def run_seeds(cfg: Config, args) -> int:
-    """The CLI's `train --seeds N`."""
-    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run)
-    say(format_table(result))
-    say(f"{STD_IS}; {result['n']} run directories and report.html in {result['out']}")
-    return 0

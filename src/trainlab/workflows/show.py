@@ -3,7 +3,7 @@
     trainlab show examples/image-folder.yaml data.path=photos --out runs/photos-show --n 12
 
 Loads the data exactly as `trainlab train` does (same splits for the same seed, transforms fitted on the training
-split, the same data checks) and writes OUT/show.html and OUT/result.json: samples per split and class; for
+split, the same data checks) and writes OUT/show.html (and the CLI OUT/result.json): samples per split and class; for
 images, training samples stored, in two draws of the training augmentation and through the eval pipeline; for
 texts, samples as tokens, the vocabulary and its coverage of the val/test texts, truncation by max_len; for a
 series, windows with their targets; for a table, rows as stored and as the model gets them.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainlab.core.files import write_json
 from trainlab.data import preview
 from trainlab.data.prepare import load_data
 from trainlab.observe import data_page, data_plots
@@ -23,7 +22,7 @@ DRAWS = 2  # passes of the training pipeline shown per image: two are enough to 
 
 
 def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict:
-    """Write out/show.html and out/result.json for `cfg`'s data; returns the result."""
+    """Write out/show.html for `cfg`'s data; returns the result (`trainlab show` writes it to out/result.json)."""
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view, check_model=False)  # the same refusals as train (bad crop, one class, ...), model aside
@@ -46,7 +45,6 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
     (out / "show.html").write_text(page, encoding="utf-8")
     result["files"] = sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png"))
     result["out"] = str(out)
-    write_json(out / "result.json", result)
     return result
 
 

@@ -17,6 +17,7 @@ from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_history, write_json, write_text
 from trainlab.core.machine import torch_threads
+from trainlab.core.report import print_progress
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
@@ -223,7 +224,7 @@ def evaluate_test(trainer: Trainer, view, out: Path, epochs_run: int, dry_run: b
     n = count_test_evaluation(out, test, epochs_run)
     warning = test_reuse_warning(out, n)  # e.g. a finished run resumed with more epochs
     if warning and trainer.progress is not False:
-        print(f"warning: {warning}", file=sys.stderr)
+        print_progress(f"warning: {warning}", warning=True)
     return test
 
 

@@ -15,13 +15,11 @@ epoch count and evaluated on the test split once, in OUT/final (a normal run dir
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib.util
 import json
 import os
 import socket
-import sys
 import time
 import warnings
 import zlib
@@ -29,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.device import select_device
-from trainlab.core.errors import Interrupted, UserError
+from trainlab.core.errors import UserError
 from trainlab.core.files import write_json
 from trainlab.core.metrics import default_metrics, higher_is_better
+from trainlab.core.report import Reporter, print_progress, silent
 from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
 from trainlab.engine.trainer import NonFiniteLoss
@@ -47,50 +45,44 @@ from trainlab.workflows.train import configure_torch, dry_run_view
 from trainlab.workflows.tune_results import retrain_best, summarize_study, write_reports
 
 
-def run(args: argparse.Namespace) -> int:
+def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, metric: str | None = None,
+             cv: int | None = None, timeout: float | None = None, prune: bool = True, search_only: bool = False,
+             dry_run: bool = False, argv: list[str] | None = None, report: Reporter = print_progress) -> dict:
+    """`trainlab tune`: search `trials` trials of the raw config's `tune` space in the study at `storage`, then
+    retrain the best config into out/final (unless `search_only`); the result the CLI prints and writes to
+    out/result.json. Raises Interrupted (the finished trials are kept in `storage`) on SIGINT/SIGTERM."""
     import optuna  # optional heavy dependency: imported on use
 
-
-    if args.trials < 1:
-        raise UserError(f"--trials must be >= 1, got {args.trials}")
-    raw = apply_overrides(read_yaml(args.config), args.overrides)
     cfg = build_config(copy.deepcopy(raw))
     space = parse_space(raw, cfg.tune)
-    metric = objective_metric(cfg, args.metric, args.cv)
-    name = args.study or Path(args.config).stem
-    out = args.out or Path("runs") / f"{name}-tune"
+    metric = objective_metric(cfg, metric, cv)
     out.mkdir(parents=True, exist_ok=True)
-    storage = "in-memory" if args.dry_run else (args.storage or f"sqlite:///{out.resolve() / 'study.db'}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
     t0 = time.perf_counter()
-    study = open_study(storage, name, cfg, metric, args.cv, not args.no_prune)
+    study = open_study(storage, study_name, cfg, metric, cv, prune)
     for number, worker in fail_abandoned_trials(study):
-        print(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
-    try:
-        search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
-               min(args.trials, 2) if args.dry_run else args.trials, args.timeout, "fold" if args.cv else "epoch")
-    except Interrupted:
-        print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
-    result = summarize_study(study, space, metric, args.cv, storage)
+        report(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
+    search(study, make_objective(raw, space, metric, cv, dry_run, out / "tb"),
+           min(trials, 2) if dry_run else trials, timeout, "fold" if cv else "epoch", report)
+    result = summarize_study(study, space, metric, cv, storage)
     result["param_importances"] = write_reports(study, out, cfg.seed)
-    if not args.search_only:
-        result.update(retrain_best(raw, study, space, out / "final", result, args.dry_run))
+    if not search_only:
+        result.update(retrain_best(raw, study, space, out / "final", result, dry_run, argv, report))
     result["time"] = time.perf_counter() - t0
-    write_provenance(out, cfg, result.get("test_evaluations", 0))
-    write_json(out / "result.json", result)
-    print(f"best {metric} {result['best_value']:.4f} (trial {result['best_trial']}): {_params(result['best_params'])}")
-    if result.get("test"):
-        print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()) + f"  ({result['final_run']})")
-    print(f"{result['n_trials']} finished trials in {result['time']:.1f}s; results: {out}")
-    return 0
+    write_provenance(out, cfg, result.get("test_evaluations", 0), argv or [])
+    return result
 
 
-def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
+def format_best(result: dict) -> str:
+    """'best val_accuracy 0.9611 (trial 7): train.lr=0.003, ...' - the search's answer in one line."""
+    return f"best {result['metric']} {result['best_value']:.4f} (trial {result['best_trial']}): " \
+           f"{_params(result['best_params'])}"
+
+
+def write_provenance(out: Path, cfg, test_evaluations: int, argv: list[str]) -> None:
     """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
     (out / "config.yaml").write_text(dump_config(cfg))
-    m = manifest(cfg, select_device(cfg.train.device), sys.argv)
+    m = manifest(cfg, select_device(cfg.train.device), argv)
     write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
 
 
@@ -177,7 +169,7 @@ def cv_value(cfg, trial, metric: str, k: int, dry_run: bool = False) -> tuple[fl
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {len(done)}")
 
-    result = cross_validate(cfg, k, on_fold=report, dry_run=dry_run, say=lambda *a: None)
+    result = cross_validate(cfg, k, on_fold=report, dry_run=dry_run, report=silent)
     return result["mean"][metric], round(float(np.mean([f["best_epoch"] for f in result["folds"]])))
 
 
@@ -298,15 +290,16 @@ def finished(study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
-def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch", say=print) -> None:
+def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch",
+           report: Reporter = print_progress) -> None:
     """Run trials until the study holds `n_trials` finished ones (all workers together)."""
     remaining = n_trials - len(finished(study))
     if remaining <= 0:
-        say(f"study {study.study_name!r} already holds {len(finished(study))} finished trials; nothing to run")
+        report(f"study {study.study_name!r} already holds {len(finished(study))} finished trials; nothing to run")
         return
 
     def after_trial(study, trial) -> None:
-        say(trial_line(trial, unit))
+        report(trial_line(trial, unit))
         if len(finished(study)) >= n_trials:
             study.stop()  # another worker may have finished trials meanwhile
 

@@ -6,10 +6,10 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from trainlab.core.errors import UserError
+from trainlab.core.report import Reporter, print_progress
 from trainlab.data.prepare import load_data
 from trainlab.observe.plots import read_result
 from trainlab.run.config import dump_config
@@ -102,29 +102,30 @@ def final_config(raw: dict, values: dict, best_epoch: int | None):
     return cfg
 
 
-def retrain_best(raw: dict, study, space: dict, out: Path, summary: dict, dry_run: bool = False) -> dict:
+def retrain_best(raw: dict, study, space: dict, out: Path, summary: dict, dry_run: bool = False,
+                 argv: list[str] | None = None, report: Reporter = print_progress) -> dict:
     """Train the best config on train+val and evaluate the test split once into `out` (kept when unchanged)."""
     tuned = {"study": summary["study"], "storage": summary["storage"], "trial": summary["best_trial"],
              "metric": summary["metric"], "value": summary["best_value"], "cv": summary["cv"]}
     old = read_manifest(out) if (out / "manifest.json").is_file() else {}
     if old.get("tuned") == tuned and (out / "result.json").is_file():
-        print(f"the best trial is unchanged; reusing {out} (its test split is not evaluated again)")
+        report(f"the best trial is unchanged; reusing {out} (its test split is not evaluated again)")
         return {"test": read_result(out).get("test", {}), "final_run": str(out),
                 "test_evaluations": old.get("test_evaluations", 1)}
     cfg = final_config(raw, summary["best_params"], summary["best_epoch"])
     if load_data(cfg).splits.to_json()["test"] != load_data(trial_config(raw, {})).splits.to_json()["test"]:
         raise RuntimeError("the final run's test split differs from the one the search held out")  # a trainlab bug
     if interrupted_final_run(out, old, cfg):  # killed last time: finish it (bit-exact), keep its test count
-        print(f"resuming the interrupted final run in {out}")
-        result = train_run(cfg, resume=out, argv=sys.argv, dry_run=dry_run, quiet=True)
+        report(f"resuming the interrupted final run in {out}")
+        result = train_run(cfg, resume=out, argv=argv, dry_run=dry_run, quiet=True)
         n = mark_tuned(out, tuned)
     else:
-        print(f"retraining the best config on train+val for {cfg.train.epochs} epochs -> {out}")
-        result = train_run(cfg, out, overwrite=True, argv=sys.argv, dry_run=dry_run, quiet=True)
+        report(f"retraining the best config on train+val for {cfg.train.epochs} epochs -> {out}")
+        result = train_run(cfg, out, overwrite=True, argv=argv, dry_run=dry_run, quiet=True)
         n = mark_tuned(out, tuned, earlier_test_evaluations(old, tuned["study"]))
     warning = test_reuse_warning(out, n)
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+        report(f"warning: {warning}", warning=True)
     return {"test": result["test"], "final_run": str(out), "test_evaluations": n}
 
 
