@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FOLD_SPLITS = ("auto", "stratified", "kfold", "group", "time")  # "auto" + trainlab.data.splits.FOLD_SPLITTERS
+from trainlab.data.options import FOLD_SPLITTERS  # light: no torch
+
+FOLD_SPLITS = ("auto", *FOLD_SPLITTERS)
 EXPORT_FORMATS = ("onnx", "torchscript")  # trainlab.use.export.FORMATS
 SERVE_MAX_BYTES = 2 * 2**20  # trainlab.use.serve.DEFAULT_MAX_BYTES: a 2 MiB image is far larger than any input here
 REGISTRY_KINDS = ("datasets", "models", "activations", "optimizers", "schedulers", "losses", "metrics", "transforms")

@@ -11,6 +11,9 @@ from typing import Literal
 
 from trainlab.core.schema import opt
 
+# K-fold splitters (trainlab cv / tune --cv), scikit-learn's; declared here, light, for the CLI's choices too
+FOLD_SPLITTERS = ("stratified", "kfold", "group", "time")
+
 
 @dataclass
 class ImageFolderParams:

@@ -13,6 +13,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from trainlab.core.errors import UserError
+from trainlab.data.options import FOLD_SPLITTERS
 
 
 @dataclass
@@ -65,7 +66,6 @@ def make_splits(targets: torch.Tensor, has_test: bool, val_fraction: float, test
 
 # ----------------------------------------------------------------------------- K-fold (trainlab cv / tune --cv)
 
-FOLD_SPLITTERS = ("stratified", "kfold", "group", "time")
 
 
 def fold_splits(idx: np.ndarray, k: int, method: str, seed: int, labels: np.ndarray | None = None,

@@ -26,6 +26,7 @@ from trainlab.core.machine import physical_cores
 from trainlab.core.report import Reporter, print_progress
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
+from trainlab.data.options import FOLD_SPLITTERS
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import fold_splits
 from trainlab.data.tabular import read_table
@@ -37,7 +38,7 @@ from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
-SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_SPLITTERS; that import costs torch
+SPLITS = ("auto", *FOLD_SPLITTERS)
 
 
 def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str | None = None, jobs: int = 1,
