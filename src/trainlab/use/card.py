@@ -19,6 +19,7 @@ from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.files import COUNT, a, is_number, read_json, read_run_json, write_text
 from trainlab.core.schema import to_dict
 from trainlab.observe.card import render_card
+from trainlab.observe.report import write_report
 from trainlab.observe.plots import read_history, read_result
 from trainlab.observe.seeds import read_seeds
 from trainlab.run.config import read_run_config
@@ -39,6 +40,8 @@ def build_card(path: Path, out: Path | None = None, evaluate: bool = True, audit
     target.mkdir(parents=True, exist_ok=True)
     card = target / CARD
     write_text(card, render_card(facts))
+    if kind == "run" and target.resolve() == path.resolve() and (path / "report.html").is_file():
+        write_report(path)  # its overview now links the card
     return {"card": str(card), "kind": kind, "facts": facts}
 
 

@@ -1,6 +1,6 @@
 """What a model card needs beyond the run's files: the best weights' test-split outputs, read again.
 
-    ev = test_outputs(Path("runs/demo"))        # {"outputs": (N, K), "targets": (N,), "n": N, "metrics": {...}}
+    ev = outputs_on_test(Path("runs/demo"))        # {"outputs": (N, K), "targets": (N,), "n": N, "metrics": {...}}
     calibration(ev["outputs"], ev["targets"])   # expected calibration error (15 equal-width bins)
     intervals(ev, ["f1", "mae"])                # percentile bootstrap 95% intervals over the test samples
 
@@ -27,7 +27,7 @@ BOOTSTRAP = 1000  # resamples: percentile bounds of a 95% interval settle to abo
 BOOTSTRAP_SEED = 0
 
 
-def test_outputs(run_dir: Path) -> dict:
+def outputs_on_test(run_dir: Path) -> dict:
     """The best weights on the run's own test split: outputs (N, K) and targets (N, ...) on the CPU, n, metrics."""
     run = load_run(run_dir)
     data = load_matching_data(run)  # the data changed since training: a UserError, nothing evaluated

@@ -43,7 +43,7 @@ def evaluation_facts(run_dir: Path, result: dict, manifest: dict, evaluate: bool
 
 def add_test_pass(run_dir: Path, ev: dict, test: dict) -> None:
     """Bootstrap intervals and calibration from best.pt's outputs on the test split (not counted as a look)."""
-    out = card_eval.test_outputs(run_dir)
+    out = card_eval.outputs_on_test(run_dir)
     ok = card_eval.matches(test, out["metrics"])
     ev["recomputed"] = {"matches": ok, "n": out["n"], "metrics": out["metrics"]}
     if not ok:  # other weights or other samples than the recorded evaluation: describing them would mislead
