@@ -118,7 +118,7 @@ def test_every_test_number_is_the_runs_own(kind, runs, cards):
     assert ev["recomputed"]["matches"]
     base = run["baseline_models"]["test"]
     for name, value in base["baselines"].items():
-        assert f"| {name} | {num(value)} | {'yes' if base['beats'][name] else 'no'} |" in text
+        assert f"| {name} | {num(value)} | {'yes' if base['beats'][name] else 'no'}" in text
     # the card's pass over the test split is not a look: the manifest still counts one
     assert json.loads((runs[kind] / "manifest.json").read_text())["test_evaluations"] == 1
 

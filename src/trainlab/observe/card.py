@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import yaml
 
+from trainlab.core.metrics import higher_is_better
 from trainlab.observe.seeds import num
 
 TASKS = {("image", "classification"): "image-classification", ("text", "classification"): "text-classification",
@@ -272,13 +273,22 @@ def baselines_text(ev: dict) -> str:
         b = ev.get(key)
         if not b:
             continue
-        rows = [["this model", b["network"], "-"]] + [[name, v, "yes" if b["beats"].get(name) else "no"]
-                                                     for name, v in b["baselines"].items()]
+        rows = [["this model", b["network"], "-"]] + [[name, v, verdict(b, name)] for name, v in b["baselines"].items()]
         parts.append(f"Baselines ({title}), test {b['metric']}:\n\n"
                      + table(["model", b["metric"], "this model beats it"], rows))
     if not parts:
         return "- Baselines: " + "not measured; train with `train.baselines: true` (the default)"
     return "\n" + "\n\n".join(parts) + "\n"
+
+
+def verdict(b: dict, name: str) -> str:
+    """'yes', 'no: behind it', or 'no: ahead only within the noise' (accuracy: the baseline inside its 95% interval)."""
+    if b["beats"].get(name):
+        return "yes"
+    sign = 1 if higher_is_better(b["metric"]) else -1
+    if sign * (b["network"] - b["baselines"][name]) > 0:
+        return f"no: ahead only within the 95% interval of accuracy on n = {fmt(b.get('n'))}"
+    return "no: behind it"
 
 
 def calibration_text(ev: dict, facts: dict) -> str:
