@@ -191,7 +191,8 @@ def test_audit_findings_reach_data_and_limitations(runs, tmp_path):
     audit.mkdir()
     findings = [{"type": "near_duplicate", "split": ["train", "test"], "score": 0.99, "indices": [3, 40],
                  "message": "sample 40 of test is a near copy of sample 3 of train"},
-                {"type": "outlier", "split": "test", "score": 0.7, "indices": [12], "message": "test sample 12 is unlike training"}]
+                {"type": "outlier", "split": "test", "score": 0.7, "indices": [12],
+                 "message": "test sample 12 is unlike training"}]
     (audit / "result.json").write_text(json.dumps({"findings": findings}))
     assert main(["card", str(run), "--audit", str(audit), "--out", str(tmp_path / "c"), "--no-eval"]) == 0
     text = (tmp_path / "c" / "MODEL_CARD.md").read_text()
@@ -225,8 +226,9 @@ def test_export_writes_the_card_beside_the_model_and_serve_links_it(runs, tmp_pa
     assert got.status_code == 200 and got.text == (run / "MODEL_CARD.md").read_text()
 
 
-@pytest.mark.parametrize("case, needle", [("missing", "is not a directory"), ("empty", "is not a finished trainlab run"),
-                                          ("damaged", "result.json is not valid JSON"), ("bad_audit", "no list of findings")])
+@pytest.mark.parametrize("case, needle", [
+    ("missing", "is not a directory"), ("empty", "is not a finished trainlab run"),
+    ("damaged", "result.json is not valid JSON"), ("bad_audit", "no list of findings")])
 def test_bad_input_is_one_line_exit_2(case, needle, runs, tmp_path, cli):
     target = tmp_path / "x"
     extra = []
@@ -243,3 +245,19 @@ def test_bad_input_is_one_line_exit_2(case, needle, runs, tmp_path, cli):
             extra = ["--no-eval"]
     code, _, err = cli("card", target, *extra)
     assert_one_line_error(code, err, needle)
+
+
+def test_a_run_whose_weights_no_longer_give_its_metrics_gets_no_bootstrap_or_calibration(runs, tmp_path):
+    """result.json edited (or best.pt replaced) after training: the card describes nothing it cannot reproduce."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["classification"], run)
+    result = run_result(run)
+    result["test"]["f1"] = 0.5
+    (run / "result.json").write_text(json.dumps(result))
+    assert main(["card", str(run), "--out", str(tmp_path / "c")]) == 0
+    text = (tmp_path / "c" / "MODEL_CARD.md").read_text()
+    facts = json.loads((tmp_path / "c" / "result.json").read_text())["facts"]["evaluation"]
+    assert not facts["recomputed"]["matches"] and facts["calibration"] is None and "low" not in facts["metrics"]["f1"]
+    assert "gave other metrics" in text and "| f1 | 0.5000 | not measured | not measured |" in text

@@ -251,14 +251,15 @@ def interval_notes(ev: dict, facts: dict) -> list[str]:
         notes.append("- " + not_measured("the intervals of the other metrics and the calibration",
                                          f"trainlab card {facts['dir']}") + " (this card was written with --no-eval)")
     elif not rec["matches"]:
-        notes.append(f"- best.pt re-run on the test split gave other metrics ({', '.join(f'{k} {fmt(v)}' for k, v in rec['metrics'].items())}) "
-                     "than recorded: the weights or the data changed since training, so no bootstrap interval "
-                     "or calibration is given")
+        got = ", ".join(f"{k} {fmt(v)}" for k, v in rec["metrics"].items())
+        notes.append(f"- best.pt re-run on the test split gave other metrics ({got}) than recorded: the weights "
+                     "or the data changed since training, so no bootstrap interval or calibration is given")
     else:
         boot = next((m for m in ev["metrics"].values() if m.get("method") == "percentile bootstrap"), None)
         if boot:
-            series = " (forecast windows overlap, so neighbouring samples are not independent: the interval is " \
-                     "too narrow)" if facts["model"].get("kind") == "sequence" and facts["model"]["task"] == "regression" else ""
+            forecast = facts["model"].get("kind") == "sequence" and facts["model"]["task"] == "regression"
+            series = (" (forecast windows overlap, so neighbouring samples are not independent: the interval is "
+                      "likely too narrow)") if forecast else ""
             notes.append(f"- Other intervals: percentile bootstrap, {boot['resamples']} resamples of the "
                          f"{fmt(rec['n'])} test samples{series}.")
         notes.append("- Intervals and calibration come from best.pt run again on the same test indices by "
@@ -269,7 +270,8 @@ def interval_notes(ev: dict, facts: dict) -> list[str]:
 
 def baselines_text(ev: dict) -> str:
     parts = []
-    for key, title in (("baselines", "fitted on the training split"), ("forecast_baselines", "on the same test windows")):
+    for key, title in (("baselines", "fitted on the training split"),
+                       ("forecast_baselines", "on the same test windows")):
         b = ev.get(key)
         if not b:
             continue
@@ -329,9 +331,9 @@ def limitations_section(facts: dict) -> str:
     if lim.get("error"):
         lines.append(f"- Training stopped: {lim['error']}")
     if lim["diagnosed"]:
-        lines += [f"- Diagnosis ({f['severity']}, {f['code']}): {f['cause']}" + (f" Try: {f['fix']}" if f["fix"] else "")
-                  for f in lim["findings"]] or ["- Diagnosis: healthy; no problem found in the data, the model or "
-                                                "the curves"]
+        lines += [f"- Diagnosis ({f['severity']}, {f['code']}): {f['cause']}"
+                  + (f" Try: {f['fix']}" if f["fix"] else "") for f in lim["findings"]] \
+            or ["- Diagnosis: healthy; no problem found in the data, the model or the curves"]
         failed = lim["pitfalls_failed"]
         lines.append(f"- Pitfall checks before training ({', '.join(lim['pitfalls_checked'])}): "
                      + (f"failed: {', '.join(failed)}" if failed else "none failed"))

@@ -19,8 +19,8 @@ from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.files import COUNT, a, is_number, read_json, read_run_json, write_text
 from trainlab.core.schema import to_dict
 from trainlab.observe.card import render_card
-from trainlab.observe.report import write_report
 from trainlab.observe.plots import read_history, read_result
+from trainlab.observe.report import write_report
 from trainlab.observe.seeds import read_seeds
 from trainlab.run.config import read_run_config
 from trainlab.run.directory import read_data_description, read_manifest, read_splits
