@@ -157,6 +157,28 @@ def test_single_run_says_variation_was_not_measured_and_how(runs, cards):
     assert "found no sample in two splits" in text and "none failed" in text
 
 
+def test_model_data_and_training_numbers_are_the_runs_own(runs, cards):
+    from trainlab.observe.plots import read_history
+    from trainlab.use.loaded import load_run
+
+    run_dir = runs["classification"]
+    text, run = cards["classification"][0], run_result(run_dir)
+    params = sum(p.numel() for p in load_run(run_dir).model.parameters())
+    assert f"- Parameters: {params:,} ({params:,} trainable; summary.txt)" in text
+    sizes = run["data"]["sizes"]
+    assert f"- Splits (splits.json): train {sizes['train']:,}, val {sizes['val']:,}, test {sizes['test']:,};" in text
+    for cls, n in run["data"]["class_counts"]["train"].items():
+        counts = [run["data"]["class_counts"][s][cls] for s in ("train", "val", "test")]
+        assert f"| {cls} | {' | '.join(map(str, counts))} |" in text
+    seconds = sum(r["time"] for r in read_history(run_dir / "history.csv"))
+    assert f"- Training time: {num(seconds)} s" in text
+    assert (f"- Best epoch: {run['best_epoch']} of {run['epochs_run']} ({run['monitor']} = {num(run['best_value'])})"
+            in text)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert f"- Seed: 0; git commit: {manifest['git'] or 'not recorded'}" in text
+    assert "| lr | 0.01 |" in text and "| batch_size | 64 |" in text and "| epochs | 2 |" in text
+
+
 def test_regression_and_forecast_cards(runs, cards):
     text, card = cards["timeseries"]
     fb = card["facts"]["evaluation"]["forecast_baselines"]

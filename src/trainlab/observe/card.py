@@ -17,8 +17,9 @@ from trainlab.observe.seeds import num
 TASKS = {("image", "classification"): "image-classification", ("text", "classification"): "text-classification",
          ("tabular", "classification"): "tabular-classification", ("tabular", "regression"): "tabular-regression",
          ("sequence", "regression"): "time-series-forecasting"}
-TRAIN_KEYS = ("optimizer", "lr", "weight_decay", "scheduler", "epochs", "loss", "label_smoothing", "precision",
-              "early_stopping", "monitor", "grad_clip", "accumulate", "warmup", "ema", "freeze", "class_weights")
+TRAIN_KEYS = ("optimizer", "lr", "weight_decay", "scheduler", "epochs", "batch_size", "loss", "label_smoothing",
+              "precision", "early_stopping", "monitor", "grad_clip", "accumulate", "warmup", "ema", "freeze",
+              "class_weights")
 MAX_CLASSES = 20  # classes listed by name in the Model section
 
 
@@ -185,7 +186,7 @@ def audit_text(audit: dict | None, run_dir: str) -> str:
 def training_section(facts: dict) -> str:
     t = facts["training"]
     rows = [[k, setting(t["config"][k])] for k in TRAIN_KEYS if k in t["config"]]
-    lines = ["Resolved config (config.yaml, `train` section; the whole file is beside this card):", "",
+    lines = ["Resolved config (config.yaml: the `train` section and data.batch_size):", "",
              table(["setting", "value"], rows), "",
              f"- Seed: {t['seed']}; git commit: {t['git'] or 'not recorded (not a git checkout)'}",
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in t["versions"].items()),

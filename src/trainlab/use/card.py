@@ -133,7 +133,8 @@ def leakage(result: dict) -> dict:
 
 def training_facts(cfg, manifest: dict, result: dict, history: list[dict]) -> dict:
     times = [r.get("time") for r in history if isinstance(r.get("time"), float)]
-    return {"config": _section(cfg.train), "seed": cfg.seed, "git": manifest.get("git"),
+    config = {**_section(cfg.train), "batch_size": cfg.data.batch_size}  # the batch size is a data setting
+    return {"config": config, "seed": cfg.seed, "git": manifest.get("git"),
             "versions": {k: manifest[k] for k in ("trainlab", "python", "torch", "torchvision", "timm")
                          if manifest.get(k)},
             "device": manifest.get("device"), "platform": manifest.get("platform"), "started": manifest.get("started"),
