@@ -167,7 +167,7 @@ def test_model_data_and_training_numbers_are_the_runs_own(runs, cards):
     assert f"- Parameters: {params:,} ({params:,} trainable; summary.txt)" in text
     sizes = run["data"]["sizes"]
     assert f"- Splits (splits.json): train {sizes['train']:,}, val {sizes['val']:,}, test {sizes['test']:,};" in text
-    for cls, n in run["data"]["class_counts"]["train"].items():
+    for cls in run["data"]["class_counts"]["train"]:
         counts = [run["data"]["class_counts"][s][cls] for s in ("train", "val", "test")]
         assert f"| {cls} | {' | '.join(map(str, counts))} |" in text
     seconds = sum(r["time"] for r in read_history(run_dir / "history.csv"))
