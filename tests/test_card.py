@@ -283,3 +283,21 @@ def test_a_run_whose_weights_no_longer_give_its_metrics_gets_no_bootstrap_or_cal
     facts = json.loads((tmp_path / "c" / "result.json").read_text())["facts"]["evaluation"]
     assert not facts["recomputed"]["matches"] and facts["calibration"] is None and "low" not in facts["metrics"]["f1"]
     assert "gave other metrics" in text and "| f1 | 0.5000 | not measured | not measured |" in text
+
+
+def test_a_failed_run_gets_a_card_that_says_what_is_missing(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["classification"], run)
+    saved = run_result(run)
+    failed = {"error": "the training loss is not finite at epoch 2", "test": {}, "diagnosis": saved["diagnosis"],
+              "best_epoch": 1, "epochs_run": 2, "monitor": "val_loss", "best_value": 0.9, "stopped_early": False}
+    (run / "result.json").write_text(json.dumps(failed))
+    assert main(["card", str(run), "--out", str(tmp_path / "c")]) == 0
+    text = (tmp_path / "c" / "MODEL_CARD.md").read_text()
+    assert f"- Test metrics: not measured; `trainlab eval {run} --split test` measures it" in text
+    assert "- Training stopped: the training loss is not finite at epoch 2" in text
+    assert "Class counts per split: not measured" in text and "no test sample was misclassified" not in text
+    assert front_matter(text)["model-index"][0]["results"] == []
+    assert not [p for p in PLACEHOLDERS if p in text.split("\n---\n", 1)[1]]

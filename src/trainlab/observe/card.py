@@ -148,13 +148,13 @@ def data_section(facts: dict) -> str:
         sizes = ", ".join(f"{k} {fmt(v)}" for k, v in d["sizes"].items())
         held = ("the data set's official test split" if d.get("official_test")
                 else f"data.test_fraction {setting(d['test_fraction'])} held out first, then data.val_fraction "
-                     f"{fmt(d['val_fraction'])} of the rest")
+                     f"{setting(d['val_fraction'])} of the rest")
         lines.append(f"- Splits (splits.json): {sizes}; test: {held}")
         if d.get("meta"):
             lines.append("- Data facts (data.json): " + ", ".join(f"{k} {fmt(v)}" for k, v in d["meta"].items()))
-        lines.append(class_counts(d["class_counts"]) if d.get("class_counts") else "- Class counts: "
-                     + ("none (not a classification)" if facts["model"]["task"] != "classification"
-                        else not_measured("per split", f"trainlab show {cfg}")))
+        lines.append(class_counts(d["class_counts"]) if d.get("class_counts") else
+                     "- Class counts: none (not a classification)" if facts["model"]["task"] != "classification"
+                     else "- " + not_measured("Class counts per split", f"trainlab show {cfg}"))
         lines.append("- Leakage: " + leakage_text(d["leakage"], facts["dir"]))
     lines.append("- Data audit: " + audit_text(facts["limitations"].get("audit"), facts["dir"]))
     return "## Data\n\n" + "\n".join(lines)
@@ -347,8 +347,11 @@ def limitations_section(facts: dict) -> str:
     if lim["confused_pairs"]:
         lines.append("- Most-confused pairs (test confusion matrix, true -> predicted): " + ", ".join(
             f"{p['true']} -> {p['predicted']} ({p['count']} of {p['of']})" for p in lim["confused_pairs"]))
-    elif facts["model"]["task"] == "classification" and facts["kind"] != "cv":
+    elif lim.get("confusion_measured"):
         lines.append("- Most-confused pairs: none; no test sample was misclassified")
+    elif facts["model"]["task"] == "classification" and facts["kind"] != "cv":  # cv: no test split, no model
+        lines.append("- " + not_measured("Worst classes and most-confused pairs on the test split",
+                                         f"trainlab inspect {facts['dir']} --split test"))
     issues = lim.get("label_issues")
     if issues is not None:
         lines.append(f"- Likely label errors (cleanlab, out-of-fold probabilities): {issues['count']}" + (

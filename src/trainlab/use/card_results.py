@@ -85,6 +85,7 @@ def limitation_facts(result: dict, evaluation: dict, audit: dict | None) -> dict
             "pitfalls_failed": [f.get("code") for f in findings if f.get("stage") == "before"],
             "worst_classes": worst_classes(evaluation.get("per_class")),
             "confused_pairs": confused_pairs(result.get("confusion_matrix"), result.get("per_class")),
+            "confusion_measured": bool(result.get("confusion_matrix")),
             "audit": audit, "error": result.get("error")}
 
 
