@@ -174,6 +174,16 @@ def export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=256, help="test-split inputs in the parity check")
 
 
+def card(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, metavar="RUN", help="a run directory, a --seeds directory or a cv directory")
+    out_arg(p, "directory for MODEL_CARD.md and result.json (default: MODEL_CARD.md in RUN, no result.json)")
+    p.add_argument("--audit", type=Path, default=None,
+                   help="a `trainlab audit` output directory (default: RUN/audit when it exists)")
+    p.add_argument("--no-eval", dest="evaluate", action="store_false",
+                   help="skip the uncounted pass of best.pt over the test split (no calibration, no bootstrap "
+                        "intervals: they are then written as not measured)")
+
+
 def serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory or an exported .onnx/.pt file")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

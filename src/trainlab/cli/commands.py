@@ -315,6 +315,16 @@ def export(args) -> int:
     return 0
 
 
+def card(args) -> int:
+    _check_out_is_dir(args.out)
+    from trainlab.use.card import build_card  # start-up time
+
+    result = build_card(args.run_dir, args.out, args.evaluate, args.audit)
+    print(f"wrote {result['card']} ({result['kind']} directory {args.run_dir})")
+    write_result(args.out, result)
+    return 0
+
+
 def serve(args) -> int:
     from trainlab.use.serve import serve_run  # start-up time
 

@@ -50,6 +50,8 @@ COMMANDS = {
                     commands.tensorboard),
     "export": ("export a run's model to ONNX or TorchScript (with preprocessing)", arguments.export,
                commands.export),
+    "card": ("a model card (MODEL_CARD.md, Hugging Face's format) from a run's measured facts", arguments.card,
+             commands.card),
     "serve": ("serve a run's model: web page + JSON API on 127.0.0.1", arguments.serve, commands.serve),
     "doctor": ("check Python, PyTorch, devices and the course's libraries", arguments.doctor, commands.doctor),
 }

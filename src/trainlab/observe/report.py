@@ -218,6 +218,13 @@ def mistakes_overview(run_dir: Path, m: dict) -> str:
                if pairs else ""))
 
 
+def card_link(run_dir: Path) -> str:
+    """The model card beside the report (`trainlab card RUN_DIR` writes it, and rewrites this report)."""
+    if (run_dir / "MODEL_CARD.md").is_file():
+        return '<p>Model card: <a href="MODEL_CARD.md">MODEL_CARD.md</a></p>'
+    return f"<p>Model card: none yet; <code>trainlab card {esc(str(run_dir))}</code> writes MODEL_CARD.md</p>"
+
+
 def environment(manifest: dict) -> str:
     keys = ("trainlab", "python", "torch", "torchvision", "platform", "device", "seed", "git", "started", "cwd",
             "test_evaluations")
@@ -232,7 +239,7 @@ def environment(manifest: dict) -> str:
 def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
     data = _json(run_dir / "data.json")
     cfg_text = _text(run_dir / "config.yaml")
-    out = [section("overview", "Overview", overview(result, data)),
+    out = [section("overview", "Overview", overview(result, data) + card_link(run_dir)),
            section("diagnosis", "Diagnosis", diagnosis(result.get("diagnosis", {}))),
            section("curves", "Learning curves", image(run_dir / "curves.png", "learning curves")
                    or "<p>No completed epoch.</p>"),

@@ -10,6 +10,7 @@ how a file becomes the input - EXIF, mode, size, PIL's bilinear resize - and wha
 its metadata (ONNX metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it.
 After writing, a parity check runs the file (onnxruntime / torch.jit) and the run's PyTorch model on real test-split
 inputs; the max abs difference is printed and stored in RUN_DIR/result.json under `export.<format>`.
+The run's model card (`trainlab card`: MODEL_CARD.md) is written beside the exported file.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from trainlab.core.files import read_json, write_json
 from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
+from trainlab.use.card import build_card
 from trainlab.use.inference import INFO_KEY, inference_module, load_predictor, run_info, sidecar_path
 from trainlab.use.loaded import load_run
 
@@ -39,6 +41,7 @@ def format_export(record: dict) -> str:
     meta = Path(record["metadata"]).name
     verdict = "ok" if record["parity_ok"] else "FAILED"
     return (f"wrote {record['path']} ({record['format']}, {size:.2f} MB) and {meta}\n"
+            f"model card: {record['card']}\n"
             f"input: {record['input']}; before the model: {meta} 'preprocess' "
             f"(a script that needs only onnxruntime, PIL and numpy: docs/use.md)\n"
             f"parity on {record['parity_samples']} {record['parity_split']}-split inputs: max abs diff "
@@ -73,8 +76,14 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
               "tolerance": tol, "parity_ok": diff <= tol, "parity_samples": len(x), "parity_split": split,
               "compared": info["output"], "seconds": round(seconds, 3), "torch": torch.__version__,
               "input": f"{info['raw_dtype']} (B, {', '.join(map(str, info['raw_shape']))})"}
+    record["card"] = str(card_beside(run.dir, out.parent))
     _record(run.dir, fmt, record)
     return record
+
+
+def card_beside(run_dir: Path, folder: Path) -> Path:
+    """MODEL_CARD.md next to the exported file (`trainlab card`): what the model is, from the run's facts."""
+    return Path(build_card(run_dir, folder)["card"])
 
 
 def check_out(out: Path, example: Path) -> None:

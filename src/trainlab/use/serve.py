@@ -26,6 +26,7 @@ import torch
 
 from trainlab.core.errors import UserError
 from trainlab.core.report import Reporter, print_progress
+from trainlab.use.card import CARD
 from trainlab.use.inference import Predictor, load_predictor, predictor_from_run
 from trainlab.use.loaded import Run
 from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html
@@ -75,11 +76,13 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
 
     A TorchScript file runs code when loaded: only with trust_code (`serve --trust-code`, the owner's choice)."""
     from fastapi import FastAPI, Query, Request  # optional heavy dependency: imported on use
-    from fastapi.responses import HTMLResponse  # optional heavy dependency: imported on use
+    from fastapi.responses import HTMLResponse, PlainTextResponse  # optional heavy dependency: imported on use
     from starlette.concurrency import run_in_threadpool  # optional heavy dependency: imported on use
 
     predictor = _predictor(run_or_path, trust_code)
     info = public_info(predictor.data, max_bytes)
+    card = card_file(run_or_path)  # MODEL_CARD.md beside the model (`trainlab card`, `trainlab export`)
+    info["card"] = "/card" if card else None
     # /openapi.json is served; the /docs and /redoc pages are not: they load their scripts from a CDN
     app = FastAPI(title="trainlab serve", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
@@ -90,6 +93,12 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         return page
+
+    @app.get("/card", response_class=PlainTextResponse)
+    def model_card():
+        if card is None or not card.is_file():
+            return _json_response(404, "no model card beside this model; write one with: trainlab card RUN_DIR")
+        return PlainTextResponse(card.read_text(encoding="utf-8"), media_type="text/markdown; charset=utf-8")
 
     @app.get("/health")
     def health() -> dict:
@@ -106,6 +115,16 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
         return {"predictions": prediction_rows(out, predictor, top)}
 
     return app
+
+
+def card_file(run_or_path) -> Path | None:
+    """MODEL_CARD.md in the run directory, or beside an exported model file; None when there is none."""
+    base = run_or_path.dir if isinstance(run_or_path, Run) else \
+        Path(run_or_path) if isinstance(run_or_path, (str, Path)) else None
+    if base is None:
+        return None
+    path = (base if base.is_dir() else base.parent) / CARD
+    return path if path.is_file() else None
 
 
 def _predictor(run_or_path, trust_code: bool = False):

@@ -65,7 +65,7 @@ PAGE = """<!doctype html>
 </head>
 <body data-state="idle">
 <h1>__TITLE__</h1>
-<p class="sub">__SUBTITLE__</p>
+<p class="sub">__SUBTITLE____CARD__</p>
 <div class="panes">
   <div class="pane" id="inputs">
     <div id="image-input" hidden>
@@ -269,4 +269,5 @@ def page_html(info: dict) -> str:
     # "</" inside the JSON would end the <script> element early
     data = json.dumps(info).replace("</", "<\\/")
     return (PAGE.replace("__TITLE__", html.escape(f"trainlab: {title}")).replace("__SUBTITLE__", html.escape(sub))
+            .replace("__CARD__", ' &middot; <a href="/card">model card</a>' if info.get("card") else "")
             .replace("__INFO__", data))
