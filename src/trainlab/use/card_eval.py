@@ -34,6 +34,7 @@ def outputs_on_test(run_dir: Path) -> dict:
     view = data.view(data.splits.train, data.splits.val)  # normalization fitted on the same training indices
     device = select_device(run.cfg.train.device)
     trainer = Trainer(run.model, run.cfg.train, seed=run.cfg.seed, task=run.task, progress=False)
+    trainer.prepare(choice=run.choice)  # the precision the run was trained and tested with
     batches = view.batches("test", device)
     if batches is None:
         raise UserError(f"the test split of {run_dir} is empty: there is nothing to describe")

@@ -37,6 +37,7 @@ def evaluate_run(run_dir: Path, split: str = "test") -> dict:
     view = data.view(data.splits.train, data.splits.val)
     device = select_device(run.cfg.train.device)
     trainer = Trainer(run.model, run.cfg.train, seed=run.cfg.seed, task=run.task, progress=False)
+    trainer.prepare(choice=run.choice)  # the precision the run was trained and tested with
     batches = view.batches(split, device)
     if batches is None:
         raise UserError(f"the {split} split of {run_dir} is empty")

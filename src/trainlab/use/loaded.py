@@ -21,7 +21,7 @@ from trainlab.core.errors import DamagedRun, UserError
 from trainlab.data.transforms import Pipeline
 from trainlab.models.catalog import architecture_only, build_model
 from trainlab.run.config import Config, read_run_config
-from trainlab.run.directory import read_data_description
+from trainlab.run.directory import read_data_description, read_manifest
 from trainlab.use.inputs import as_batch
 
 
@@ -41,6 +41,13 @@ class Run:
     @property
     def task(self) -> str:
         return self.data["task"]
+
+    @property
+    def choice(self) -> dict | None:
+        """The precision and layout the run trained and was tested with (manifest.json), for a Trainer that
+        evaluates it again: `trainer.prepare(choice=run.choice)` gives the same numbers on this machine."""
+        m = read_manifest(self.dir)
+        return {"precision": m["precision"], "channels_last": m["channels_last"]} if "precision" in m else None
 
     def eval_pipeline(self) -> Pipeline:
         return Pipeline(self.data["eval_transforms"], self.data["kind"] == "image")
