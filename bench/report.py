@@ -67,12 +67,33 @@ def epoch_section(r: dict) -> list[str]:
             "the deterministic transforms once; that is less than one tutorial epoch.", ""]
 
 
+def cpu_kinds_section(r: dict) -> list[str]:
+    """Table 8: time to accuracy on this CPU as it is and restricted to AVX2 kernels (no native bf16)."""
+    lines = ["## 8. The same recipes on two kinds of CPU", "",
+             "`python bench/cpu_kinds.py` (bench/cpu_kinds.py): table 3 once on this CPU as it is and once "
+             "restricted to AVX2 kernels without native bfloat16 (`ONEDNN_MAX_CPU_ISA=AVX2 "
+             "ATEN_CPU_CAPABILITY=avx2`), each in its own process. The examples use `precision: auto`; the "
+             "hand-written recipes take bf16 only where oneDNN runs it natively.", "",
+             "| CPU | config | seed | trainlab: precision, epochs, seconds, test acc | hand-written: epochs, "
+             "seconds, test acc | ratio |", "|---|---|---|---|---|---|"]
+    for kind in r.values():
+        for config, v in kind["results"].items():
+            for lab, hand in zip(v["trainlab"], v["handwritten"], strict=True):
+                ratio = (lab["seconds_to_target"] / hand["seconds_to_target"]) if lab["seconds_to_target"] and \
+                    hand["seconds_to_target"] else None
+                lines.append(f"| {kind['cpu']} | `{config}` | {lab['seed']} | {lab.get('precision', '?')}, "
+                             f"{lab['epochs_to_target'] or 'not reached'}, {_fmt(lab['seconds_to_target'])} s, "
+                             f"{lab['final_test_acc']:.4f} | {hand['epochs_to_target'] or 'not reached'}, "
+                             f"{_fmt(hand['seconds_to_target'])} s, {hand['final_test_acc']:.4f} | {_fmt(ratio, 2)} |")
+    return lines + [""]
+
+
 def tta_section(r: dict) -> list[str]:
     lines = ["## 3. Time to test accuracy: the shipped recipes beside the same recipes hand-written", "",
              "`python bench/bench.py --only 3` (bench/time_to_accuracy.py). Each example config trains through "
              "`Trainer.fit` exactly as written; beside it, in the same process and alternating, the same recipe "
              "hand-written in plain PyTorch (bench/recipes/handwritten_mlp.py, handwritten_cnn.py: same 54,000 "
-             "training images, model, batch size, Adam, one-cycle schedule, label smoothing, bf16 autocast). "
+             "training images, model, batch size, Adam, one-cycle schedule, label smoothing; bf16 autocast only where the CPU runs it natively). "
              "Seconds to target = the epochs up to the first whose test accuracy (scored off the clock) reaches "
              "the target, first-call costs included on both sides. trainlab's seconds also include its "
              "validation pass and diagnosis probes every epoch, which the bare loop does not do.", "",
@@ -191,7 +212,8 @@ def render(results: dict, notes: str = "") -> str:
              ""]
     sections = (("overhead", overhead_section), ("epoch", epoch_section), ("time_to_accuracy", tta_section),
                 ("scaling", scaling_section), ("startup", startup_section),
-                ("custom_dataset", custom_dataset_section), ("whole_process", lean_section))
+                ("custom_dataset", custom_dataset_section), ("whole_process", lean_section),
+                ("cpu_kinds", cpu_kinds_section))
     for key, fn in sections:
         if key in results:
             lines += fn(results[key])

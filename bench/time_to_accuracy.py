@@ -60,7 +60,8 @@ def trainlab_to_target(config: Path, root: Path, target: float, seed: int) -> di
     hit = state["hit"] or {}
     return {"seed": seed, "epochs_to_target": hit.get("epochs"), "seconds_to_target": hit.get("seconds"),
             "train_seconds_to_target": hit.get("train_seconds"), "final_test_acc": state["history"][-1]["test_acc"],
-            "history": state["history"]}
+            "history": state["history"], "precision": trainer.choice.precision.name,
+            "channels_last": trainer.choice.channels_last}
 
 
 def hand_to_target(module, recipe: dict, root: Path, target: float, seed: int) -> dict:
@@ -70,10 +71,11 @@ def hand_to_target(module, recipe: dict, root: Path, target: float, seed: int) -
             "final_test_acc": out["final_test_acc"], "history": out["history"]}
 
 
-def bench_time_to_accuracy(root: Path, reps: int = 3) -> dict:
+def bench_time_to_accuracy(root: Path, reps: int = 3, configs: tuple[str, ...] = tuple(CASES)) -> dict:
     """Per example config: both sides for each seed (alternating which goes first), medians and ratios."""
     out = {}
-    for name, (module, target, recipe) in CASES.items():
+    for name in configs:
+        module, target, recipe = CASES[name]
         lab, hand, ratios = [], [], []
         for i, seed in enumerate(SEEDS[:max(1, reps)]):
             first, second = ("lab", "hand") if i % 2 == 0 else ("hand", "lab")
