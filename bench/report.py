@@ -93,7 +93,8 @@ def tta_section(r: dict) -> list[str]:
              "`python bench/bench.py --only 3` (bench/time_to_accuracy.py). Each example config trains through "
              "`Trainer.fit` exactly as written; beside it, in the same process and alternating, the same recipe "
              "hand-written in plain PyTorch (bench/recipes/handwritten_mlp.py, handwritten_cnn.py: same 54,000 "
-             "training images, model, batch size, Adam, one-cycle schedule, label smoothing; bf16 autocast only where the CPU runs it natively). "
+             "training images, model, batch size, Adam, one-cycle schedule, label smoothing; bf16 autocast only "
+             "where the CPU runs it natively). "
              "Seconds to target = the epochs up to the first whose test accuracy (scored off the clock) reaches "
              "the target, first-call costs included on both sides. trainlab's seconds also include its "
              "validation pass and diagnosis probes every epoch, which the bare loop does not do.", "",
