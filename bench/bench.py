@@ -278,6 +278,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         results[name] = fn(args.reps)
         results[name]["bench_seconds"] = time.perf_counter() - t0
+        results[name]["machine"] = results["machine"]["line"]
         print(f"{name}: {json.dumps(results[name], indent=1)}", flush=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

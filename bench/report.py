@@ -217,7 +217,12 @@ def render(results: dict, notes: str = "") -> str:
                 ("cpu_kinds", cpu_kinds_section))
     for key, fn in sections:
         if key in results:
-            lines += fn(results[key])
+            table = fn(results[key])
+            where = results[key].get("machine") if isinstance(results[key], dict) else None
+            # each table names the CPU it was measured on (tables measured before that was recorded say so)
+            note = (f"Measured on: {where}." if where else
+                    "Measured on: not recorded (measured before each table named its CPU).")
+            lines += table[:1] + ["", note] + table[1:] if key != "cpu_kinds" else table
     lines += peers_section(ROOT / "bench" / "peers" / "table.md")
     if notes:
         lines += [notes.rstrip(), ""]
