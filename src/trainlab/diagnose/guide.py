@@ -4,11 +4,13 @@ epoch it appears, and the final diagnosis - the same words from `Trainer.fit` in
 
     trainer = Trainer(model, lr=1e-3)            # verbose: auto = speak in a terminal or notebook
     trainer.fit(train, val, epochs=10)           # prints pitfalls, epoch lines, the diagnosis
-    trainer.diagnosis                            # the same diagnosis, structured (engine/diagnosis.py)
+    trainer.diagnosis                            # the same diagnosis, structured (diagnose/diagnosis.py)
 
-The layers above add what only they know before `fit`: `guide.settings` (config facts the remedies name),
-`guide.hashes` (content hashes of the raw splits, test included, for the leakage check), `guide.classes`.
-Nothing here draws from the Trainer's random generator, so observing never changes the training.
+The guide reads nothing of the Trainer: the Trainer hands it plain facts (diagnose/facts.py: a `RunSetup` when
+`fit` starts, an `EpochFacts` after every epoch) and the layers above a `Brief` (config facts the remedies name,
+class names, content hashes of the raw splits for the leakage check). The checks it runs are the registered
+ones (diagnose/catalog.py). Nothing here draws from the Trainer's random generator, so observing never changes
+the training.
 """
 from __future__ import annotations
 
@@ -18,12 +20,16 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
-from trainlab.core.errors import UserError
-from trainlab.engine import pitfalls
-from trainlab.engine.baselines import Baselines, compare, sentence
-from trainlab.engine.curves import Signals
-from trainlab.engine.diagnosis import Diagnosis, Finding, diagnose, wilson
-from trainlab.engine.signals import (
+from trainlab.core.errors import DamagedRun, UserError
+from trainlab.core.files import Check, a, check_fields, is_count, is_number
+from trainlab.diagnose import checks, pitfalls
+from trainlab.diagnose.baselines import Baselines, compare
+from trainlab.diagnose.checks import Outcome, Probe
+from trainlab.diagnose.curves import Signals
+from trainlab.diagnose.diagnosis import Diagnosis, diagnose
+from trainlab.diagnose.facts import Brief, EpochFacts, RunSetup
+from trainlab.diagnose.finding import Finding, accuracy_interval
+from trainlab.diagnose.signals import (
     PROBE_SIZE,
     activation_stats,
     batch_targets,
@@ -34,10 +40,14 @@ from trainlab.engine.signals import (
     update_ratio,
     weight_layers,
 )
-from trainlab.engine.tally import expected_input
+from trainlab.models.heads import expected_input
 
-CI_SHOWN_BELOW = 1000  # show accuracy's 95% interval next to it for fewer samples (at 50%: wider than +-3 points)
 STATS_SAMPLES = 1024  # training samples for the input-scale check
+_NUMBER = ("a number or null", lambda v: v is None or is_number(v))
+STATE: dict[str, Check] = {  # what Guide.state_dict keeps in last.pt, and what load_state_dict checks
+    "history": a(list), "grad_rms": a(list), "dead": a(list), "activity": a(list), "step_losses": a(list),
+    "best_epoch": ("an epoch number or null", lambda v: v is None or is_count(v)), "stopped_early": a(bool),
+    "baseline_loss": _NUMBER, "ratio": _NUMBER, "announced": a(list)}
 
 
 def resolve_verbose(verbose, progress: bool | None) -> bool:
@@ -62,36 +72,41 @@ def epoch_line(record: dict, epochs: int, best_epoch: int | None, val_size: int 
     return "  ".join(parts)
 
 
-def accuracy_interval(accuracy: float, n: int, always: bool = False, short: bool = False) -> str:
-    """' (95% CI 0.93-0.99, n=144)' when n samples leave accuracy uncertain (or `always`), else ''."""
-    if n <= 0 or not (always or n < CI_SHOWN_BELOW):
-        return ""
-    lo, hi = wilson(accuracy * n, n)
-    return f" (CI {lo:.2f}-{hi:.2f})" if short else f" (95% CI {lo:.3f}-{hi:.3f}, n={n})"
-
-
 class Guide:
+    """The diagnosis of one run. Fed through the seam of diagnose/facts.py only: `start(RunSetup, ...)`,
+    `after_epoch(EpochFacts)`, `fail(error)`, `finish()`, and `set_brief(Brief)` from the layers above; read
+    back through `diagnose()`, the per-epoch signals (`grad_rms`, `dead`, `activity`, `step_losses`, `ratio`)
+    and `state_dict()`, which the Trainer stores in last.pt so a resumed run keeps its diagnosis history."""
+
     def __init__(self, verbose: bool = False):
         self.verbose = verbose
-        self.announce_final = True  # trainlab train prints the diagnosis itself, after the test evaluation
-        self.settings: dict = {}
-        self.hashes: dict[str, list[bytes]] | None = None
-        self.hash_names: dict[str, list[str]] | None = None
-        self.classes: list[str] | None = None
+        self.brief = Brief()
+        self.setup: RunSetup | None = None
         self.before: list[Finding] = []
+        self.failure: dict | None = None
+        self.comparison: dict = {}
+        self.baselines: Baselines | None = None
+        self.probe = self.initial = self.train_b = self.val_b = None
+        self.sizes: dict[str, int] = {}
+        self.num_outputs = 0
+        self._clear_history()
+
+    def _clear_history(self) -> None:
+        """What the epochs recorded (all of it goes into last.pt: STATE)."""
+        self.history: list[dict] = []  # the Trainer's history rows, as handed over
         self.grad_rms: list[dict] = []
         self.dead: list[dict] = []
         self.activity: list[dict] = []  # per epoch: activation_stats of the probe batch
         self.step_losses: list[list[float]] = []
+        self.best_epoch: int | None = None
+        self.stopped_early = False
         self.baseline_loss: float | None = None
         self.ratio: float | None = None
-        self.failure: dict | None = None
-        self.comparison: dict = {}
-        self.baselines: Baselines | None = None
         self.announced: set[str] = set()
-        self.probe = self.initial = self.train_b = self.val_b = None
-        self.sizes: dict[str, int] = {}
-        self.num_outputs = 0
+
+    def set_brief(self, brief: Brief) -> None:
+        """What only the layers above know, before `fit` (the one way in besides the Trainer's facts)."""
+        self.brief = brief
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -100,28 +115,28 @@ class Guide:
 
     # ------------------------------------------------------------------ before training
 
-    def start(self, trainer, train_b, val_b) -> None:
+    def start(self, setup: RunSetup, train_b, val_b) -> None:
         """Before the first epoch: fit checks (one-line errors) and pitfalls (printed), then the probes."""
-        self.train_b, self.val_b = train_b, val_b
+        self.setup, self.train_b, self.val_b = setup, train_b, val_b
         xb, yb = take_samples(train_b, STATS_SAMPLES)  # fit made sure there is a batch
-        out = self._forward_check(trainer, xb)
+        out = self._forward_check(setup.model, xb)
         self.num_outputs = out.shape[-1] if out.ndim > 1 else 1
         labels = batch_targets(train_b)
         labels = (labels if labels is not None else yb).cpu()
-        self.before = self._pitfalls(trainer, xb, yb, labels, out)
+        self.before = checks.findings("before", self._probe(xb, yb, labels))
         for f in self.before:
             for line in f.lines():
                 self.say(line)
-        self.sizes = weight_layers(trainer.model)
+        self.sizes = weight_layers(setup.model)
         probe = take_samples(val_b, PROBE_SIZE, max_batches=1) if val_b is not None else None
         self.probe = probe[0] if probe is not None else None
-        if trainer.epoch == 0:
-            self.initial = {n: p.detach().float().clone() for n, p in trainer.model.named_parameters()
+        if setup.epoch == 0:
+            self.initial = {n: p.detach().float().clone() for n, p in setup.model.named_parameters()
                             if p.requires_grad}
 
-    def _forward_check(self, trainer, xb: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _forward_check(model, xb: torch.Tensor) -> torch.Tensor:
         """The model's output on two samples, or a one-line error saying the model does not fit the data."""
-        model = trainer.model
         was_training = model.training
         try:
             model.eval()
@@ -133,24 +148,13 @@ class Guide:
         finally:
             model.train(was_training)
 
-    def _pitfalls(self, trainer, xb, yb, labels, out) -> list[Finding]:
-        k, loss, s = self.num_outputs, trainer.loss_name, trainer.settings
-        pitfalls.check_labels(yb, k, loss)
-        if trainer.task == "classification" and not labels.is_floating_point():
-            pitfalls.labels_outside(labels, k)
-        module, probe_out = pitfalls.final_module(trainer.model, xb[:64])
-        remedies = [r for r, on in (("train.class_weights", s.class_weights is not None),
-                                    ("data.sampler: balanced", getattr(self.train_b, "sample_weights", None)
-                                     is not None)) if on]
-        n, bs = self.train_b.num_samples, getattr(self.train_b, "batch_size", None) or len(yb)
-        drop = bool(getattr(self.train_b, "drop_last", False))
-        found = [pitfalls.output_activation(module, probe_out, loss, yb, bool(self.settings.get("output_activation"))),
-                 pitfalls.input_scale(xb),
-                 pitfalls.class_imbalance(labels, k, remedies, self.classes) if trainer.task == "classification"
-                 else None,
-                 pitfalls.duplicates(self.hashes or self._batch_hashes()),
-                 pitfalls.batch_norm(trainer.model, n, bs, drop), pitfalls.drop_last_waste(n, bs, drop)]
-        return [f for f in found if f is not None]
+    def _probe(self, xb, yb, labels) -> Probe:
+        s, b = self.setup, self.train_b
+        balancing = [r for r, on in (("train.class_weights", s.class_weights),
+                                     ("data.sampler: balanced", getattr(b, "sample_weights", None) is not None)) if on]
+        return Probe(s.model, xb, yb, labels, self.num_outputs, s.task, s.loss_name, b.num_samples,
+                     getattr(b, "batch_size", None) or len(yb), bool(getattr(b, "drop_last", False)), balancing,
+                     self.brief.hashes or self._batch_hashes(), self.brief.classes, self.brief.settings)
 
     def _batch_hashes(self) -> dict[str, list[bytes]]:
         """Without hashes from above: the in-memory train/val inputs as the model sees them."""
@@ -161,99 +165,85 @@ class Guide:
 
     # ------------------------------------------------------------------ during training
 
-    def after_epoch(self, trainer, record: dict) -> None:
+    def after_epoch(self, facts: EpochFacts) -> None:
         """Record the epoch's signals, print its line and any problem that just appeared."""
+        model, epoch = self.setup.model, facts.record["epoch"]
+        self.history.append(dict(facts.record))
+        self.best_epoch, self.stopped_early = facts.best_epoch, facts.stopped_early
         if self.baseline_loss is None:
-            self._baseline_loss(trainer)
+            self._baseline_loss(facts.loss_fn)
         with torch.random.fork_rng(devices=[]):  # eval mode draws nothing; this guards the CPU RNG anyway
-            stats = activation_stats(trainer.model, self.probe) if self.probe is not None else {}
-        self.grad_rms.append(gradient_rms(trainer.last_grad_norms, self.sizes))
+            stats = activation_stats(model, self.probe) if self.probe is not None else {}
+        self.grad_rms.append(gradient_rms(facts.grad_norms, self.sizes))
         self.activity.append(stats)
         self.dead.append(dead_relu_fractions(stats))
-        self.step_losses.append([float(v) for v in trainer.last_step_losses])
-        if self.initial is not None:  # after the first epoch (not after a resumed later one)
-            ratio = update_ratio(trainer.model, self.initial) if trainer.epoch == 1 else None
-            self.ratio, self.initial = ratio, None
-        self.say(epoch_line(record, trainer.epochs_planned, trainer.best_epoch, self.val_size))
-        diag = self.diagnose(trainer, final=False)
-        for f in diag.warnings:
-            routine = ((f.code == "overfitting" and trainer.settings.early_stopping)  # early stopping handles it
+        self.step_losses.append([float(v) for v in facts.step_losses])
+        if self.initial is not None:  # after the first epoch (not after a resumed later one: its ratio is kept)
+            if epoch == 1:
+                self.ratio = update_ratio(model, self.initial)
+            self.initial = None
+        self.say(epoch_line(facts.record, self.setup.epochs, self.best_epoch, self.val_size))
+        for f in self.diagnose(final=False).warnings:
+            routine = ((f.code == "overfitting" and self.setup.early_stopping)  # early stopping handles it
                        or (f.code == "underfitting" and not f.evidence.get("flat")))  # early epochs: still falling
             if f.stage == "during" and f.code not in self.announced and not routine:
                 self.announced.add(f.code)
-                self.say(f"diagnosis (epoch {trainer.epoch}): {f.cause}")
+                self.say(f"diagnosis (epoch {epoch}): {f.cause}")
 
     @property
     def val_size(self) -> int:
         return self.val_b.num_samples if self.val_b is not None else 0
 
-    def _baseline_loss(self, trainer) -> None:
+    def _baseline_loss(self, loss_fn) -> None:
         y = batch_targets(self.train_b)
         if y is None and self.probe is not None:
             y = take_samples(self.val_b, PROBE_SIZE, max_batches=1)[1]
         if y is not None:
-            self.baseline_loss = constant_prediction_loss(trainer.loss_fn, trainer.loss_name, trainer.task,
-                                                          y.to(trainer.device), self.num_outputs)
+            s = self.setup
+            self.baseline_loss = constant_prediction_loss(loss_fn, s.loss_name, s.task, y.to(s.device),
+                                                          self.num_outputs)
 
     # ------------------------------------------------------------------ the diagnosis
 
-    def signals(self, trainer) -> Signals:
-        settings = {"early_stopping": trainer.settings.early_stopping, "weight_decay": trainer.settings.weight_decay,
-                    "device": trainer.device.type, "cpu_count": os.cpu_count() or 2, **self.settings}
-        return Signals(trainer.history, self.grad_rms, self.dead, self.step_losses, self.baseline_loss, settings,
-                       self.failure, trainer.stopped_early, trainer.best_epoch, self.ratio, trainer.settings.lr)
+    def signals(self) -> Signals:
+        s = self.setup
+        settings = {"early_stopping": s.early_stopping if s else 0, "weight_decay": s.weight_decay if s else 0.0,
+                    "device": s.device if s else "cpu", "cpu_count": os.cpu_count() or 2, **self.brief.settings}
+        return Signals(self.history, self.grad_rms, self.dead, self.step_losses, self.baseline_loss, settings,
+                       self.failure, self.stopped_early, self.best_epoch, self.ratio, s.lr if s else None)
 
-    def diagnose(self, trainer, final: bool = True) -> Diagnosis:
-        after = self._after_findings(trainer) if final else []
-        return diagnose(self.signals(trainer), self.before, after, self.comparison)
+    def diagnose(self, final: bool = True) -> Diagnosis:
+        """The diagnosis of what was handed over so far (final: with the after-training checks)."""
+        after = checks.findings("after", Outcome(self.comparison, self._best_row(), self.val_size)) if final else []
+        return diagnose(self.signals(), self.before, after, self.comparison)
 
-    def _after_findings(self, trainer) -> list[Finding]:
-        out = []
-        if self.comparison:
-            beats = self.comparison["beats"]
-            lost = [name for name, beat in beats.items() if not beat]
-            text = sentence(self.comparison)
-            if not beats[next(iter(beats))]:  # not even the majority class / mean predictor
-                out.append(Finding("baselines", "warning", f"{text}: the network has learned nothing useful yet",
-                                   ["train longer or with a better learning rate (trainlab lr-find)",
-                                    "check the pitfalls above: labels, inputs, the output activation"],
-                                   self.comparison, "after"))
-            else:
-                hint = "; the simple model may be enough here, or the network needs tuning" if lost else ""
-                out.append(Finding("baselines", "note", text + hint, [], self.comparison, "after"))
-        best = trainer.history[trainer.best_epoch - 1] if trainer.best_epoch and trainer.history else {}
-        if "val_accuracy" in best and accuracy_interval(best["val_accuracy"], self.val_size, short=True):
-            lo, hi = wilson(best["val_accuracy"] * self.val_size, self.val_size)
-            out.append(Finding("small_validation", "note", f"the validation split has {self.val_size} samples: "
-                               f"accuracy {best['val_accuracy']:.4f} is known only to 95% CI {lo:.3f}-{hi:.3f}; "
-                               f"differences smaller than that between epochs or runs are noise", [],
-                               {"n": self.val_size, "low": lo, "high": hi}, "after"))
-        return out
+    def _best_row(self) -> dict:
+        return self.history[self.best_epoch - 1] if self.best_epoch and self.history else {}
 
-    def finish(self, trainer) -> None:
+    def finish(self) -> None:
         """After the last epoch (best weights restored): baselines on validation, then the final diagnosis."""
-        if trainer.settings.baselines and self.val_b is not None and trainer.history:
-            self.comparison = self.compare_baselines(trainer, self.val_b, "validation",
-                                                     self._val_metrics(trainer))
-        if self.announce_final:
-            for line in self.diagnose(trainer).lines():
+        if self.setup is not None and self.setup.baselines and self.val_b is not None and self.history:
+            self.comparison = self.compare_baselines(self.val_b, "validation", self._val_metrics())
+        if self.brief.announce_final:
+            for line in self.diagnose().lines():
                 self.say(line)
 
-    def _val_metrics(self, trainer) -> dict:
-        best = trainer.history[(trainer.best_epoch or len(trainer.history)) - 1]
+    def _val_metrics(self) -> dict:
+        best = self.history[(self.best_epoch or len(self.history)) - 1]
         return {k[4:]: v for k, v in best.items() if k.startswith("val_")}
 
-    def compare_baselines(self, trainer, batches, split: str, network: dict) -> dict:
+    def compare_baselines(self, batches, split: str, network: dict) -> dict:
         """Fit the baselines once (training split) and score them on `batches` next to the network's `network`."""
+        s = self.setup
         if self.baselines is None:
             x, y = self._xy(self.train_b)
             if y is None:
                 return {}
-            self.baselines = Baselines.fit(x, y, trainer.task, self.num_outputs, trainer.seed)
+            self.baselines = Baselines.fit(x, y, s.task, self.num_outputs, s.seed)
         x, y = self._xy(batches)
         if y is None:
             return {}
-        return compare(network, self.baselines.score(x, y, trainer.metrics), split, len(y))
+        return compare(network, self.baselines.score(x, y, list(s.metrics)), split, len(y))
 
     def _xy(self, batches):
         """In memory: the inputs and labels as the model sees them; streamed: the labels only."""
@@ -261,9 +251,31 @@ class Guide:
             return batches.x, batches.y
         return None, batch_targets(batches) if batches is not None else None
 
-    def fail(self, trainer, error) -> None:
-        """Training stopped on a non-finite loss: record where, and print the diagnosis."""
+    def fail(self, error) -> None:
+        """Training stopped on a non-finite loss (`error` names step, epoch, layer): record it, print the diagnosis."""
         self.failure = {"step": error.step, "epoch": error.epoch, "layer": error.layer, "message": str(error)}
-        if self.announce_final:
-            for line in self.diagnose(trainer, final=False).lines():
+        if self.brief.announce_final:
+            for line in self.diagnose(final=False).lines():
                 self.say(line)
+
+    # ------------------------------------------------------------------ last.pt
+
+    def state_dict(self) -> dict:
+        """The diagnosis history: plain lists, numbers and strings (last.pt is read with weights_only=True)."""
+        state = {key: getattr(self, key) for key in STATE}
+        state["announced"] = sorted(self.announced)
+        return state
+
+    def load_state_dict(self, state: dict | None, history: list[dict], what: str = "last.pt 'diagnosis'") -> None:
+        """Continue from last.pt. A checkpoint written before the diagnosis was stored there (None) has only the
+        Trainer's history: the earlier epochs' signals are then unknown. A damaged state raises DamagedRun."""
+        self._clear_history()
+        if state is None:
+            self.history = [dict(r) for r in history]
+            return
+        check_fields(state, STATE, what)
+        if not len(state["history"]) == len(state["grad_rms"]) == len(state["step_losses"]) == len(history):
+            raise DamagedRun(f"{what} holds signals of {len(state['grad_rms'])} epochs for {len(history)} epochs")
+        for key in STATE:
+            setattr(self, key, state[key])
+        self.announced = set(state["announced"])
