@@ -8,7 +8,7 @@ import torch
 from tests.conftest import tiny_config
 from torch import nn
 
-from trainlab.engine.signals import SATURATED_SLOPE, activation_stats
+from trainlab.diagnose.signals import SATURATED_SLOPE, activation_stats
 from trainlab.run.config import build_config
 from trainlab.workflows.train import train_run
 

@@ -1,10 +1,11 @@
 """The package's layers, read from the code: imports point down, no cycles, imports at the top, small files.
 
-The layers (docs/architecture.md): core < data, models < engine < observe, run < workflows, use < cli.
+The layers (docs/architecture.md): core < data, models < engine, diagnose < observe, run < workflows, use < cli.
 A module may import its own package and packages of a lower rank; no module imports the root `trainlab`
 package (it sits on top: its `Trainer` and `load_run` import the layers). An import inside a function must
 say why on its line (start-up time, or an optional heavy dependency), and it counts for cycles like any
-other: no two modules import each other, however late. argparse and its `args` namespace stay in `cli/`:
+other: no two modules import each other, however late. One same-rank door (SEAMS): engine reaches diagnose
+only through `diagnose/seam.py`, and diagnose never imports engine. argparse and its `args` namespace stay in `cli/`:
 every lower-layer entry point takes typed arguments. The checker below runs on the real tree and on planted
 bad trees.
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "trainlab"
-RANK = {"core": 0, "data": 1, "models": 1, "engine": 2, "observe": 3, "run": 3, "workflows": 4, "use": 4, "cli": 5}
+RANK = {"core": 0, "data": 1, "models": 1, "engine": 2, "diagnose": 2, "observe": 3, "run": 3, "workflows": 4,
+        "use": 4, "cli": 5}
+SEAMS = {("engine", "diagnose"): ("trainlab.diagnose.seam",)}  # (importer, imported): the one module it may import
 MAX_LINES = 400
 REASONS = ("start-up time", "optional heavy dependency", "doctor must")
 
@@ -83,7 +86,8 @@ def check_layers(root: Path) -> list[str]:
             src_layer, dst_layer = layer_of(mod), layer_of(target)
             if dst_layer is None and src_layer is not None:
                 problems.append(f"{where}: {mod} imports the root package ({text.strip()})")
-            elif src_layer and dst_layer and src_layer != dst_layer and RANK[dst_layer] >= RANK[src_layer]:
+            elif (src_layer and dst_layer and src_layer != dst_layer and RANK[dst_layer] >= RANK[src_layer]
+                  and target not in SEAMS.get((src_layer, dst_layer), ())):
                 problems.append(f"{where}: {src_layer} (rank {RANK[src_layer]}) imports {dst_layer} "
                                 f"(rank {RANK[dst_layer]}): {target}")
             graph[mod].add(target)
@@ -155,6 +159,16 @@ def test_a_planted_upward_import_is_caught(tmp_path):
 def test_a_planted_sideways_import_between_data_and_models_is_caught(tmp_path):
     root = _plant(tmp_path, {"data/x.py": "from trainlab.models import y\n", "models/y.py": ""})
     assert any("data (rank 1) imports models (rank 1)" in p for p in check_layers(root))
+
+
+def test_engine_reaches_diagnose_only_through_its_seam_and_diagnose_never_imports_engine(tmp_path):
+    root = _plant(tmp_path, {"engine/t.py": "from trainlab.diagnose.seam import Guide\n",
+                             "engine/u.py": "from trainlab.diagnose.guide import Guide\n",
+                             "diagnose/seam.py": "", "diagnose/guide.py": "from trainlab.engine.t import x\n"})
+    problems = check_layers(root)
+    assert len(problems) == 2, problems
+    assert "diagnose/guide.py:1: diagnose (rank 2) imports engine (rank 2)" in problems[0]
+    assert "engine/u.py:1: engine (rank 2) imports diagnose (rank 2): trainlab.diagnose.guide" in problems[1]
 
 
 def test_a_planted_cycle_is_caught(tmp_path):

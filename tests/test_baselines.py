@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from trainlab.engine.linear_baseline import fit_logistic, fit_ridge
+from trainlab.diagnose.linear_baseline import fit_logistic, fit_ridge
 
 
 def test_logistic_regression_matches_scikit_learn_on_digits():

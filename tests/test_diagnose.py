@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from conftest import assert_one_line_error
-from trainlab.engine import curves as dg
-from trainlab.engine import guide as engine_guide
-from trainlab.engine.diagnosis import Finding, Signals, diagnose
+from trainlab.diagnose import checks
+from trainlab.diagnose import curves as dg
+from trainlab.diagnose import guide as guide_module
+from trainlab.diagnose.diagnosis import Finding, Signals, diagnose
 from trainlab.observe import monitor as observe
 from trainlab.run.config import build_config, load_config
 from trainlab.workflows.train import train_run
@@ -293,9 +294,9 @@ def test_observing_does_not_change_training(tmp_path, monkeypatch):
     cfg = digits_cfg(model={"hidden": [64], "dropout": 0.3}, train={"epochs": 2})
     with_hooks = train(cfg, tmp_path / "a")
     monkeypatch.setattr(observe, "epoch_hooks", lambda *a: [])
-    monkeypatch.setattr(engine_guide.Guide, "_pitfalls", lambda *a: [])
-    monkeypatch.setattr(engine_guide, "activation_stats", lambda *a: {})
-    monkeypatch.setattr(engine_guide.Guide, "finish", lambda *a: None)
+    monkeypatch.setattr(checks, "CHECKS", {k: c for k, c in checks.CHECKS.items() if c.stage != "before"})
+    monkeypatch.setattr(guide_module, "activation_stats", lambda *a: {})
+    monkeypatch.setattr(guide_module.Guide, "finish", lambda *a: None)
     without = train(cfg, tmp_path / "b")
     assert with_hooks["final"]["train_loss"] == without["final"]["train_loss"]
     assert with_hooks["test"] == without["test"]
@@ -309,5 +310,5 @@ def test_resumed_run_keeps_the_signals_of_earlier_epochs(tmp_path, write_config,
     lines = [json.loads(t) for t in (tmp_path / "r" / observe.SIGNALS_FILE).read_text().splitlines()]
     assert [row["epoch"] for row in lines] == [1, 2, 3, 4]
     res = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert res["diagnosis"]["checks"]["gradients"]["epochs"] == 4  # epochs 1-2 read back from the file
+    assert res["diagnosis"]["checks"]["gradients"]["epochs"] == 4  # epochs 1-2 read back from last.pt
     assert len(list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))) == 2

@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from conftest import tiny_config
-from trainlab.engine import guide
-from trainlab.engine.diagnosis import wilson
+from trainlab.diagnose import guide
+from trainlab.diagnose.diagnosis import wilson
 from trainlab.engine.trainer import Trainer
 
 

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab.core.errors import UserError
-from trainlab.engine import pitfalls
+from trainlab.diagnose import pitfalls
 from trainlab.engine.trainer import Trainer
 
 
@@ -272,7 +272,7 @@ def test_healthy_blobs_raise_no_pitfall():
 
 
 def test_content_hashes_equal_exactly_for_equal_rows():
-    from trainlab.engine.pitfalls import content_hashes
+    from trainlab.diagnose.pitfalls import content_hashes
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(9000, 1, 5, 5, generator=g)  # 100 bytes per row: not a multiple of 8, crosses a chunk
@@ -288,7 +288,7 @@ def test_content_hashes_equal_exactly_for_equal_rows():
 
 
 def test_content_hashes_of_an_unaligned_view_equal_those_of_a_copy():
-    from trainlab.engine.pitfalls import content_hashes
+    from trainlab.diagnose.pitfalls import content_hashes
 
     flat = torch.arange(1 + 6 * 4, dtype=torch.float32)
     x = flat[1:].reshape(6, 4)  # storage offset of 4 bytes: the rows are not 8-byte aligned
@@ -299,7 +299,7 @@ def test_content_hashes_of_an_unaligned_view_equal_those_of_a_copy():
 def test_rows_that_differ_only_in_sign_bits_hash_apart():
     """Sign bits sit at the top of machine words: a linear hash of 64-bit words with odd multipliers sent
     [1, 2] and [-1, -2] (float64) to one digest, and the leakage check then reported different rows as equal."""
-    from trainlab.engine.pitfalls import content_hashes
+    from trainlab.diagnose.pitfalls import content_hashes
 
     for x in (torch.tensor([[1.0, 2.0], [-1.0, -2.0]], dtype=torch.float64),
               torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, -2.0, 3.0, -4.0]]),
@@ -309,7 +309,7 @@ def test_rows_that_differ_only_in_sign_bits_hash_apart():
 
 
 def test_split_digests_find_the_same_leakage_as_full_hashes():
-    from trainlab.engine.pitfalls import content_hashes, duplicates, split_digests
+    from trainlab.diagnose.pitfalls import content_hashes, duplicates, split_digests
 
     g = torch.Generator().manual_seed(0)
     train = torch.rand(3000, 1, 6, 6, generator=g)

@@ -110,7 +110,7 @@ def test_small_faults_of_the_plots_and_tables(tmp_path):
     """Loss curves spanning decades go on a log axis; gradient legends name layers; the summary prints counts."""
     from torch import nn
 
-    from trainlab.engine.signals import layer_labels
+    from trainlab.diagnose.signals import layer_labels
     from trainlab.engine.summary import model_summary
 
     assert plots.spans_decades([40_000.0, 9_000.0, 450.0, 300.0]) and not plots.spans_decades([2.3, 0.4, 0.05])

@@ -7,7 +7,7 @@ from torch import nn
 from torchinfo import summary
 
 from trainlab.core.errors import UserError
-from trainlab.engine.tally import expected_input
+from trainlab.models.heads import expected_input
 
 
 def model_summary(model: nn.Module, input_shape: tuple, batch_size: int = 1) -> str:

@@ -1,4 +1,4 @@
-"""Small pieces of the training loop kept out of trainer.py: per-step tallies, the shape-error hint, signals."""
+"""Small pieces of the training loop kept out of trainer.py: per-step tallies, signals."""
 from __future__ import annotations
 
 import contextlib
@@ -7,16 +7,6 @@ import threading
 
 import torch
 from torch import nn
-
-
-def expected_input(model: nn.Module) -> str:
-    """'; first layer Linear expects 784 input features' - what the model wanted, for shape errors."""
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            return f"; its first layer {type(m).__name__} expects {m.in_features} input features"
-        if isinstance(m, nn.modules.conv._ConvNd):
-            return f"; its first layer {type(m).__name__} expects {m.in_channels} input channels"
-    return ""
 
 
 def stack_losses(losses: list[torch.Tensor], device: torch.device) -> torch.Tensor:

@@ -31,14 +31,12 @@ from trainlab.core.machine import torch_threads
 from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_better
 from trainlab.data.batches import as_batches
 from trainlab.data.config import DataConfig
+from trainlab.diagnose.seam import Diagnosis, EpochFacts, Guide, RunSetup, batch_targets, resolve_verbose
 from trainlab.engine import finetune
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, task_of_loss
-from trainlab.engine.diagnosis import Diagnosis
-from trainlab.engine.guide import Guide, resolve_verbose
 from trainlab.engine.losses import class_weights
 from trainlab.engine.precision import RunChoice, choose
 from trainlab.engine.settings import TrainConfig, with_overrides
-from trainlab.engine.signals import batch_targets
 from trainlab.engine.tally import count_correct, grad_norms, stack_losses, stop_on_signals
 
 EpochHook = Callable[["Trainer", dict], None]
@@ -58,7 +56,7 @@ class Trainer:
     """Trains one model. Settings are one TrainConfig (the `train` section of a config); keyword overrides
     name its fields: `Trainer(model, lr=1e-3, optimizer="sgd", momentum=0.9)` (see `trainlab list` and
     docs/config.md for every setting). `task` resolves `loss: auto` / `metrics: auto` (default: classification).
-    `trainer.guide` (engine/guide.py) speaks and diagnoses; `trainer.diagnosis` is its verdict on the run.
+    `trainer.guide` (diagnose/guide.py) speaks and diagnoses from facts; `trainer.diagnosis` is its verdict.
     """
 
     def __init__(self, model: nn.Module, settings: TrainConfig | None = None, *, seed: int = 0,
@@ -170,8 +168,10 @@ class Trainer:
         val_b = self._batches(val, eval_batch_size, False, cache, memory_limit_mb) if val is not None else None
         if len(train_b) == 0:
             raise UserError(f"no training batch: {train_b.num_samples} samples with batch_size={batch_size}")
-        self.epochs_planned = epochs
-        self.guide.start(self, train_b, val_b)  # one-line errors for a model/labels that cannot work, pitfalls
+        s = self.settings  # the guide is handed plain facts (diagnose/facts.py): one-line errors, then pitfalls
+        self.guide.start(RunSetup(self.model, self.task, self.loss_name, self.device.type, self.seed, tuple(
+            self.metrics), epochs, self.epoch, s.lr, s.weight_decay, s.early_stopping, s.class_weights is not None,
+            s.baselines), train_b, val_b)
         ckpt = self._read_checkpoint(resume) if resume else None
         self.prepare(train_b, batch_size, choice=ckpt.get("choice") if ckpt else None)
         self._weigh_classes(train_b)
@@ -184,24 +184,23 @@ class Trainer:
             with stop_on_signals(self):
                 while self.epoch < epochs and not self.stop:
                     record = self._run_epoch(train_b, val_b, epochs)
-                    self.guide.after_epoch(self, record)
                     for hook in self.hooks:
                         hook(self, record)
                     if self.stop_signal:  # arrived during evaluation or saving: last.pt is already written
                         raise Interrupted(str(self.run_dir or "(no run directory)"))
         except NonFiniteLoss as e:
-            self.guide.fail(self, e)
+            self.guide.fail(e)
             raise
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
             self.tricks.load_weights(self.best_state)  # the EMA copy too: best weights are EMA weights with ema
-        self.guide.finish(self)
+        self.guide.finish()
         return self.history
 
     @property
     def diagnosis(self) -> Diagnosis:
-        """What went wrong (or not) and what to change: pitfalls, the curves, baselines (engine/diagnosis.py)."""
-        return self.guide.diagnose(self)
+        """What went wrong (or not) and what to change: pitfalls, the curves, baselines (diagnose/diagnosis.py)."""
+        return self.guide.diagnose()
 
     def _weigh_classes(self, batches) -> None:
         """train.class_weights: rebuild the loss with one weight per class (auto: N / (K * count))."""
@@ -225,6 +224,8 @@ class Trainer:
         self.epoch += 1
         self.history.append(record)
         self._track_best(record)
+        self.guide.after_epoch(EpochFacts(record, self.last_step_losses, self.last_grad_norms, self.best_epoch,
+                                          self.stopped_early, self.loss_fn))  # before last.pt, which keeps its state
         self.save_checkpoint("last.pt")
         return record
 
@@ -407,6 +408,7 @@ class Trainer:
                      "state": self.best_state, "stopped_early": self.stopped_early, "stop": self.stop},
             "rng": rng_state(self.generator), "tricks": self.tricks.state_dict(),
             "resume_point": None, "choice": self.choice.to_dict() if self.choice else None,
+            "diagnosis": self.guide.state_dict(),  # the signals and findings so far: a resumed run keeps them
         }
 
     def save_checkpoint(self, name: str, weights_only: bool = False, state: dict | None = None) -> None:
@@ -445,5 +447,6 @@ class Trainer:
         self.best_state, self.stopped_early, self.stop = best["state"], best["stopped_early"], best["stop"]
         set_rng_state(ckpt["rng"], self.generator)
         self.tricks.load_state_dict(ckpt.get("tricks"))
+        self.guide.load_state_dict(ckpt.get("diagnosis"), self.history, f"{path} 'diagnosis'")
         self._resume_point = ckpt["resume_point"]
 

@@ -2,6 +2,7 @@
 
     head_names(model)        # ("fc",) for a ResNet, ("head.fc",) for timm's ConvNeXt, ("3",) for an MLP
     first_conv_name(model)   # "conv1", "stem.0", "features.0.0"
+    expected_input(model)    # "; its first layer Linear expects 784 input features" (for shape errors)
 
 timm names both in `model.pretrained_cfg` ("classifier", "first_conv"); any other model's head is its
 last Linear or Conv layer in registration order (torchvision: fc, classifier.3, heads.head; trainlab's
@@ -34,3 +35,13 @@ def first_conv_name(model: nn.Module) -> str | None:
             named.get(cfg["first_conv"]), nn.Conv2d):
         return cfg["first_conv"]
     return next((name for name, m in named.items() if isinstance(m, nn.Conv2d)), None)
+
+
+def expected_input(model: nn.Module) -> str:
+    """'; its first layer Linear expects 784 input features' - what the model wanted, for shape errors."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return f"; its first layer {type(m).__name__} expects {m.in_features} input features"
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return f"; its first layer {type(m).__name__} expects {m.in_channels} input channels"
+    return ""

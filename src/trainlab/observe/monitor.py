@@ -1,10 +1,10 @@
 """What a run shows while and after it trains: TensorBoard, plots, the diagnosis in result.json and the report.
 
 train.py calls these functions; everything else about observation lives behind them:
-- `brief(trainer.guide, cfg, view)`: tell the Trainer's guide (engine/guide.py, which records the signals,
-  checks the pitfalls and diagnoses) what only the run knows - config facts, class names, split hashes;
+- `brief(cfg, view)` -> Brief: what only the run knows - config facts, class names, split hashes - for the
+  Trainer's guide (diagnose/guide.py, which records the signals, checks the pitfalls and diagnoses);
 - `epoch_hooks` -> [Monitor]: after every epoch, log TensorBoard scalars and the guide's signals
-  (diagnostics.jsonl, read back after --resume);
+  (diagnostics.jsonl; a resumed run's guide has them back from last.pt);
 - `finalize`: the guide's diagnosis into result["diagnosis"], printed once; the data's class counts per split
   (result["data"]); PNG plots, TensorBoard hparams, report.html - all rendering the same structured diagnosis;
 - `on_failure`: a NaN/Inf loss stopped training: the divergence diagnosis, result.json and the report.
@@ -29,18 +29,19 @@ from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.core.report import print_progress
 from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
-from trainlab.engine.pitfalls import split_digests
-from trainlab.engine.signals import layer_labels
+from trainlab.diagnose.facts import Brief
+from trainlab.diagnose.pitfalls import split_digests
+from trainlab.diagnose.signals import layer_labels
 from trainlab.observe import data_page, mistakes, plots, report, tb
 
-SIGNALS_FILE = "diagnostics.jsonl"  # one line per epoch: gradient RMS, dead units, step losses (for resume)
+SIGNALS_FILE = "diagnostics.jsonl"  # one line per epoch: gradient RMS, dead units, activity, step losses
 
 
 # ----------------------------------------------------------------------------- per-epoch signals
 
 class Monitor:
     """The per-epoch hook of `trainlab train`: TensorBoard and diagnostics.jsonl from the signals the Trainer's
-    guide records (engine/guide.py); after --resume it hands the guide the earlier epochs' signals."""
+    guide records (diagnose/guide.py); it only reads them."""
 
     def __init__(self, cfg, out: Path, view):
         self.out = Path(out)
@@ -50,7 +51,6 @@ class Monitor:
         g = trainer.guide
         if self.writer is None:
             self.writer = tb.open_writer(self.out / "tb")
-            self._load_previous(g, record["epoch"])
         rms, dead, steps = g.grad_rms[-1], g.dead[-1], g.step_losses[-1]
         norms = {n: trainer.last_grad_norms[n] for n in g.sizes if n in trainer.last_grad_norms}
         tb.log_epoch(self.writer, record, norms, dead, steps, trainer.step - len(steps) + 1)
@@ -61,36 +61,17 @@ class Monitor:
         with open(self.out / SIGNALS_FILE, "a") as f:
             f.write(json.dumps(line) + "\n")
 
-    def _load_previous(self, guide, epoch: int) -> None:
-        """After --resume: the signals of the epochs before the interruption (the last line per epoch wins)."""
-        path = self.out / SIGNALS_FILE
-        if epoch <= 1 or not path.is_file():
-            return
-        rows = {}
-        for text in path.read_text().splitlines():
-            row = json.loads(text)
-            if row["epoch"] < epoch:
-                rows[row["epoch"]] = row
-        earlier = [rows[e] for e in sorted(rows)]
-        guide.grad_rms[:0] = [r["grad_rms"] for r in earlier]
-        guide.dead[:0] = [r["dead"] for r in earlier]
-        guide.activity[:0] = [r.get("activity", {}) for r in earlier]
-        guide.step_losses[:0] = [r["step_losses"] for r in earlier]
-        if earlier and "update_ratio" in earlier[0]:
-            guide.ratio = earlier[0]["update_ratio"]
-
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def brief(guide, cfg, view) -> None:
-    """Tell the Trainer's guide what only the run knows: config facts for the remedies, class names, content
-    hashes of the raw train/val/test samples (leakage), and that the diagnosis is printed after the test."""
-    guide.settings.update(remedy_settings(cfg, view))
-    guide.classes = view.bundle.classes
-    guide.hashes, guide.hash_names = split_hashes(view)
-    guide.announce_final = False
+def brief(cfg, view) -> Brief:
+    """What only the run knows, for the Trainer's guide (`trainer.guide.set_brief`): config facts for the
+    remedies, class names, content hashes of the raw train/val/test samples (leakage), and that the diagnosis
+    is printed after the test."""
+    hashes, names = split_hashes(view)
+    return Brief(remedy_settings(cfg, view), view.bundle.classes, hashes, names, announce_final=False)
 
 
 def split_hashes(view, max_files: int = 20_000) -> tuple[dict, dict | None]:
@@ -144,8 +125,6 @@ def finalize(out: Path, trainer, view, result: dict, helpers: forked.Helpers | N
     """After the test evaluation: the diagnosis into `result` (and the console), plots, report.html."""
     out = Path(out)
     mon = _monitor(trainer)
-    if mon is not None and mon.writer is None:  # --resume with no epoch left: the earlier epochs' signals
-        mon._load_previous(trainer.guide, trainer.epoch + 1)
     diag = trainer.diagnosis
     result["diagnosis"] = diag.to_dict()
     jobs = run_plot_jobs(out, trainer.history, result, trainer.guide.grad_rms, layer_labels(trainer.model),

@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from trainlab.core.files import read_json
-from trainlab.engine.diagnosis import Diagnosis
+from trainlab.diagnose import checks
+from trainlab.diagnose.diagnosis import Diagnosis  # (importing it registers every check: diagnose/catalog.py)
 
 PAGE = string.Template("""<!DOCTYPE html>
 <html lang="en">
@@ -64,12 +65,6 @@ $body
 </html>
 """)
 
-CHECK_TITLES = {"overfitting": "Overfitting", "underfitting": "Underfitting", "divergence": "Divergence",
-                "learning_rate": "Learning rate", "gradients": "Vanishing / exploding gradients",
-                "dead_units": "Dead ReLU units", "input_pipeline": "Input pipeline",
-                "output_activation": "Output activation", "input_scale": "Input scale", "duplicates": "Leakage",
-                "class_imbalance": "Class imbalance", "batch_norm": "BatchNorm", "drop_last": "drop_last",
-                "baselines": "Baselines", "small_validation": "Validation split size"}
 STAGES = {"before": "before training", "during": "the curves", "after": "after training"}
 
 
@@ -122,7 +117,7 @@ def _num(v) -> str:
 
 
 def diagnosis(diag: dict) -> str:
-    """The run's diagnosis as the console prints it (engine/diagnosis.py): each finding with its fix, then
+    """The run's diagnosis as the console prints it (diagnose/diagnosis.py): each finding with its fix, then
     the status of every curve check."""
     if not diag:
         return "<p>No diagnosis recorded.</p>"
@@ -133,11 +128,11 @@ def diagnosis(diag: dict) -> str:
     parts = [verdict]
     for f in d.findings:
         fixes = "".join(f"<li>{esc(r)}</li>" for r in f.fix)
-        title = f"{CHECK_TITLES.get(f.code, f.code.replace('_', ' ').capitalize())} ({STAGES.get(f.stage, f.stage)})"
+        head = f"{checks.title(f.code)} ({STAGES.get(f.stage, f.stage)})"
         parts.append(f'<div class="check {esc(f.severity)}"><span class="badge">{esc(f.severity)}</span>'
-                     f"<b>{esc(title)}</b><p>{esc(f.cause)}</p>"
+                     f"<b>{esc(head)}</b><p>{esc(f.cause)}</p>"
                      + (f"<p>Try:</p><ul>{fixes}</ul>" if fixes and f.severity == "warning" else "") + "</div>")
-    rows = [[CHECK_TITLES.get(name, name), c.get("status", "?"), c.get("message", "")]
+    rows = [[checks.title(name, name), c.get("status", "?"), c.get("message", "")]
             for name, c in diag.get("checks", {}).items()]
     if rows:
         parts.append("<p>Every check on the curves:</p>" + table(rows, ["check", "status", "what it found"]))

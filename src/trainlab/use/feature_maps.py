@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.engine.signals import forward_with_hooks
+from trainlab.diagnose.signals import forward_with_hooks
 from trainlab.observe.gallery import png_base64
 from trainlab.observe.report import esc
 

@@ -21,8 +21,8 @@ from trainlab.core.report import print_progress
 from trainlab.data.batches import TensorBatches
 from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
-from trainlab.engine import guide
-from trainlab.engine.baselines import sentence
+from trainlab.diagnose import guide
+from trainlab.diagnose.baselines import sentence
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
@@ -55,7 +55,7 @@ def configure_torch(cfg: Config) -> None:
 
 
 def epoch_line(trainer: Trainer, record: dict, epochs: int) -> str:
-    """The epoch line `Trainer.fit` prints (engine/guide.py), for callers that print their own (K-fold CV)."""
+    """The epoch line `Trainer.fit` prints (diagnose/guide.py), for callers that print their own (K-fold CV)."""
     return guide.epoch_line(record, epochs, trainer.best_epoch, trainer.guide.val_size)
 
 
@@ -139,12 +139,12 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
-    # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users;
+    # the Trainer prints pitfalls and epoch lines itself (diagnose/guide.py), as it does for Python API users;
     # the train section was validated once when the config was read: replace() adds the resolved device as it is
     settings = dataclasses.replace(cfg.train, device=str(device), verbose=not quiet and cfg.train.verbose is not False)
     trainer = Trainer(model, settings, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
                       progress=None if not quiet else False, dist=info)
-    observe.brief(trainer.guide, cfg, view)
+    trainer.guide.set_brief(observe.brief(cfg, view))
     if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
         choice = trainer.prepare(train_b, cfg.data.batch_size)
         record_machine_choice(out, choice.to_dict(), torch.get_num_threads())
@@ -163,7 +163,7 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
 def compare_on_test(trainer: Trainer, test_b, test: dict, result: dict) -> None:
     """The baselines (fitted on the training split) scored on the test split, next to the network's score;
     and accuracy's 95% interval. Printed by the CLI with the test metrics."""
-    cmp = trainer.guide.compare_baselines(trainer, test_b, "test", test) if test and trainer.settings.baselines else {}
+    cmp = trainer.guide.compare_baselines(test_b, "test", test) if test and trainer.settings.baselines else {}
     result["baseline_models"] = {"validation": trainer.guide.comparison, "test": cmp}
     lines = [result["baseline_comparison"]] if result.get("baseline_comparison") else []
     if "accuracy" in test and test_b is not None:

@@ -4,7 +4,7 @@
     base.score(x_val, y_val, ["accuracy", "f1"])   # {"majority class": {...}, "logistic regression": {...}}
 
 Classification: the majority class and a logistic regression; regression: the mean of the training targets and
-a ridge (linear) regression (engine/linear_baseline.py, scikit-learn's objectives in torch) - fitted on the same
+a ridge (linear) regression (diagnose/linear_baseline.py, scikit-learn's objectives in torch) - fitted on the same
 training split, on the flattened inputs
 the network sees (tabular rows, pixels, series windows; not token ids). The linear model's cost is capped: at
 most MAX_CELLS input values (rows subsampled), none above MAX_FEATURES features. Scores use the same metric
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.core.metrics import compute_metrics, higher_is_better
-from trainlab.engine.diagnosis import wilson
-from trainlab.engine.linear_baseline import fit_logistic, fit_ridge
+from trainlab.diagnose.finding import wilson
+from trainlab.diagnose.linear_baseline import fit_logistic, fit_ridge
 
 MAX_CELLS = 2_000_000  # training rows x features for the linear model (~1-3 s on one CPU core)
 MAX_FEATURES = 20_000  # wider inputs (e.g. 3x224x224 images) get no linear baseline

@@ -1,7 +1,8 @@
 """What the curves of a training run say, in words: overfitting, underfitting, divergence, a learning rate far
 off, vanishing/exploding gradients, dead ReLU units and a slow input pipeline. Pure functions over the numbers
 a run records (history rows, per-layer gradient norms, per-step losses), so each check is testable on a
-made-up history; `engine/diagnosis.py` assembles them with the before-training pitfalls into one diagnosis.
+made-up history; `diagnose/catalog.py` registers them and `diagnose/diagnosis.py` assembles them with the
+before-training pitfalls into one diagnosis.
 
     check = overfitting(history)   # {"status": "warning", "message": "overfitting since epoch 6: ...", ...}
 
@@ -51,10 +52,6 @@ DEAD_TOTAL = 0.25  # or a quarter of all ReLU units
 # Input pipeline: share of the epoch spent waiting for the next batch (after the warm-up epoch).
 PIPELINE_SHARE = 0.3
 PIPELINE_MIN_WAIT = 0.1  # ... and >= 0.1 s per epoch: a tiny epoch's scheduling hiccup is no bottleneck
-
-CHECKS = ("overfitting", "underfitting", "divergence", "learning_rate", "gradients", "dead_units",
-          "input_pipeline")
-
 
 @dataclass
 class Signals:

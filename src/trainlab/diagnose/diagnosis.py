@@ -9,35 +9,22 @@ and the Python API (`trainer.diagnosis`).
 
 A `Finding` is a warning (something to fix) or a note (worth knowing: early stopping caught overfitting,
 a small validation split, how the network compares with simple baselines). Findings come from three stages:
-`before` training (the model and the data: engine/pitfalls.py), `during` (the curves: engine/curves.py) and
-`after` (baselines: engine/baselines.py). No torch here.
+`before` training (the model and the data: diagnose/pitfalls.py), `during` (the curves: diagnose/curves.py) and
+`after` (baselines: diagnose/baselines.py), each stage the checks registered for it (diagnose/catalog.py).
 """
 from __future__ import annotations
 
-import math
-import statistics
 from dataclasses import asdict, dataclass, field
 
-from trainlab.engine import curves
-from trainlab.engine.curves import Signals
+from trainlab.diagnose import catalog, checks  # noqa: F401  (catalog: imported for the checks it registers)
+from trainlab.diagnose.curves import Signals
+from trainlab.diagnose.finding import Finding, wilson
+
+__all__ = ["Diagnosis", "Finding", "Signals", "curve_checks", "diagnose", "from_check", "wilson"]
 
 # curve symptoms that a cause found before training explains better than their generic remedies
 SYMPTOMS = ("underfitting", "learning_rate", "divergence")
 CAUSES = ("output_activation", "input_scale")  # pitfalls that stall or blow up training
-
-
-@dataclass
-class Finding:
-    code: str  # what kind: "output_activation", "class_imbalance", "overfitting", ...
-    severity: str  # "warning" (fix it) or "note" (worth knowing)
-    cause: str  # one sentence: what is wrong and why, with the numbers that show it
-    fix: list[str] = field(default_factory=list)  # settings or code lines that remedy it, best first
-    evidence: dict = field(default_factory=dict)  # the numbers behind `cause`
-    stage: str = "during"  # "before" training, "during" (the curves) or "after" (baselines)
-
-    def lines(self) -> list[str]:
-        head = f"{'diagnosis' if self.severity == 'warning' else 'note'}: {self.cause}"
-        return [head] + (["  try: " + "; ".join(self.fix)] if self.fix and self.severity == "warning" else [])
 
 
 @dataclass
@@ -97,23 +84,14 @@ def from_check(name: str, check: dict) -> Finding | None:
 
 
 def curve_checks(sig: Signals) -> dict:
-    """Every curve check on the signals; a diverged run's fit and learning rate are not judged on top."""
-    checks = {
-        "overfitting": curves.overfitting(sig.history, sig.settings, sig.stopped_early, sig.best_epoch,
-                                          sig.baseline_loss),
-        "underfitting": curves.underfitting(sig.history, sig.baseline_loss),
-        "divergence": curves.divergence(sig.history, sig.step_losses, sig.baseline_loss, sig.failure),
-        "learning_rate": curves.learning_rate(sig.step_losses, sig.update_ratio, sig.lr),
-        "gradients": curves.gradients(sig.grad_rms),
-        "dead_units": curves.dead_units(sig.dead),
-        "input_pipeline": curves.input_pipeline(sig.history, sig.settings),
-    }
-    if checks["divergence"]["status"] == "warning":  # a diverged run's curves say nothing about fit
-        for name in ("overfitting", "underfitting", "learning_rate"):
-            if checks[name]["status"] == "warning":
-                checks[name] = {"status": "skipped", "message": f"not judged: the run diverged "
-                                                                f"({checks[name]['message']})", "remedies": []}
-    return checks
+    """Every registered curve check on the signals; a diverged run's fit and learning rate are not judged on top."""
+    found = {c.code: c.measure(sig) for c in checks.of_stage("during")}
+    if found.get("divergence", {}).get("status") == "warning":  # a diverged run's curves say nothing about fit
+        for c in checks.of_stage("during"):
+            if not c.judged_when_diverged and found[c.code]["status"] == "warning":
+                found[c.code] = {"status": "skipped", "message": f"not judged: the run diverged "
+                                                                 f"({found[c.code]['message']})", "remedies": []}
+    return found
 
 
 def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = (),
@@ -123,8 +101,8 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     A symptom on the curves (underfitting, a loss that barely moves) that a before-training warning explains
     names that cause first: the course's Sigmoid output stalls training, and "a bigger model" is the wrong fix.
     """
-    checks = curve_checks(sig)
-    during = [f for name, c in checks.items() if (f := from_check(name, c)) is not None]
+    judged = curve_checks(sig)
+    during = [f for name, c in judged.items() if (f := from_check(name, c)) is not None]
     causes = [f for f in before if f.severity == "warning" and f.code in CAUSES]
     if causes:
         for f in during:
@@ -136,15 +114,5 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     found = [*before, *during, *after]
     order = {"warning": 0, "note": 1}
     found.sort(key=lambda f: order.get(f.severity, 2))  # stable: stages keep their order within a severity
-    return Diagnosis(found, checks, baselines or {})
+    return Diagnosis(found, judged, baselines or {})
 
-
-def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion: accuracy k/n -> (low, high), 95% by default."""
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)

@@ -4,9 +4,10 @@ the same samples in two splits, BatchNorm with batches of one, a drop_last that 
 
     findings = [f for f in (output_activation(model, out, "cross_entropy", settings), input_scale(x)) if f]
 
-Each check returns a `Finding` (engine/diagnosis.py) or None; a mistake that would crash the first training
+Each check returns a `Finding` (diagnose/finding.py) or None; a mistake that would crash the first training
 step (float labels for cross-entropy, a 1-sample batch through BatchNorm1d) raises a one-line UserError
-instead. The probes run under `torch.no_grad()` in eval mode and draw no random numbers.
+instead. The probes run under `torch.no_grad()` in eval mode and draw no random numbers. The guide runs them
+as the registered checks of diagnose/catalog.py, each on a `Probe` (diagnose/checks.py).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from trainlab.core.errors import UserError
-from trainlab.engine.diagnosis import Finding
+from trainlab.diagnose.finding import Finding
 
 LOGIT_LOSSES = ("cross_entropy", "bce_with_logits")
 SQUASHING = (nn.Sigmoid, nn.Softmax, nn.LogSoftmax)
