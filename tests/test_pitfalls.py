@@ -86,6 +86,7 @@ def test_api_user_module_with_sigmoid_is_told_before_training(capsys):
     trainer = Trainer(mlp(nn.Sigmoid()), lr=1e-3, verbose=True, num_threads=1)
     trainer.fit(TensorDataset(x, y), TensorDataset(*blobs(k=10, seed=1)), epochs=2, batch_size=32)
     out = capsys.readouterr().out.splitlines()
+    assert out.pop(2).startswith("precision fp32: ")  # the run's precision (engine/precision.py), then epoch 1
     assert out[0].startswith("diagnosis: the model ends in Sigmoid, but cross_entropy expects raw logits")
     assert out[1] == ("  try: remove the final nn.Sigmoid() from your model: return the last layer's raw outputs "
                       "(logits)")

@@ -43,6 +43,7 @@ PRECISIONS: dict[str, Case] = {
 SMALL = 5e6  # multiply-adds per training batch below which bf16 cannot pay for its casts: fp32, not measured
 FASTER = 1.2  # auto takes bf16 / channels_last only when it measures at least this much faster
 MUCH_SLOWER = 1.5  # an explicit setting measured this much slower than the alternative gets a warning
+NO_CONV = "no 2-D convolution in the model"  # the layout needs no saying then
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,18 @@ class RunChoice:
     warnings: tuple[str, ...] = ()
     measured: dict = field(default_factory=dict)  # seconds per training step, by variant, when measured
 
+    def inputs(self, xb: torch.Tensor) -> torch.Tensor:
+        """A batch in the dtype and memory layout of this choice (float64 data becomes float32)."""
+        if xb.is_floating_point() and xb.dtype != self.precision.input_dtype:
+            xb = xb.to(self.precision.input_dtype)
+        if self.channels_last and xb.ndim == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        return xb
+
     def lines(self) -> list[str]:
-        return [f"precision {self.precision.name}: {self.precision.reason}",
-                f"channels_last {str(self.channels_last).lower()}: {self.layout_reason}"]
+        layout = [] if self.layout_reason == NO_CONV else [
+            f"channels_last {str(self.channels_last).lower()}: {self.layout_reason}"]
+        return [f"precision {self.precision.name}: {self.precision.reason}", *layout]
 
     def to_dict(self) -> dict:
         return {"precision": self.precision.name, "precision_reason": self.precision.reason,
@@ -283,7 +293,7 @@ def _slower_warning(p: Precision, device: torch.device, measure: Measurements) -
 
 def _auto_layout(p: Precision, device: torch.device, has_conv2d: bool, measure: Measurements) -> tuple[bool, str]:
     if not has_conv2d:
-        return False, "no 2-D convolution in the model"
+        return False, NO_CONV
     if device.type == "cuda":
         on = p.name != "fp32"
         return on, "tensor-core convolutions prefer NHWC" if on else "fp32 convolutions gain little from NHWC"

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 
 import torch
 from torch import nn
+
+from trainlab.core.errors import UserError
 
 
 def stack_losses(losses: list[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -55,3 +58,30 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
         return {}
     norms = torch.stack(torch._foreach_norm([g for _, g in named])).float().cpu().tolist()
     return {n: v for (n, _), v in zip(named, norms, strict=False)}
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/Inf. Carries where: `step`, `epoch`, `batch` and the first `layer` whose gradients
+    went non-finite ("none" if every gradient is finite), so callers need not parse the message."""
+
+    def __init__(self, step: int, epoch: int, batch: int, layer: str):
+        self.step, self.epoch, self.batch, self.layer = step, epoch, batch, layer
+        super().__init__(f"loss became non-finite at step {step} (epoch {epoch}, batch {batch}); "
+                         f"first layer with non-finite gradients: {layer}; lower train.lr or set train.grad_clip")
+
+
+def loss_is_finite(loss: torch.Tensor, device: torch.device) -> bool:
+    # on CPU a Python float is the cheapest test (no extra tensor op); elsewhere keep it on the device
+    return math.isfinite(loss.item()) if device.type == "cpu" else bool(torch.isfinite(loss))
+
+
+def must_check_nan(device: torch.device, settings, i: int, n_steps: int) -> bool:
+    # on CPU the check costs nothing; on an accelerator it syncs, so check every log_interval steps only
+    return (device.type == "cpu" or settings.on_nan == "skip"
+            or (i + 1) % settings.log_interval == 0 or i + 1 == n_steps)
+
+
+def non_finite_layer(model: nn.Module) -> str:
+    """The first parameter whose gradient holds NaN/Inf, or "none"."""
+    return next((name for name, p in model.named_parameters()
+                 if p.grad is not None and not torch.isfinite(p.grad).all()), "none")

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from trainlab.core import checkpoint as ckpts
 from trainlab.core import distributed
-from trainlab.core.checkpoint import atomic_save, load_weights, rng_state, safe_load, seed_everything, set_rng_state
+from trainlab.core.checkpoint import atomic_save, safe_load, seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.distributed import DistInfo
 from trainlab.core.errors import Interrupted, UserError  # noqa: F401  (Interrupted re-exported)
@@ -32,24 +32,15 @@ from trainlab.core.metrics import compute_metrics, default_metrics, higher_is_be
 from trainlab.data.batches import as_batches
 from trainlab.data.config import DataConfig
 from trainlab.diagnose.seam import Diagnosis, EpochFacts, Guide, RunSetup, batch_targets, resolve_verbose
-from trainlab.engine import finetune
+from trainlab.engine import finetune, tally
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS, loss_for, task_of_loss
 from trainlab.engine.losses import class_weights
 from trainlab.engine.precision import RunChoice, choose
 from trainlab.engine.settings import TrainConfig, with_overrides
-from trainlab.engine.tally import count_correct, grad_norms, stack_losses, stop_on_signals
+from trainlab.engine.state import checkpoint_state, restore
+from trainlab.engine.tally import NonFiniteLoss, count_correct, grad_norms, stack_losses, stop_on_signals
 
 EpochHook = Callable[["Trainer", dict], None]
-
-
-class NonFiniteLoss(UserError):
-    """The loss became NaN/Inf. Carries where: `step`, `epoch`, `batch` and the first `layer` whose gradients
-    went non-finite ("none" if every gradient is finite), so callers need not parse the message."""
-
-    def __init__(self, step: int, epoch: int, batch: int, layer: str):
-        self.step, self.epoch, self.batch, self.layer = step, epoch, batch, layer
-        super().__init__(f"loss became non-finite at step {step} (epoch {epoch}, batch {batch}); "
-                         f"first layer with non-finite gradients: {layer}; lower train.lr or set train.grad_clip")
 
 
 class Trainer:
@@ -101,7 +92,7 @@ class Trainer:
         self.best_state: dict | None = None
         self.stop = False  # set by early stopping or a hook (e.g. a tuning pruner)
         self.stopped_early = False
-        self._resume_point: dict | None = None
+        self.resume_point: dict | None = None
         self.last_grad_norms: dict[str, float] = {}
         self.last_step_losses: list[float] = []
 
@@ -278,7 +269,7 @@ class Trainer:
 
     def _epoch_start(self, batches):
         """Fresh per-epoch buffers, or the saved ones when resuming in the middle of an epoch."""
-        rp, self._resume_point = self._resume_point, None
+        rp, self.resume_point = self.resume_point, None
         if rp is not None:
             losses = list(rp["losses"][:rp["batch"]].to(self.device).unbind(0))
             return rp["batch"], rp["order"], losses, rp["correct"].to(self.device), rp["sizes"]
@@ -286,27 +277,19 @@ class Trainer:
         n = len(batches)
         return 0, order, [], torch.zeros((), device=self.device), [0] * n
 
-    def _inputs(self, xb: torch.Tensor) -> torch.Tensor:
-        """A batch in the dtype and memory layout the run's choice asks for (float64 data becomes float32)."""
-        if xb.is_floating_point() and xb.dtype != self.choice.precision.input_dtype:
-            xb = xb.to(self.choice.precision.input_dtype)
-        if self.choice.channels_last and xb.ndim == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        return xb
-
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, i: int, n_steps: int):
-        xb = self._inputs(xb)
+        xb = self.choice.inputs(xb)
         with self.choice.precision.autocast():
             out = self.forward(xb)
             loss = self.loss_fn(out, yb)
         if i % self.settings.accumulate == 0:  # a new accumulation window (every step without accumulation)
             self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(self.tricks.weigh(loss, len(yb), i)).backward()
-        if self._must_check_nan(i, n_steps) and not self._loss_is_finite(loss):
+        if tally.must_check_nan(self.device, self.settings, i, n_steps) and not tally.loss_is_finite(loss, self.device):
             if self.settings.on_nan == "skip":
                 self.optimizer.zero_grad(set_to_none=True)
                 return loss.detach().nan_to_num(0.0, 0.0, 0.0), None
-            self._raise_non_finite(i)
+            raise NonFiniteLoss(self.step + 1, self.epoch + 1, i + 1, tally.non_finite_layer(self.model))
         if not finetune.window_ends(i, n_steps, self.settings.accumulate):
             return loss, out
         self.tricks.average_gradients(self.model)  # accumulation: gradients summed over samples -> their mean
@@ -320,20 +303,6 @@ class Trainer:
             self.scheduler.step()
         return loss, out
 
-    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
-        # on CPU a Python float is the cheapest test (no extra tensor op); elsewhere keep it on the device
-        return math.isfinite(loss.item()) if self.device.type == "cpu" else bool(torch.isfinite(loss))
-
-    def _must_check_nan(self, i: int, n_steps: int) -> bool:
-        # on CPU the check costs nothing; on an accelerator it syncs, so check every log_interval steps only
-        return (self.device.type == "cpu" or self.settings.on_nan == "skip"
-                or (i + 1) % self.settings.log_interval == 0 or i + 1 == n_steps)
-
-    def _raise_non_finite(self, i: int) -> None:
-        layer = next((name for name, p in self.model.named_parameters()
-                      if p.grad is not None and not torch.isfinite(p.grad).all()), "none")
-        raise NonFiniteLoss(self.step + 1, self.epoch + 1, i + 1, layer)
-
     @torch.no_grad()
     def collect(self, batches) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(outputs (N, K), targets (N, ...), summed loss) over all batches, kept on the device."""
@@ -341,7 +310,7 @@ class Trainer:
         self.prepare()  # evaluation without fit: decided without measuring
         outs, ys, loss_sum = [], [], torch.zeros((), device=self.device)
         for xb, yb in batches.iterate(None):
-            xb = self._inputs(xb)
+            xb = self.choice.inputs(xb)
             with self.choice.precision.autocast():
                 out = self.tricks.eval_model(self.eval_forward)(xb)
                 loss_sum += self.loss_fn(out, yb).float() * len(yb)
@@ -398,18 +367,8 @@ class Trainer:
                 self.stop = self.stopped_early = True
 
     def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
-            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-            "epoch": self.epoch, "step": self.step, "history": self.history,
-            "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                     "state": self.best_state, "stopped_early": self.stopped_early, "stop": self.stop},
-            "rng": rng_state(self.generator), "tricks": self.tricks.state_dict(),
-            "resume_point": None, "choice": self.choice.to_dict() if self.choice else None,
-            "diagnosis": self.guide.state_dict(),  # the signals and findings so far: a resumed run keeps them
-        }
+        """Everything last.pt holds to continue exactly here (engine/state.py)."""
+        return checkpoint_state(self)
 
     def save_checkpoint(self, name: str, weights_only: bool = False, state: dict | None = None) -> None:
         if self.run_dir is None or (self.dist and not self.dist.is_main):
@@ -435,18 +394,4 @@ class Trainer:
 
     def _restore(self, ckpt: dict, path: str | Path) -> None:
         self.prepare(choice=ckpt.get("choice"))  # load_checkpoint without fit: the scaler must exist
-        load_weights(self.model, ckpt["model"], str(path))
-        if ckpt["optimizer"] is not None:
-            ckpts.load_state(self.optimizer, ckpt["optimizer"], f"{path} optimizer state")
-        if ckpt["scheduler"] is not None and self.scheduler is not None:
-            ckpts.load_state(self.scheduler, ckpt["scheduler"], f"{path} scheduler state")
-        ckpts.load_state(self.scaler, ckpt["scaler"], f"{path} grad-scaler state")
-        self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], ckpt["history"]
-        best = ckpt["best"]
-        self.best_value, self.best_epoch, self.bad_epochs = best["value"], best["epoch"], best["bad_epochs"]
-        self.best_state, self.stopped_early, self.stop = best["state"], best["stopped_early"], best["stop"]
-        set_rng_state(ckpt["rng"], self.generator)
-        self.tricks.load_state_dict(ckpt.get("tricks"))
-        self.guide.load_state_dict(ckpt.get("diagnosis"), self.history, f"{path} 'diagnosis'")
-        self._resume_point = ckpt["resume_point"]
-
+        restore(self, ckpt, path)
