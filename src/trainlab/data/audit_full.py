@@ -24,9 +24,11 @@ PRIORITY = ("near_duplicate", "conflicting_labels", "label_shift", "input_shift"
             "image_issue")
 
 
-def full_audit(data: AuditInput, embeddings: np.ndarray | None = None, pred_probs: np.ndarray | None = None,
+def full_audit(data: AuditInput, embeddings: np.ndarray | None = None, model_probs: np.ndarray | None = None,
                progress: bool = True) -> dict:
-    """Every check; `embeddings` (N, D) replace the raw-sample features, `pred_probs` (N, C) the k-NN votes."""
+    """Every check; `embeddings` (N, D) replace the raw-sample features; `model_probs` (N, C), a trained model's
+    probabilities, replace the neighbours' votes on val/test only: on train the model has seen the labels, and
+    label issues need out-of-sample probabilities."""
     clock = Clock()
     train = data.split == "train"
     z = (audit.reduce(embeddings, train) if embeddings is not None
@@ -37,6 +39,11 @@ def full_audit(data: AuditInput, embeddings: np.ndarray | None = None, pred_prob
     findings = audit.pair_findings(data, audit.close_pairs(graph))
     findings += audit.label_shift(data) + audit.input_shift(data, graph)
     clock.lap("splits")
+    pred_probs = None
+    if data.y is not None:
+        pred_probs = audit_datalab.knn_probabilities(data, graph)
+        if model_probs is not None and model_probs.shape[1] == pred_probs.shape[1]:
+            pred_probs[~train] = model_probs[~train]
     findings += audit_datalab.datalab_findings(data, graph, pred_probs)
     clock.lap("datalab")
     if data.kind == "image":

@@ -56,3 +56,12 @@ def summary_lines(result: dict, shown: int = 8) -> list[str]:
     if result.get("page"):
         lines.append(f"wrote {result['page']}")
     return lines
+
+
+def audit_lines(result: dict | None, shown: int = 3) -> list[str]:
+    """What `trainlab train` prints of its cheap audit: nothing when it found nothing."""
+    if not result or not result["counts"]:
+        return []
+    counts = ", ".join(f"{n} {t.replace('_', ' ')}" for t, n in result["counts"].items())
+    lines = [f"warning: data audit: {counts} (RUN/audit.json, report.html; the full audit: trainlab audit CONFIG)"]
+    return lines + [f"  {f['message']}" for f in result["findings"][:shown]]
