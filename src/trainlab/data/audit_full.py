@@ -63,11 +63,19 @@ def cheap_audit(data: AuditInput) -> dict:
     pairs, scale = audit.cross_split_pairs(audit.compact_features(data.x, train), data.split)
     exact = audit.exact_conflicts(data)
     within = exact[data.split[exact[:, 0].astype(int)] == data.split[exact[:, 1].astype(int)]] if len(exact) else exact
-    findings = audit.pair_findings(data, np.concatenate([pairs, within]) if len(within) else pairs)
+    findings = audit.pair_findings(data, unique_pairs(np.concatenate([pairs, within])))
     clock.lap("total")
     result = summarize(data, findings, scale, "raw samples", cheap=True)
     result["seconds"] = clock.laps
     return result
+
+
+def unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    """(P, 3) [i, j, distance] with each (i, j) once (found by two searches: the first kept)."""
+    if not len(pairs):
+        return pairs
+    _, first = np.unique(np.sort(pairs[:, :2].astype(np.int64), 1), axis=0, return_index=True)
+    return pairs[np.sort(first)]
 
 
 def summarize(data: AuditInput, findings: list[dict], scale: float, features: str, cheap: bool = False) -> dict:

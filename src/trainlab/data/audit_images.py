@@ -19,8 +19,8 @@ BLANK_STD = 0.02  # near-blank: pixel standard deviation below 2% of the range (
 DARK = 0.15  # very dark: even the brightest pixels (99th percentile) are darker than 0.15 of the range; a thin
              # white digit on black (MNIST's "1", mean 0.03) is not dark: its brightest pixels are white
 BRIGHT = 0.85  # very bright: even the darkest pixels (1st percentile) are brighter than 0.85
-BLUR = 0.2  # blurry: sharpness below a fifth of the data set's median (and below its 0.1% quantile)
-GRAY_SPREAD = 2 / 255  # grayscale: channels differ by less than this on average ...
+BLUR = 0.2  # blurry: sharpness below a fifth of the data set's median
+GRAY_SPREAD = 0.02  # grayscale: channels differ from their mean by less than 2% of the image's brightness ...
 COLOUR_SHARE = 0.9  # ... in a data set where at least 90% of the images are in colour
 ASPECT = 2.0  # odd aspect ratio: width/height more than 2x away from the data set's median
 SMALL = 0.25  # odd size: shorter side below a quarter of the median shorter side
@@ -29,7 +29,7 @@ CHUNK = 2048
 
 def image_stats(x: torch.Tensor) -> dict[str, np.ndarray]:
     """uint8 (N, C, H, W) -> {mean, std, sharpness, spread, low, high}: (N,) each; sharpness = mean |Laplacian| /
-    std; low, high: the 1st and 99th percentile of the gray pixels."""
+    std; low, high: the 1st and 99th percentile of the gray pixels; spread: colour relative to brightness."""
     lap = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=torch.float32).view(1, 1, 3, 3)
     parts = {"mean": [], "std": [], "sharpness": [], "spread": [], "high": [], "low": []}
     for chunk in x.split(CHUNK):
@@ -43,7 +43,8 @@ def image_stats(x: torch.Tensor) -> dict[str, np.ndarray]:
         parts["high"].append(high)
         parts["std"].append(std)
         parts["sharpness"].append(edges / std.clamp_min(1e-3))
-        spread = (f - f.mean(1, keepdim=True)).abs().flatten(1).mean(1) if f.shape[1] == 3 else torch.zeros(len(f))
+        spread = ((f - f.mean(1, keepdim=True)).abs().flatten(1).mean(1) / gray.flatten(1).mean(1).clamp_min(1e-3)
+                  if f.shape[1] == 3 else torch.zeros(len(f)))
         parts["spread"].append(spread)
     return {k: torch.cat(v).numpy() for k, v in parts.items()}
 
@@ -62,7 +63,7 @@ def image_findings(data: AuditInput, stats: dict[str, np.ndarray], sizes: np.nda
     ]
     positive = sharp[~blank]
     if len(positive) >= 20 and positive.max() > 0:
-        bound = min(BLUR * float(np.median(positive)), float(np.quantile(positive, 0.001)))
+        bound = BLUR * float(np.median(positive))
         checks.append(("blurry", ~blank & (sharp < bound), 1 - sharp / max(bound, 1e-6),
                        "blurry (sharpness {v:.3f}; typical " + f"{np.median(positive):.3f})", sharp))
     spread = stats["spread"]
