@@ -8,6 +8,7 @@ links it, and `trainlab audit RUN` uses the model's embeddings.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,36 @@ def test_csv_clean_is_quiet(cli, write_config, tmp_path):
     # overlap (points deep inside another class's cluster); nothing else
     assert set(result["counts"]) <= {"label_issue"} and result["counts"].get("label_issue", 0) <= 4
     assert "audit (train" in out
+
+
+def test_image_folder_leak_is_reported_by_paths(cli, write_config, tmp_path):
+    """Fashion-MNIST's case: re-encoded, resized copies of training images in the test folder."""
+    import shutil
+    import sys
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from digits_image_folder import write_folder
+
+    write_folder(tmp_path / "pool", 32)
+    files = sorted((tmp_path / "pool").rglob("*.png"))
+    np.random.default_rng(0).shuffle(files)
+    for f in files[:200]:
+        (tmp_path / "test" / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.move(f, tmp_path / "test" / f.parent.name / f.name)
+    copies = set()
+    for f in files[200:210]:  # JPEG at quality 80, resized 32 -> 34 px: no byte or pixel equality left
+        copy = tmp_path / "test" / f.parent.name / f"copy-{f.stem}.jpg"
+        Image.open(f).resize((34, 34)).save(copy, quality=80)
+        copies.add((str(f), str(copy)))
+    cfg = write_config(tiny_config(data={"name": "image_folder", "path": str(tmp_path / "pool"),
+                                         "test_path": str(tmp_path / "test"), "image_size": [32, 32]}))
+    code, _, err = cli("audit", cfg, "--out", tmp_path / "audit")
+    assert code == 0, err
+    result = json.loads((tmp_path / "audit" / "result.json").read_text())
+    assert {tuple(f["paths"]) for f in result["findings"] if f["type"] == "near_duplicate"} == copies
+    assert set(result["counts"]) == {"near_duplicate"}
 
 
 # ----------------------------------------------------------------------------- digits: each type planted and clean

@@ -34,6 +34,7 @@ SHIFT_AUC = 0.6  # input shift: a k-NN classifier tells the splits apart with AU
 SHIFT_P = 1e-3  # ... and that is not chance (p below this)
 LABEL_TV = 0.05  # label shift: class shares differ by a total variation >= 0.05 ...
 LABEL_P = 1e-3  # ... and a chi-square test of homogeneity gives p below this
+SEEN = {"train": "the model trained on", "val": "that chose the model (validation)"}
 CHUNK = 4096  # query rows per step of the neighbour search: progress, and bounded (CHUNK, N) temporaries
 
 
@@ -219,7 +220,7 @@ def pair_findings(data: AuditInput, pairs: np.ndarray) -> list[dict]:
         if data.split[a] != data.split[b]:
             out.append(finding(data, "near_duplicate", [a, b], score,
                                f"{where(data, b)} is {how} of {where(data, a)}: the {data.split[b]} score counts "
-                               f"a sample the model trained on; deduplicate before splitting, or split by group",
+                               f"a sample {SEEN[str(data.split[a])]}; deduplicate before splitting, or split by group",
                                distance=float(rel)))
     return out
 
