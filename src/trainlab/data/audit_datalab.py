@@ -44,7 +44,10 @@ def datalab_findings(data: AuditInput, graph: Graph, pred_probs: np.ndarray | No
     from cleanlab import Datalab  # optional heavy dependency: imported on use
 
     labelled = data.y is not None and len(np.unique(data.y)) > 1
-    issue_types = {"outlier": {"threshold": OUTLIER_THRESHOLD}, "near_duplicate": {"threshold": NEAR}}
+    # Datalab's radius is threshold x the median nearest-neighbour distance: the same radius as the audit's
+    nearest = max(float(np.median(graph.dist[:, 0])), 1e-12)
+    issue_types = {"outlier": {"threshold": OUTLIER_THRESHOLD},
+                   "near_duplicate": {"threshold": NEAR * graph.scale / nearest}}
     kwargs = {"knn_graph": knn_graph(graph)}
     if labelled:
         issue_types["label"] = {}
@@ -89,7 +92,7 @@ def outliers(data: AuditInput, graph: Graph, issues) -> list[dict]:
             else "drop it if it is an error, or collect more samples like it"
         out.append(finding(data, "outlier", [s], 1 - score[s],
                            f"{where(data, s)} is far from every other sample (mean neighbour distance {rel:.1f} "
-                           f"x the typical nearest-neighbour distance): {hint}",
+                           f"x the typical neighbour distance): {hint}",
                            neighbours=[int(i) for i in near]))
     return out
 
