@@ -69,7 +69,7 @@ def audit_html(title: str, result: dict, data: AuditInput) -> str:
 def thresholds_html(result: dict) -> str:
     rows = [[k, v] for k, v in result["thresholds"].items()]
     return ("<p>Thresholds (docs/audit.md says why each is where it is); distances are in units of the median "
-            f"distance from a training sample to its nearest neighbour ({result['typical_distance']:.4g}).</p>"
+            f"distance from a training sample to its 10th nearest neighbour ({result['typical_distance']:.4g}).</p>"
             + table(rows, ["threshold", "value"]))
 
 
