@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits, make_classification
 
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config
 from trainlab.data.audit import AuditInput
 from trainlab.data.audit_full import full_audit
 
 COLS = [f"f{i}" for i in range(6)]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tables(tmp_path, plant: bool):
@@ -97,7 +98,7 @@ def test_image_folder_leak_is_reported_by_paths(cli, write_config, tmp_path):
 
     from PIL import Image
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    sys.path.insert(0, str(ROOT / "examples"))
     from digits_image_folder import write_folder
 
     write_folder(tmp_path / "pool", 32)
@@ -244,7 +245,9 @@ def test_audit_run_uses_the_model_embeddings(cli, write_config, tmp_path):
     assert not {"near_duplicate", "conflicting_labels", "outlier"} & set(result["counts"])
 
 
-def test_audit_refuses_overrides_for_a_run_and_text_data(cli, write_config, tmp_path):
+def test_audit_refuses_overrides_for_a_run_and_text_data(cli, tmp_path):
     (tmp_path / "run").mkdir()
     code, _, err = cli("audit", tmp_path / "run", "data.seed=1")
-    assert code == 2 and "run directory" in err
+    assert_one_line_error(code, err, "run directory")
+    code, _, err = cli("audit", ROOT / "examples" / "text-transformer.yaml", "--out", tmp_path / "text")
+    assert_one_line_error(code, err, "image and table")

@@ -13,12 +13,14 @@ from pathlib import Path
 
 from trainlab.core.files import write_json
 from trainlab.data.audit import audit_input
+from trainlab.data.base import ArrayDataset
 from trainlab.data.audit_full import cheap_audit, full_audit, public
 from trainlab.data.prepare import load_data
 from trainlab.observe.audit_page import write_audit
 from trainlab.run.config import Config
 
 CHEAP_LIMIT = 200_000  # samples above which train skips the audit (its neighbour search grows as N^2)
+CHEAP_FILES = 20_000  # image files above which train skips it (as it skips hashing files for the leakage check)
 
 
 def audit_config(cfg: Config, out: Path, config_name: str = "", progress: bool = True) -> dict:
@@ -36,6 +38,8 @@ def cheap_run_audit(data, run_dir: Path) -> dict | None:
     n = len(bundle.pool) + (len(bundle.test) if bundle.test is not None else 0)
     if bundle.kind not in ("image", "tabular") or n > CHEAP_LIMIT:
         return None
+    if not isinstance(bundle.pool, ArrayDataset) and n > CHEAP_FILES:
+        return None  # image files would all be decoded once more before training: `trainlab audit` does that
     audited = audit_input(data, progress=False)
     result = public(cheap_audit(audited), audited)
     write_json(Path(run_dir) / "audit.json", result)
