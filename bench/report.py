@@ -186,7 +186,8 @@ def audit_section(path: Path) -> list[str]:
     audit = json.loads(path.read_text())
     m = audit["machine"]
     lines = ["## Data audit: `trainlab audit` on MNIST and the bundled data sets", "",
-             f"`{m['command']}` (bench/audit.py; DIR holds MNIST/raw), {m['cores']} cores ({m.get('cpu_name', m['cpu'])}), "
+             f"`{m['command']}` (bench/audit.py; DIR holds MNIST/raw), {m['cores']} cores "
+             f"({m.get('cpu_name', m['cpu'])}), "
              "Python " + m["python"] + ". The whole audit as `trainlab audit CONFIG` runs it (features, the neighbour "
              "search, the split checks, Datalab, image checks). CPU seconds are the process's user + system time: "
              "on a shared machine the wall time also holds the time other processes had the cores (load average "

@@ -262,8 +262,8 @@ def label_shift(data: AuditInput) -> list[dict]:
         tv = 0.5 * np.abs(train / train.sum() - other / other.sum()).sum()
         p = chi2_contingency(np.stack([train[used], other[used]]))[1]
         if tv >= LABEL_TV and p < LABEL_P:
-            out.append({"type": "label_shift", data.source: [], "splits": ["train", split], "score": round(float(tv), 4),
-                        "samples": [], "p_value": float(p), "total_variation": float(tv),
+            out.append({"type": "label_shift", data.source: [], "splits": ["train", split],
+                        "score": round(float(tv), 4), "samples": [], "p_value": float(p), "total_variation": float(tv),
                         "message": f"class shares differ between train and {split} (total variation {tv:.2f}, "
                                    f"chi-square p={p:.1e}): {split} scores weigh classes unlike training; "
                                    f"re-split stratified, or report per-class scores"})
@@ -286,7 +286,8 @@ def input_shift(data: AuditInput, graph: Graph, shown: int = 8) -> list[dict]:
             out.append(finding(data, "input_shift", worst, (auc - 0.5) * 2,
                                f"inputs of train and {split} differ: a nearest-neighbour classifier tells them apart "
                                f"(AUC {auc:.2f}, p={p:.1e}); the {split} score may not hold for training-like data "
-                               f"or vice versa; shown: the most {split}-like samples", auc=float(auc), p_value=float(p)))
+                               f"or vice versa; shown: the most {split}-like samples",
+                               auc=float(auc), p_value=float(p)))
     return out
 
 

@@ -80,7 +80,7 @@ def finding_html(f: dict, data: AuditInput) -> str:
 
 
 def sample_html(s: int, data: AuditInput, note: str = "", cls: str = "") -> str:
-    label = f"<br>label {esc(data.classes[int(data.y[s])] if data.classes else data.y[s])}" if data.y is not None else ""
+    label = "" if data.y is None else f"<br>label {esc(data.classes[int(data.y[s])] if data.classes else data.y[s])}"
     caption = f"{esc(note + ': ' if note else '')}{esc(data.split[s])} {esc(data.ids[s])}{label}"
     if data.kind == "image":
         view = f'<img src="data:image/png;base64,{png_base64(data.x[s].numpy(), 72)}" alt="">'

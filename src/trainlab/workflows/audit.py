@@ -13,8 +13,8 @@ from pathlib import Path
 
 from trainlab.core.files import write_json
 from trainlab.data.audit import audit_input
-from trainlab.data.base import ArrayDataset
 from trainlab.data.audit_full import cheap_audit, full_audit, public
+from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.observe.audit_page import write_audit
 from trainlab.run.config import Config
