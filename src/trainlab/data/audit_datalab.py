@@ -9,6 +9,8 @@ produce (thresholds below, measured in docs/audit.md), so a clean data set gives
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from trainlab.data.audit import NEAR, AuditInput, Graph, finding, name_of, where
@@ -55,7 +57,11 @@ def datalab_findings(data: AuditInput, graph: Graph, pred_probs: np.ndarray | No
         lab = Datalab({"label": data.y}, label_name="label", verbosity=0)
     else:
         lab = Datalab({"x": np.zeros(len(data.split))}, verbosity=0)
-    lab.find_issues(issue_types=issue_types, **kwargs)
+    with warnings.catch_warnings():  # cleanlab's own pandas deprecation notices: nothing the user can act on
+        warnings.filterwarnings("ignore", module="cleanlab")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        lab.find_issues(issue_types=issue_types, **kwargs)
     out = outliers(data, graph, lab.get_issues("outlier"))
     out += within_duplicates(data, graph, lab.get_issues("near_duplicate"))
     if labelled:
