@@ -201,6 +201,29 @@ def custom_dataset_section(r: dict) -> list[str]:
     return lines
 
 
+def audit_section(path: Path) -> list[str]:
+    """`trainlab audit` on MNIST and the bundled data sets (bench/audit.py writes the file)."""
+    if not path.is_file():
+        return []
+    audit = json.loads(path.read_text())
+    m = audit["machine"]
+    lines = ["## Data audit: `trainlab audit` on MNIST and the bundled data sets", "",
+             f"`{m['command']}` (bench/audit.py; DIR holds MNIST/raw), {m['cores']} cores "
+             f"({m.get('cpu_name', m['cpu'])}), "
+             "Python " + m["python"] + ". The whole audit as `trainlab audit CONFIG` runs it (features, the neighbour "
+             "search, the split checks, Datalab, image checks). CPU seconds are the process's user + system time: "
+             "on a shared machine the wall time also holds the time other processes had the cores (load average "
+             "at the end of each run in the last column). Findings on these clean sets are their false alarms "
+             "(docs/audit.md discusses each).", "",
+             "| data set | samples | wall s | CPU s | steps (s) | findings | load |", "|---|---|---|---|---|---|---|"]
+    for r in audit["runs"]:
+        steps = ", ".join(f"{k} {v}" for k, v in r["steps"].items())
+        found = ", ".join(f"{k} {v}" for k, v in r["counts"].items()) or "none"
+        lines.append(f"| {r['dataset']} | {r['samples']:,} | {r['seconds']} | {r['cpu_seconds']} | {steps} | {found} "
+                     f"| {r['load_average']} |")
+    return lines + [""]
+
+
 def render(results: dict, notes: str = "") -> str:
     m = results["machine"]
     lines = ["# Benchmarks", "",
@@ -224,6 +247,7 @@ def render(results: dict, notes: str = "") -> str:
                     "Measured on: not recorded (measured before each table named its CPU).")
             lines += table[:1] + ["", note] + table[1:] if key != "cpu_kinds" else table
     lines += peers_section(ROOT / "bench" / "peers" / "table.md")
+    lines += audit_section(ROOT / "bench" / "audit_results.json")
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -202,3 +202,11 @@ def show(p: argparse.ArgumentParser) -> None:
     config_args(p, example="data.val_fraction=0.2")
     p.add_argument("--n", type=int, default=8, help="training samples shown (default 8)")
     out_arg(p, "directory for show.html and result.json (default: runs/<config name>-show)")
+
+
+def audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG_OR_RUN",
+                   help="YAML config (audits its data as train splits it), or a run directory (uses the model's "
+                        "embeddings and probabilities)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides of a CONFIG, e.g. data.path=table.csv")
+    out_arg(p, "directory for audit.html and result.json (default: runs/<config name>-audit, or RUN/audit)")

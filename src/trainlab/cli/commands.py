@@ -375,3 +375,28 @@ def show(args) -> int:
     for line in summary_lines(result):
         print(line)
     return 0
+
+
+def audit(args) -> int:
+    _check_out_is_dir(args.out)
+    target = Path(args.config)
+    if target.is_dir():  # a run directory: the model's embeddings and probabilities
+        if args.overrides:
+            raise UserError(f"{target} is a run directory: it is audited with its own config; drop the overrides "
+                            f"({args.overrides[0]!r}), or audit a CONFIG")
+        from trainlab.use.audit import audit_run  # start-up time
+
+        out = args.out or target / "audit"
+        result = audit_run(target, out)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        from trainlab.workflows.audit import audit_config  # start-up time
+
+        out = args.out or Path("runs") / f"{target.stem}-audit"
+        result = audit_config(cfg, out, target.name)
+    from trainlab.workflows.audit import summary_lines  # start-up time
+
+    write_result(out, result)
+    for line in summary_lines(result):
+        print(line)
+    return 0

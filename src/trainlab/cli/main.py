@@ -39,6 +39,8 @@ COMMANDS = {
                 commands.summary),
     "show": ("the data as the model sees it, without training: splits, class counts, augmented samples, tokens",
              arguments.show, commands.show),
+    "audit": ("audit the data: near-duplicates across splits, conflicting labels, outliers, label issues, shift, "
+              "image problems", arguments.audit, commands.audit),
     "list": ("list registered datasets, models, activations, ...", arguments.list_, commands.list_),
     "cv": ("K-fold cross-validation on the training pool (never the test split)", arguments.cv, commands.cv),
     "tune": ("hyperparameter search with Optuna (the config's tune section)", arguments.tune, commands.tune),

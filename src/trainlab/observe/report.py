@@ -197,6 +197,21 @@ def data_overview(run_dir: Path, result: dict) -> str:
     return "".join(parts)
 
 
+def audit_overview(audit: dict, shown: int = 20) -> str:
+    """The cheap data audit `trainlab train` ran (RUN/audit.json): across-split near-duplicates, conflicts."""
+    counts = audit.get("counts") or {}
+    intro = ("<p>Checked before training: near-duplicates across splits (a leak: the model is scored on what it "
+             "trained on) and identical inputs with different labels. <code>trainlab audit CONFIG</code> (or "
+             "<code>trainlab audit RUN_DIR</code>) runs the full audit: outliers, label issues, shift between "
+             "splits, image problems, with the samples side by side.</p>")
+    if not counts:
+        return intro + "<p>No findings.</p>"
+    rows = [[f["type"], ", ".join(map(str, f.get("splits", []))), f["message"]]
+            for f in audit.get("findings", [])[:shown]]
+    return (intro + table([[t, n] for t, n in counts.items()], ["finding", "count"])
+            + table(rows, ["type", "splits", "message"]))
+
+
 def mistakes_overview(run_dir: Path, m: dict) -> str:
     """The validation split's highest-loss samples and most-confused class pairs (from result["mistakes"])."""
     where = ' (path)' if any(s.get("path") for s in m.get("top_losses", [])) else ""
@@ -258,6 +273,8 @@ def build_sections(run_dir: Path, result: dict) -> list[tuple[str, str, str]]:
         out.append(section("mistakes", "Mistakes", mistakes_overview(run_dir, result["mistakes"])))
     if result.get("data"):
         out.append(section("data", "Data", data_overview(run_dir, result)))
+    if (run_dir / "audit.json").is_file():
+        out.append(section("audit", "Data audit", audit_overview(_json(run_dir / "audit.json"))))
     out += [section("model", "Model", f"<pre>{esc(_text(run_dir / 'summary.txt'))}</pre>"),
             section("config", "Config", f"<pre>{esc(cfg_text)}</pre>"),
             section("environment", "Environment", environment(_json(run_dir / "manifest.json")))]

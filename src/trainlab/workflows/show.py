@@ -15,7 +15,9 @@ from pathlib import Path
 from trainlab.data import preview
 from trainlab.data.prepare import load_data
 from trainlab.observe import data_page, data_plots
+from trainlab.observe.report import audit_overview
 from trainlab.run.config import Config
+from trainlab.workflows.audit import cheap_run_audit
 from trainlab.workflows.checks import check_fit
 
 DRAWS = 2  # passes of the training pipeline shown per image: two are enough to see that it is random
@@ -40,6 +42,7 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
                                                             result["targets"], chart))]
     sections += kind_sections(view, out, n, result)
     sections.append(("transforms", "Transforms", transforms_html(result)))
+    sections.append(("audit", "Data audit", audit_section(data, out, config_name, result)))
     page = data_page.show_page(f"trainlab show {config_name or cfg.data.name}", sections,
                                f"dataset {cfg.data.name}, seed {cfg.seed}: what `trainlab train` would feed the model")
     (out / "show.html").write_text(page, encoding="utf-8")
@@ -69,6 +72,18 @@ def kind_sections(view, out: Path, n: int, result: dict) -> list[tuple[str, str,
     rows = preview.table_preview(view, n, seed)
     result["rows"] = rows
     return [("rows", "Rows", data_page.rows_html(rows))]
+
+
+def audit_section(data, out: Path, config_name: str, result: dict) -> str:
+    """The cheap audit (near-duplicates across splits, conflicting labels) and a link to the full audit's page."""
+    audit = cheap_run_audit(data, out)
+    if audit is None:
+        return "<p>The data audit reads image and table data sets.</p>"
+    result["audit"] = {"counts": audit["counts"], "file": "audit.json"}
+    full = out.parent / f"{Path(config_name).stem or data.cfg.data.name}-audit" / "audit.html"
+    link = (f'<p>Full audit: <a href="../{full.parent.name}/audit.html">{full.parent.name}/audit.html</a></p>'
+            if full.is_file() else "")
+    return link + audit_overview(audit)
 
 
 def transforms_html(result: dict) -> str:

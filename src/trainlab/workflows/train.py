@@ -40,6 +40,7 @@ from trainlab.run.directory import (
     recorded_test_metrics,
     test_reuse_warning,
 )
+from trainlab.workflows.audit import audit_lines, cheap_run_audit
 from trainlab.workflows.checks import check_fit
 
 
@@ -138,6 +139,9 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
     say(f"data path: {train_b.path} ({train_b.nbytes() / 2**20:.1f} MB)" if isinstance(train_b, TensorBatches)
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
+    if not resume and (info is None or info.is_main):
+        for line in audit_lines(cheap_run_audit(data, out)):  # the data audit's cheap part: RUN/audit.json
+            say(line)
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
     # the Trainer prints pitfalls and epoch lines itself (diagnose/guide.py), as it does for Python API users;
     # the train section was validated once when the config was read: replace() adds the resolved device as it is
