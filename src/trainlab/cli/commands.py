@@ -48,7 +48,8 @@ def train(args) -> int:
         return run_seeds(cfg, args)
     from trainlab.workflows.train import train_run  # start-up time
 
-    result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)
+    keep = (Path(args.config),) if args.config else ()  # --overwrite never removes the config being used
+    result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run, keep=keep)
     if not result:  # a torchrun worker other than rank 0: rank 0 reports
         return 0
     if result.get("note"):

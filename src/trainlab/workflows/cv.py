@@ -38,6 +38,7 @@ from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
+CV_FILES = ("config.yaml", "manifest.json", "result.json", "oof.npz", "label_issues.html")
 SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_SPLITTERS; that import costs torch
 
 
@@ -53,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
         exclude_group_feature(cfg, args.group)  # before the config is saved: config.yaml shows the features used
     data = load_data(cfg)
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
-    prepare_out(out, cfg, args.overwrite)
-    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
+    prepare_out(out, cfg, args.overwrite, keep=(Path(args.config),))
+    own = (*CV_FILES, *(f"fold-{i + 1}" for i in range(args.folds)))  # what --overwrite may remove later
+    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv, "cv", own))
     result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
                             dry_run=args.dry_run, keep_oof=True, data=data)
     oof, bundle = result.pop("oof", None), result.pop("bundle")
@@ -69,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_out(out: Path, cfg, overwrite: bool) -> None:
-    """A fresh output directory holding config.yaml; an existing non-empty one needs --overwrite."""
+def prepare_out(out: Path, cfg, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
+    """A fresh output directory holding config.yaml; an existing non-empty one needs --overwrite (which removes
+    only what its manifest lists, never `keep`)."""
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out {out} is not empty; pass --overwrite to replace it")
-    prepare_run_dir(out, cfg, overwrite=True)
+    prepare_run_dir(out, cfg, overwrite=True, keep=keep)
     (out / "config.yaml").write_text(dump_config(cfg))
 
 

@@ -87,10 +87,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# what tune writes into OUT (a later --overwrite of OUT may remove exactly these)
+TUNE_FILES = ("config.yaml", "manifest.json", "study.db", "trials.csv", "optimization_history.png",
+              "param_importances.png", "tb", "final", "result.json")
+
+
 def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
     """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
     (out / "config.yaml").write_text(dump_config(cfg))
-    m = manifest(cfg, select_device(cfg.train.device), sys.argv)
+    m = manifest(cfg, select_device(cfg.train.device), sys.argv, "tune", TUNE_FILES)
     write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
 
 
