@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from trainlab import __version__
-from trainlab.cli import arguments, commands
+from trainlab.cli import arguments, commands, outputs
 from trainlab.core.errors import Interrupted, UserError
 
 EXIT_USAGE = 2
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_USAGE
+        outputs.check_out(args)  # before any work: no command writes over a run's own files
         return args.func(args)
     except UserError as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
