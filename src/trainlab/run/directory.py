@@ -73,16 +73,19 @@ def data_paths(cfg: Config) -> list[Path]:
 def own_files(run_dir: Path) -> set[str]:
     """The top-level names trainlab wrote into `run_dir`, as its manifest lists them (older manifests, without
     the list: what `trainlab train` writes, plus its plots)."""
-    m = read_manifest(run_dir)
+    return _listed_files(read_manifest(run_dir), Path(run_dir))
+
+
+def _listed_files(m: dict, run_dir: Path) -> set[str]:
     if "files" in m:
         return set(m["files"])
-    return {*TRAIN_FILES, *(p.name for p in Path(run_dir).glob("*.png"))}
+    return {*TRAIN_FILES, *(p.name for p in run_dir.glob("*.png"))}
 
 
 def record_files(run_dir: Path, names) -> None:
     """Add `names` (top-level entries trainlab has just written into `run_dir`) to its manifest's file list."""
     m = read_manifest(run_dir)
-    m["files"] = sorted(set(m.get("files", TRAIN_FILES)) | {str(n) for n in names})
+    m["files"] = sorted(_listed_files(m, Path(run_dir)) | {str(n) for n in names})
     write_json(Path(run_dir) / "manifest.json", m)
 
 
