@@ -44,6 +44,8 @@ SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_
 
 def run(args: argparse.Namespace) -> int:
 
+    if not 1 <= args.folds <= 1000 or not 1 <= args.jobs <= 256:  # the CLI's bounds, for callers of run(args)
+        raise UserError(f"--folds must be 2..1000 and --jobs 1..256, got {args.folds} and {args.jobs}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.folds < 2:  # before anything is written to --out

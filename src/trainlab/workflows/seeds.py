@@ -58,9 +58,12 @@ def aggregate(per_seed: list[dict]) -> dict:
     return {k: stats([r["metrics"][k] for r in per_seed if k in r["metrics"]]) for k in keys}
 
 
+MAX_SEEDS = 1000  # = the CLI's bound (cli/arguments.MAX_RUNS): each seed is a whole training run
+
+
 def check_seeds(cfg: Config, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise UserError(f"--seeds must be a whole number >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
+        raise UserError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {n!r}")
     if cfg.seed + n - 1 > SEED_MAX:
         raise UserError(f"--seeds {n} from seed {cfg.seed} goes past the largest seed {SEED_MAX}; lower seed")
     if distributed.from_env() is not None:

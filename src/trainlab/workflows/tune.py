@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     import optuna  # optional heavy dependency: imported on use
 
 
-    if args.trials < 1:
-        raise UserError(f"--trials must be >= 1, got {args.trials}")
+    if not 1 <= args.trials <= 100_000:  # the CLI's bound, for callers of run(args)
+        raise UserError(f"--trials must be a whole number from 1 to 100000, got {args.trials}")
     raw = apply_overrides(read_yaml(args.config), args.overrides)
     cfg = build_config(copy.deepcopy(raw))
     space = parse_space(raw, cfg.tune)
