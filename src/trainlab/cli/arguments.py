@@ -12,6 +12,7 @@ from pathlib import Path
 FOLD_SPLITS = ("auto", "stratified", "kfold", "group", "time")  # "auto" + trainlab.data.splits.FOLD_SPLITTERS
 EXPORT_FORMATS = ("onnx", "torchscript")  # trainlab.use.export.FORMATS
 SERVE_MAX_BYTES = 2 * 2**20  # trainlab.use.serve.DEFAULT_MAX_BYTES: a 2 MiB image is far larger than any input here
+SERVE_BODY_TIMEOUT = 30.0  # trainlab.use.serve.DEFAULT_BODY_TIMEOUT
 REGISTRY_KINDS = ("datasets", "models", "activations", "optimizers", "schedulers", "losses", "metrics", "transforms")
 
 
@@ -52,6 +53,17 @@ def count(low: int, high: int):
         return n
     parse.__name__ = "count"  # argparse names the type in its message: "invalid count value"
     return parse
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds: more than 0, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most 86400, got {text!r}")
+    return value
 
 
 MAX_RUNS = 1000  # seeds, folds, trials: runs one command trains; more is a typo, not a study
@@ -187,6 +199,8 @@ def serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 = any free port)")
     p.add_argument("--max-bytes", type=count(1, 2**30), default=SERVE_MAX_BYTES, help="request body limit in bytes")
+    p.add_argument("--body-timeout", type=seconds, default=SERVE_BODY_TIMEOUT, metavar="SECONDS",
+                   help="answer 408 to a request whose body has not arrived whole within this time (default 30)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--trust-code", action="store_true",
                    help="allow a TorchScript model file (it runs code when loaded); only for files you made")
