@@ -55,6 +55,16 @@ def count(low: int, high: int):
     return parse
 
 
+def utf8_text(text: str) -> str:
+    """A text argument must be UTF-8: other bytes reach Python as lone surrogates that no tokenizer or page takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise argparse.ArgumentTypeError(f"is not valid UTF-8 (byte {ord(text[e.start]) - 0xDC00:#04x} at "
+                                         f"character {e.start}); give the text as UTF-8") from None
+    return text
+
+
 def seconds(text: str) -> float:
     """A duration in seconds: more than 0, at most a day."""
     try:
@@ -91,7 +101,7 @@ def inspect(p: argparse.ArgumentParser) -> None:
                    "Transformer attention weights per head")
     p.add_argument("--index", type=count(0, 2**31 - 1), default=None,
                    help="the dataset index of the sample --internals shows (default: the highest-loss sample)")
-    p.add_argument("--text", default=None, help="text runs: a text of your own for --internals and --attribution")
+    p.add_argument("--text", type=utf8_text, default=None, help="text runs: a text of your own for --internals and --attribution")
     out_arg(p, "directory for inspect.html and result.json (default RUN_DIR/inspect-SPLIT)")
 
 
