@@ -29,7 +29,8 @@ from trainlab.data.config import DataConfig
 from trainlab.engine.settings import TrainConfig
 from trainlab.models.config import ModelConfig
 from trainlab.run.config import Config
-from trainlab.run.directory import TRAIN_FILES, output_kind, read_manifest, remove_run_files
+from trainlab.cli.outputs import output_kind
+from trainlab.run.directory import TRAIN_FILES, read_manifest, remove_run_files
 
 HUGE = "4294967296"  # 2**32: accepted once, it grew to 20 GB before the kernel killed the process
 

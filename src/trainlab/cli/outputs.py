@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from trainlab.core.errors import UserError
-from trainlab.run.directory import output_kind
+from trainlab.core.files import read_json
 
 OWNS_OUT = {"tune": ("tune",)}  # a command that may write into trainlab output of its own kind
 INPUTS = ("run_dir", "runs", "dir", "names")  # the argument names that hold the runs a command reads
@@ -42,6 +42,31 @@ def _kind(out: Path) -> str | None:
         return output_kind(out)
     except OSError:  # unreadable: the command's own checks say so
         return None
+
+
+def output_kind(folder: Path) -> str | None:
+    """'run', 'cv', 'tune' or 'seeds' when `folder` holds trainlab's output of that kind (its own files), else None.
+
+    A manifest says its kind (older ones: inferred); checkpoints without a manifest are a damaged run. Read
+    without torch: this runs before every command, `--help` and usage errors included.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    if (folder / "manifest.json").is_file():
+        try:
+            kind = read_json(folder / "manifest.json").get("kind")
+        except (UserError, AttributeError):  # damaged: still a run's own file
+            return "run"
+        if isinstance(kind, str) and kind:
+            return kind
+        return "tune" if (folder / "final").is_dir() or (folder / "trials.csv").is_file() \
+            else "cv" if any(folder.glob("fold-*")) else "run"
+    if (folder / "last.pt").exists() or (folder / "best.pt").exists():
+        return "run"
+    if any(folder.glob("seed-*/manifest.json")):
+        return "seeds"
+    return None
 
 
 def _inputs(args: argparse.Namespace) -> list[Path]:

@@ -129,30 +129,6 @@ def remove_run_files(out: Path, keep: tuple[Path, ...] = ()) -> list[str]:
     return [p.name for p in entries]
 
 
-def output_kind(folder: Path) -> str | None:
-    """'run', 'cv', 'tune' or 'seeds' when `folder` holds trainlab's output of that kind (its own files), else None.
-
-    A manifest says its kind (older ones: inferred); checkpoints without a manifest are a damaged run.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    if (folder / "manifest.json").is_file():
-        try:
-            kind = read_manifest(folder).get("kind")
-        except (UserError, OSError):
-            return "run"
-        if kind:
-            return kind
-        return "tune" if (folder / "final").is_dir() or (folder / "trials.csv").is_file() \
-            else "cv" if any(folder.glob("fold-*")) else "run"
-    if (folder / "last.pt").exists() or (folder / "best.pt").exists():
-        return "run"
-    if any(folder.glob("seed-*/manifest.json")):
-        return "seeds"
-    return None
-
-
 def _listed(names: list[str], n: int = 5) -> str:
     more = f" and {len(names) - n} more" if len(names) > n else ""
     return ", ".join(names[:n]) + more
