@@ -23,13 +23,13 @@ from conftest import assert_one_line_error, tiny_config
 from trainlab.cli import arguments
 from trainlab.cli.commands import registries
 from trainlab.cli.main import main
+from trainlab.cli.outputs import output_kind
 from trainlab.core.errors import UserError
 from trainlab.core.paths import path_kind
 from trainlab.data.config import DataConfig
 from trainlab.engine.settings import TrainConfig
 from trainlab.models.config import ModelConfig
 from trainlab.run.config import Config
-from trainlab.cli.outputs import output_kind
 from trainlab.run.directory import TRAIN_FILES, read_manifest, remove_run_files
 
 HUGE = "4294967296"  # 2**32: accepted once, it grew to 20 GB before the kernel killed the process

@@ -101,7 +101,8 @@ def inspect(p: argparse.ArgumentParser) -> None:
                    "Transformer attention weights per head")
     p.add_argument("--index", type=count(0, 2**31 - 1), default=None,
                    help="the dataset index of the sample --internals shows (default: the highest-loss sample)")
-    p.add_argument("--text", type=utf8_text, default=None, help="text runs: a text of your own for --internals and --attribution")
+    p.add_argument("--text", type=utf8_text, default=None,
+                   help="text runs: a text of your own for --internals and --attribution")
     out_arg(p, "directory for inspect.html and result.json (default RUN_DIR/inspect-SPLIT)")
 
 
@@ -146,7 +147,8 @@ def tune(p: argparse.ArgumentParser) -> None:
     config_args(p, "YAML config with a tune section", "train.epochs=10")
     p.add_argument("--trials", type=count(1, 100_000), required=True, help="finished trials the study should hold")
     p.add_argument("--metric", help="validation objective, e.g. val_accuracy (default: train.monitor)")
-    p.add_argument("--cv", type=count(2, MAX_RUNS), metavar="K", help="objective = mean over K folds instead of the val split")
+    p.add_argument("--cv", type=count(2, MAX_RUNS), metavar="K",
+                   help="objective = mean over K folds instead of the val split")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db); share a "
                                      "postgresql:// URL between workers to scale out")
     p.add_argument("--study", help="study name (default: the config file name)")

@@ -7,7 +7,8 @@
 Bad input (config, data, run directory) prints one line `error: ...` on stderr and exits with code 2.
 Anything unexpected is a bug: one line naming it, the traceback in a log file under $XDG_CACHE_HOME/trainlab
 (~/.cache/trainlab; else the temporary folder; never a user's run directory), or on screen with `--debug`, exit
-code 1. The guard itself never raises, whatever the arguments (names over 255 bytes, bytes that are not UTF-8). Nothing here imports torch; each command imports its workflow when it runs.
+code 1. The guard itself never raises, whatever the arguments (names over 255 bytes, bytes that are not UTF-8).
+Nothing here imports torch; each command imports its workflow when it runs.
 """
 from __future__ import annotations
 
