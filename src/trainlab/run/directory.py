@@ -105,9 +105,26 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def check_overwrite(out: Path | None, cfg: Config, keep: tuple[Path, ...] = ()) -> None:
+    """Before any work: would --overwrite of `out` stop (see remove_run_files)? Then say so now."""
+    if out is not None and out.is_dir() and any(out.iterdir()):
+        removable(out, (*keep, *data_paths(cfg)))
+
+
 def remove_run_files(out: Path, keep: tuple[Path, ...] = ()) -> list[str]:
     """--overwrite: delete exactly the entries of `out` its manifest lists; anything else there (a user's file,
     the config or data being used) stops it with one line naming what it would have removed, nothing removed."""
+    entries = removable(out, keep)
+    for p in entries:  # the manifest last: a kill part-way leaves a run that --overwrite can still replace
+        if p.name != "manifest.json":
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    (out / "manifest.json").unlink()
+    return [p.name for p in entries]
+
+
+def removable(out: Path, keep: tuple[Path, ...] = ()) -> list[Path]:
+    """The entries of run directory `out` that --overwrite removes: all of them, or UserError naming the first
+    that is not trainlab's (not in its manifest) or that holds something in `keep`."""
     if not (out / "manifest.json").is_file():
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         raise UserError(f"--out {out} is not a trainlab run (no manifest.json); --overwrite would have removed "
@@ -122,11 +139,7 @@ def remove_run_files(out: Path, keep: tuple[Path, ...] = ()) -> list[str]:
     if used:
         raise UserError(f"--overwrite would have removed {used[0]}, which holds the config or data this run "
                         f"uses; copy it elsewhere first - nothing removed")
-    for p in entries:  # the manifest last: a kill part-way leaves a run that --overwrite can still replace
-        if p.name != "manifest.json":
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-    (out / "manifest.json").unlink()
-    return [p.name for p in entries]
+    return entries
 
 
 def _listed(names: list[str], n: int = 5) -> str:

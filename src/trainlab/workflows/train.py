@@ -27,6 +27,7 @@ from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import (
+    check_overwrite,
     count_test_evaluation,
     default_run_dir,
     manifest,
@@ -108,6 +109,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     info = distributed.from_env()
     if resume:  # files the end of the run rewrites: a damaged one is refused before any epoch is trained
         read_manifest(resume), read_data_description(resume)
+    elif overwrite and (info is None or info.is_main):  # a folder --overwrite must not empty: said before any work
+        check_overwrite(out, cfg, keep)
     done = nothing_left(resume, cfg) if resume else None
     if done is not None:  # a complete run: say so, run nothing, look at nothing
         return done if info is None or info.is_main else {}
