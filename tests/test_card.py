@@ -4,6 +4,7 @@ directory, every number checked against the run's own files (and an independent 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab.cli.main import main
+from trainlab.core.errors import UserError
 from trainlab.observe.seeds import num
 from trainlab.use.card_eval import outputs_on_test
 
@@ -230,6 +232,27 @@ def test_card_in_the_run_directory_is_linked_from_the_report(runs):
     assert main(["card", str(run)]) == 0
     assert (run / "MODEL_CARD.md").is_file() and not (run / "MODEL_CARD.md.tmp").exists()
     assert '<a href="MODEL_CARD.md">MODEL_CARD.md</a>' in (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize("kind", ["regression", "seeds", "cv"])
+def test_a_card_written_into_a_directory_is_trainlabs_own_for_overwrite(kind, runs, tmp_path):
+    """--overwrite removes only what trainlab wrote (issue 29): the card in RUN counts, a user's file does not."""
+    from trainlab.run.directory import own_files, removable
+    from trainlab.workflows.seeds import is_seeds_dir
+
+    run = Path(shutil.copytree(runs[kind], tmp_path / kind))
+    assert main(["card", str(run), "--no-eval"]) == 0
+    assert (run / "MODEL_CARD.md").is_file()
+    if kind == "seeds":  # no manifest at the top: --seeds' own names
+        assert is_seeds_dir(run)
+        (run / "thesis.txt").write_text("mine")
+        assert not is_seeds_dir(run)
+        return
+    assert "MODEL_CARD.md" in own_files(run)
+    assert "MODEL_CARD.md" in {p.name for p in removable(run)}
+    (run / "thesis.txt").write_text("mine")
+    with pytest.raises(UserError, match="thesis.txt"):
+        removable(run)
 
 
 def test_export_writes_the_card_beside_the_model_and_serve_links_it(runs, tmp_path):

@@ -193,9 +193,9 @@ def test_group_column_is_kept_out_of_features_and_folds(tmp_path, write_config, 
         assert not set(patient[val]) & set(patient[np.setdiff1d(pool, val)])
 
 
-@pytest.mark.parametrize("args, msg", [(["--folds", "1"], "--folds must be >= 2"),
+@pytest.mark.parametrize("args, msg", [(["--folds", "1"], "--folds: must be a whole number from 2 to 1000"),
                                        (["--group", "patient"], "--group needs csv data"),
-                                       (["--jobs", "0"], "--jobs must be >= 1")])
+                                       (["--jobs", "0"], "--jobs: must be a whole number from 1 to 256")])
 def test_bad_cli_input_is_one_line_error(tmp_path, write_config, cli, args, msg):
     code, _, err = cli("cv", write_config(**TINY), "--out", tmp_path / "o", *args)
     assert_one_line_error(code, err, msg)

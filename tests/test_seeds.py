@@ -105,7 +105,7 @@ def test_seeds_1_is_one_ordinary_run(cli, write_config, tmp_path):
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", ""])
 def test_bad_seeds_value_is_a_one_line_error(cli, write_config, tmp_path, value):
     code, _, err = cli("train", write_config(config()), "--seeds", value, "--out", tmp_path / "x")
-    assert_one_line_error(code, err, "--seeds", "whole number >= 1")
+    assert_one_line_error(code, err, "--seeds", "whole number from 1 to 1000")
     assert not (tmp_path / "x").exists()
 
 

@@ -14,6 +14,7 @@ from trainlab.data.options import FOLD_SPLITTERS  # light: no torch
 FOLD_SPLITS = ("auto", *FOLD_SPLITTERS)
 EXPORT_FORMATS = ("onnx", "torchscript")  # trainlab.use.export.FORMATS
 SERVE_MAX_BYTES = 2 * 2**20  # trainlab.use.serve.DEFAULT_MAX_BYTES: a 2 MiB image is far larger than any input here
+SERVE_BODY_TIMEOUT = 30.0  # trainlab.use.serve.DEFAULT_BODY_TIMEOUT
 REGISTRY_KINDS = ("datasets", "models", "activations", "optimizers", "schedulers", "losses", "metrics", "transforms")
 
 
@@ -41,15 +42,46 @@ def train(p: argparse.ArgumentParser) -> None:
                    "mean ± std (sample std) over them in OUT/result.json and OUT/report.html (1: one ordinary run)")
 
 
-def seeds_count(text: str) -> int:
-    """--seeds N: a whole number >= 1 (argparse turns the error into the usage line)."""
+def count(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`, checked before any work starts (an unbounded
+    count - `--seeds 4294967296` - would fill the machine's memory before failing)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
+        return n
+    parse.__name__ = "count"  # argparse names the type in its message: "invalid count value"
+    return parse
+
+
+def utf8_text(text: str) -> str:
+    """A text argument must be UTF-8: other bytes reach Python as lone surrogates that no tokenizer or page takes."""
     try:
-        n = int(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise argparse.ArgumentTypeError(f"is not valid UTF-8 (byte {ord(text[e.start]) - 0xDC00:#04x} at "
+                                         f"character {e.start}); give the text as UTF-8") from None
+    return text
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds: more than 0, at most a day."""
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return n
+        value = float("nan")
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most 86400, got {text!r}")
+    return value
+
+
+MAX_RUNS = 1000  # seeds, folds, trials: runs one command trains; more is a typo, not a study
+seeds_count = count(1, MAX_RUNS)  # --seeds N
+TOP = count(1, 10_000)  # --top: classes or samples shown
+PORT = count(0, 65_535)
 
 
 def evaluate(p: argparse.ArgumentParser) -> None:
@@ -62,16 +94,17 @@ def inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--split", choices=("val", "test"), default="val",
                    help="which split to look at; test counts as a test evaluation of the run")
-    p.add_argument("--top", type=int, default=16, help="how many highest-loss samples to show")
+    p.add_argument("--top", type=TOP, default=16, help="how many highest-loss samples to show")
     p.add_argument("--attribution", action="store_true",
                    help="add attribution maps of the top-loss samples: Grad-CAM (CNNs) and integrated gradients "
                    "(images), integrated gradients per token (text)")
     p.add_argument("--internals", action="store_true",
                    help="add what happens inside the model for one sample: CNN feature maps of the first layers, "
                    "Transformer attention weights per head")
-    p.add_argument("--index", type=int, default=None,
+    p.add_argument("--index", type=count(0, 2**31 - 1), default=None,
                    help="the dataset index of the sample --internals shows (default: the highest-loss sample)")
-    p.add_argument("--text", default=None, help="text runs: a text of your own for --internals and --attribution")
+    p.add_argument("--text", type=utf8_text, default=None,
+                   help="text runs: a text of your own for --internals and --attribution")
     out_arg(p, "directory for inspect.html and result.json (default RUN_DIR/inspect-SPLIT)")
 
 
@@ -81,7 +114,7 @@ def predict(p: argparse.ArgumentParser) -> None:
                    "CSV files with the training feature columns; or texts (text runs); none for a forecasting run: "
                    "the steps after its data ends. An input that cannot be predicted gets an error row; exit code "
                    "0 = all predicted, 3 = some could not be, 2 = none could")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show per input")
+    p.add_argument("--top", type=TOP, default=3, help="how many classes to show per input")
     p.add_argument("--trust-code", action="store_true",
                    help="allow a TorchScript model file: it carries code that runs when loaded (use only your own)")
     out_arg(p, "directory for result.json and predictions.csv (one line per input, errors included)")
@@ -100,12 +133,12 @@ def list_(p: argparse.ArgumentParser) -> None:
 
 def cv(p: argparse.ArgumentParser) -> None:
     config_args(p)
-    p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
+    p.add_argument("--folds", type=count(2, MAX_RUNS), default=5, help="number of folds K (default 5)")
     p.add_argument("--split", choices=FOLD_SPLITS, default="auto",
                    help="auto: time for sequence data, group with --group, stratified for classification, else kfold")
     p.add_argument("--group", metavar="COLUMN", help="csv data: rows sharing this column's value stay in "
                                                      "one fold (the column is not used as a feature)")
-    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes (default 1)")
+    p.add_argument("--jobs", type=count(1, 256), default=1, help="folds trained in parallel processes (default 1)")
     p.add_argument("--out", type=Path, default=None, help="directory (default: runs/<data>-<model>-cv-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
     p.add_argument("--verbose", action="store_true", help="print every epoch of every fold")
@@ -114,9 +147,10 @@ def cv(p: argparse.ArgumentParser) -> None:
 
 def tune(p: argparse.ArgumentParser) -> None:
     config_args(p, "YAML config with a tune section", "train.epochs=10")
-    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    p.add_argument("--trials", type=count(1, 100_000), required=True, help="finished trials the study should hold")
     p.add_argument("--metric", help="validation objective, e.g. val_accuracy (default: train.monitor)")
-    p.add_argument("--cv", type=int, metavar="K", help="objective = mean over K folds instead of the val split")
+    p.add_argument("--cv", type=count(2, MAX_RUNS), metavar="K",
+                   help="objective = mean over K folds instead of the val split")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db); share a "
                                      "postgresql:// URL between workers to scale out")
     p.add_argument("--study", help="study name (default: the config file name)")
@@ -132,7 +166,7 @@ def lr_find(p: argparse.ArgumentParser) -> None:
     config_args(p, example="train.optimizer=sgd")
     p.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     p.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    p.add_argument("--steps", type=int, default=200, help="training steps of the sweep (default 200)")
+    p.add_argument("--steps", type=count(1, 1_000_000), default=200, help="training steps of the sweep (default 200)")
     p.add_argument("--out", type=Path, help="directory (default: runs/<data>-<model>-lr-find)")
     p.add_argument("--dry-run", action="store_true", help="a 10-step sweep")
 
@@ -163,7 +197,7 @@ def plot(p: argparse.ArgumentParser) -> None:
 def tensorboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("logdir", nargs="?", default="runs", type=Path,
                    help="directory searched for TensorBoard event files (default: runs)")
-    p.add_argument("--port", type=int, default=6006, help="port on 127.0.0.1 (default 6006)")
+    p.add_argument("--port", type=PORT, default=6006, help="port on 127.0.0.1 (default 6006)")
 
 
 def export(p: argparse.ArgumentParser) -> None:
@@ -171,7 +205,7 @@ def export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="file format (default: onnx)")
     p.add_argument("--out", type=Path, default=None, help="output file (default: RUN_DIR/model.onnx or "
                    "RUN_DIR/model.torchscript.pt)")
-    p.add_argument("--samples", type=int, default=256, help="test-split inputs in the parity check")
+    p.add_argument("--samples", type=count(2, 1_000_000), default=256, help="test-split inputs in the parity check")
 
 
 def card(p: argparse.ArgumentParser) -> None:
@@ -187,8 +221,10 @@ def card(p: argparse.ArgumentParser) -> None:
 def serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory or an exported .onnx/.pt file")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
-    p.add_argument("--max-bytes", type=int, default=SERVE_MAX_BYTES, help="request body limit in bytes")
+    p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 = any free port)")
+    p.add_argument("--max-bytes", type=count(1, 2**30), default=SERVE_MAX_BYTES, help="request body limit in bytes")
+    p.add_argument("--body-timeout", type=seconds, default=SERVE_BODY_TIMEOUT, metavar="SECONDS",
+                   help="answer 408 to a request whose body has not arrived whole within this time (default 30)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     p.add_argument("--trust-code", action="store_true",
                    help="allow a TorchScript model file (it runs code when loaded); only for files you made")
@@ -200,7 +236,7 @@ def doctor(p: argparse.ArgumentParser) -> None:
 
 def show(p: argparse.ArgumentParser) -> None:
     config_args(p, example="data.val_fraction=0.2")
-    p.add_argument("--n", type=int, default=8, help="training samples shown (default 8)")
+    p.add_argument("--n", type=count(1, 1000), default=8, help="training samples shown (default 8)")
     out_arg(p, "directory for show.html and result.json (default: runs/<config name>-show)")
 
 

@@ -55,7 +55,8 @@ def train(args) -> int:
         return _train_seeds(cfg, args)
     from trainlab.workflows.train import train_run  # start-up time
 
-    result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run)
+    keep = (Path(args.config),) if args.config else ()  # --overwrite never removes the config being used
+    result = train_run(cfg, args.out, args.resume, args.overwrite, sys.argv, args.dry_run, keep=keep)
     if not result:  # a torchrun worker other than rank 0: rank 0 reports
         return 0
     if result.get("note"):
@@ -73,7 +74,8 @@ def _train_seeds(cfg, args) -> int:
     """`train --seeds N`: N ordinary runs under --out and their mean ± std."""
     from trainlab.workflows.seeds import STD_IS, format_table, train_seeds  # start-up time
 
-    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run)
+    keep = (Path(args.config),) if args.config else ()  # --overwrite never removes the config being used
+    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run, keep=keep)
     print(format_table(result))
     print(f"{STD_IS}; {result['n']} run directories and report.html in {result['out']}")
     return 0
@@ -213,7 +215,7 @@ def cv(args) -> int:
 
     out = args.out or Path("runs") / f"{run_name(cfg)}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_cv(cfg, out, args.folds, args.split, args.group, args.jobs, args.overwrite, args.verbose,
-                    args.dry_run, sys.argv)
+                    args.dry_run, sys.argv, keep=(Path(args.config),))  # --overwrite never removes the config used
     write_result(out, result)
     print(format_table(result))
     if "label_issues" in result:
@@ -328,7 +330,8 @@ def card(args) -> int:
 def serve(args) -> int:
     from trainlab.use.serve import serve_run  # start-up time
 
-    return serve_run(args.run_dir, args.host, args.port, args.max_bytes, args.trust_code, args.log_level)
+    return serve_run(args.run_dir, args.host, args.port, args.max_bytes, args.trust_code, args.log_level,
+                     body_timeout=args.body_timeout)
 
 
 def doctor(args) -> int:

@@ -5,13 +5,16 @@
     trainlab list [datasets|models|...]                   trainlab doctor [--json]
 
 Bad input (config, data, run directory) prints one line `error: ...` on stderr and exits with code 2.
-Anything unexpected is a bug: one line naming it, the traceback in a log file (or on screen with
-`--debug`), exit code 1. Nothing here imports torch; each command imports its workflow when it runs.
+Anything unexpected is a bug: one line naming it, the traceback in a log file under $XDG_CACHE_HOME/trainlab
+(~/.cache/trainlab; else the temporary folder; never a user's run directory), or on screen with `--debug`, exit
+code 1. The guard itself never raises, whatever the arguments (names over 255 bytes, bytes that are not UTF-8).
+Nothing here imports torch; each command imports its workflow when it runs.
 """
 from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import os
 import sys
 import tempfile
@@ -19,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from trainlab.cli import arguments, commands
+from trainlab.cli import arguments, commands, outputs
 from trainlab.core.errors import Interrupted, UserError
 from trainlab.core.version import __version__
 
@@ -116,26 +119,60 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_USAGE
+        outputs.check_out(args)  # before any work: no command writes over a run's own files
         return args.func(args)
     except UserError as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        _say(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         return EXIT_USAGE
     except Interrupted as e:
-        print(f"interrupted: last.pt saved; resume with: trainlab train --resume {e}", file=sys.stderr)
+        _say(f"interrupted: last.pt saved; resume with: trainlab train --resume {e}")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader stopped reading (`trainlab list | head -3`): it has what it wanted
         return 0
+    except OSError as e:
+        if e.errno in (errno.ENAMETOOLONG, errno.EILSEQ) and not _debug(args):  # a name the OS refuses: the user's
+            _say(f"error: the operating system refuses the name {_short(e.filename)}: {e.strerror} "
+                 f"(a file name may have at most 255 bytes)")
+            return EXIT_USAGE
+        return _internal_error(e, args)
     except Exception as e:  # a bug in trainlab, not bad input: say so in one line, keep the traceback
-        if args is not None and getattr(args, "debug", False):
-            raise
-        log = _write_traceback(args)
+        return _internal_error(e, args)
+
+
+def _debug(args) -> bool:
+    return args is not None and bool(getattr(args, "debug", False))
+
+
+def _internal_error(e: Exception, args) -> int:
+    """One line naming the bug and where its traceback is; nothing here may raise (it is the last guard)."""
+    if _debug(args):
+        raise e
+    try:
+        log = _write_traceback()
+        where = f"the traceback in {log}" if log else "the traceback of --debug (it could not be saved)"
         first = (str(e).splitlines() or [""])[0][:200]
-        print(f"error: internal error ({type(e).__name__}: {first}); this is a bug in trainlab - please report it "
-              f"with the traceback in {log} (or rerun with --debug)", file=sys.stderr)
-        return EXIT_BUG
+        _say(f"error: internal error ({type(e).__name__}: {first}); this is a bug in trainlab - please report it "
+             f"with {where} (or rerun with --debug)")
+    except Exception:  # noqa: BLE001 - the guard must not raise; say the least that can be said
+        _say("error: internal error; this is a bug in trainlab - rerun with --debug to see it")
+    return EXIT_BUG
+
+
+def _say(line: str) -> None:
+    """One line on stderr; bytes that are not text are shown escaped, and a closed stderr is not an error."""
+    try:
+        sys.stderr.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _short(name) -> str:
+    text = repr(os.fsdecode(name)) if isinstance(name, (str, bytes)) else "(unnamed)"
+    return text if len(text) <= 60 else f"{text[:40]}...' ({len(os.fsencode(os.fsdecode(name)))} bytes)"
 
 
 def run() -> None:
@@ -168,20 +205,24 @@ def _quick_exit(status: list[int]) -> None:
     os._exit(status[0])
 
 
-def _write_traceback(args) -> Path:
-    """The traceback goes to RUN_DIR/error.log when the command names an existing run directory, else to /tmp."""
-    text = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} trainlab {__version__} {' '.join(sys.argv)}\n{traceback.format_exc()}"
-    for key in ("out", "resume", "run_dir"):
-        folder = getattr(args, key, None) if args is not None else None
-        if folder is not None and Path(folder).is_dir() and (Path(folder) / "config.yaml").is_file():
-            path = Path(folder) / "error.log"
-            try:
-                with open(path, "a") as f:
-                    f.write(text + "\n")
-                return path
-            except OSError:
-                break
-    fd, name = tempfile.mkstemp(prefix="trainlab-error-", suffix=".log")
-    with open(fd, "w") as f:
-        f.write(text)
-    return Path(name)
+def log_folder() -> Path:
+    """Where tracebacks go: $XDG_CACHE_HOME/trainlab (default ~/.cache/trainlab), never a user's run directory."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "trainlab"
+
+
+def _write_traceback() -> Path | None:
+    """The traceback in log_folder()/error-TIME-PID.log, else in the temporary folder; None if neither works."""
+    text = (f"{time.strftime('%Y-%m-%dT%H:%M:%S')} trainlab {__version__} {' '.join(map(str, sys.argv))}\n"
+            f"{traceback.format_exc()}")
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    for folder in (log_folder(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (name if folder == log_folder() else f"trainlab-{name}")
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text + "\n")
+            return path
+        except (OSError, ValueError):
+            continue
+    return None

@@ -23,7 +23,8 @@ from trainlab.core.errors import UserError
 def opt(default: Any = dataclasses.MISSING, help: str = "", **checks) -> Any:
     """A dataclass field with a help text and range checks (ge, gt, le, lt) used by validation and docs.
 
-    On a list field the checks apply to every element: `opt(lambda: [64], ge=1, le=65536)` for layer sizes.
+    On a list field the checks apply to every element: `opt(lambda: [64], ge=1, le=65536)` for layer sizes;
+    `max_items` bounds its length (default MAX_ITEMS).
     """
     kw = {"default_factory": default} if callable(default) else {"default": default}
     return field(metadata={"help": help, **checks}, **kw)
@@ -108,8 +109,14 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp} for {key}")
 
 
+MAX_ITEMS = 10_000  # any list in a config (layer sizes, features, metrics): a typo must not allocate for hours
+
+
 def _check_range(value: Any, meta: dict, key: str) -> None:
     if isinstance(value, list):
+        most = meta.get("max_items", MAX_ITEMS)
+        if len(value) > most:
+            raise UserError(f"bad value for {key}: a list of {len(value)} items; at most {most}")
         for i, v in enumerate(value):
             _check_range(v, meta, f"{key}[{i}]")
         return

@@ -29,8 +29,8 @@ class DataConfig:
     test_fraction: float = opt(0.2, help="share held out for test when the dataset has no official test split",
                                gt=0.0, lt=1.0)
     stratify: bool = opt(True, help="stratify splits by class (classification only)")
-    batch_size: int = opt(64, help="training batch size", ge=1)
-    eval_batch_size: int = opt(512, help="batch size for validation/test/predict", ge=1)
+    batch_size: int = opt(64, help="training batch size", ge=1, le=2**20)
+    eval_batch_size: int = opt(512, help="batch size for validation/test/predict", ge=1, le=2**20)
     shuffle: bool = opt(True, help="reshuffle the training set every epoch")
     sampler: Literal["uniform", "balanced"] = opt(
         "uniform", help="balanced: draw training samples with probability 1/(their class's count), with "
@@ -41,7 +41,7 @@ class DataConfig:
     persistent_workers: bool = opt(False, help="keep DataLoader workers alive between epochs")
     in_memory: bool | Literal["auto"] = opt("auto",
                                             help="decode once into tensors and slice batches; auto = if it fits")
-    memory_limit_mb: int = opt(4096, help="largest dataset the in-memory path takes (auto mode)", ge=1)
+    memory_limit_mb: int = opt(4096, help="largest dataset the in-memory path takes (auto mode)", ge=1, le=2**24)
     transforms: TransformsConfig = opt(TransformsConfig, help="transform pipelines (trainlab list transforms)")
     params: Any = None  # the dataset's own options (its registry dataclass), flattened into the YAML section
 

@@ -45,7 +45,7 @@ class CSVParams:
 class TokenizerParams:
     tokenizer: Literal["char", "word"] = opt("word", help="split texts into characters or words (+ punctuation)")
     lowercase: bool = opt(True, help="lowercase texts before tokenizing")
-    min_freq: int = opt(1, help="keep tokens seen at least this often in the training texts", ge=1)
+    min_freq: int = opt(1, help="keep tokens seen at least this often in the training texts", ge=1, le=10**9)
     max_vocab: int = opt(20000, help="keep at most this many tokens (most frequent first), besides <pad>/<unk>",
                          ge=1, le=10_000_000)
     max_len: int = opt(64, help="token ids per text: longer texts are truncated, shorter ones padded", ge=1, le=65_536)
@@ -79,7 +79,7 @@ class TimeSeriesParams:
     time_column: str | None = opt(None, help="CSV column of time stamps: must increase; labels the forecasts")
     lookback: int = opt(24, help="past steps the model sees", ge=1, le=100_000)
     horizon: int = opt(1, help="future steps it forecasts", ge=1, le=100_000)
-    stride: int = opt(1, help="steps between the starts of consecutive windows", ge=1)
+    stride: int = opt(1, help="steps between the starts of consecutive windows", ge=1, le=10**9)
     season: int | None = opt(None, help="season length of the seasonal-naive baseline (default: 11 for sunspots, "
                                         "12 otherwise)", ge=1, le=100_000)
     missing: Literal["error", "interpolate"] = opt("error", help="missing CSV values: error, or interpolate in time")

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trainlab.core.errors import UserError
+from trainlab.core.paths import path_kind
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.options import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
 from trainlab.data.sequences import first_marker_task
@@ -141,14 +142,14 @@ def predict_texts(meta: dict, items: list[str]) -> tuple[list[str], list[str]]:
     texts, names = [], []
     for item in items:
         p = Path(item)
-        if p.suffix.lower() == ".csv" and p.is_file():
+        if p.suffix.lower() == ".csv" and path_kind(item) == "file":  # a text too long to be a name is a text
             df = read_table(p)
             col = meta["text_column"] if "text_column" in meta else "text"
             if col not in df.columns:
                 raise UserError(f"text column {col!r} not in {p}; columns: {', '.join(map(str, df.columns))}")
             texts += df[col].fillna("").astype(str).tolist()
             names += [f"{p.name}:{i + 2}" for i in range(len(df))]
-        elif p.suffix.lower() == ".txt" and p.is_file():
+        elif p.suffix.lower() == ".txt" and path_kind(item) == "file":
             lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
             texts += lines
             names += [f"{p.name}:{i + 1}" for i in range(len(lines))]

@@ -117,14 +117,14 @@ def _rmsprop(params, lr: float, weight_decay: float, options: RMSpropOptions):
 
 @dataclass
 class StepOptions:
-    step_size: int = opt(10, help="epochs between LR drops", ge=1)
+    step_size: int = opt(10, help="epochs between LR drops", ge=1, le=100_000)
     gamma: float = opt(0.1, help="LR factor at each drop", gt=0.0, le=1.0)
 
 
 @dataclass
 class PlateauOptions:
     gamma: float = opt(0.1, help="LR factor when the monitored value stalls", gt=0.0, le=1.0)
-    scheduler_patience: int = opt(2, help="epochs without improvement before the LR drops", ge=0)
+    scheduler_patience: int = opt(2, help="epochs without improvement before the LR drops", ge=0, le=100_000)
 
 
 @SCHEDULERS.register("step", config=StepOptions)

@@ -21,9 +21,12 @@ from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 MONITOR = re.compile(r"^(train|val)_(\w+)$")
 
 
+MAX_EPOCHS = 100_000  # any epoch count (epochs, early stopping, frozen epochs): far past a course run
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = opt(10, help="passes over the training set", ge=1)
+    epochs: int = opt(10, help="passes over the training set", ge=1, le=MAX_EPOCHS)
     optimizer: str = opt("adam", help="optimizer (trainlab list optimizers)")
     lr: float = opt(1e-3, help="learning rate", gt=0.0)
     weight_decay: float = opt(0.0, help="L2 penalty / decoupled decay (adamw)", ge=0.0)
@@ -33,7 +36,8 @@ class TrainConfig:
     grad_clip: float | None = opt(None, help="clip the global gradient norm to this value", gt=0.0)
     metrics: Literal["auto"] | list[str] = opt("auto", help="evaluation metrics; auto = accuracy,f1 or mae,rmse,r2")
     monitor: str = opt("val_loss", help="history key that picks the best epoch (val_loss, val_accuracy, ...)")
-    early_stopping: int | None = opt(None, help="stop after this many epochs without improvement", ge=1)
+    early_stopping: int | None = opt(None, help="stop after this many epochs without improvement", ge=1,
+                                     le=MAX_EPOCHS)
     min_delta: float = opt(0.0, help="smallest change of monitor that counts as improvement", ge=0.0)
     device: str = opt("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = opt(
@@ -43,22 +47,24 @@ class TrainConfig:
     channels_last: bool | Literal["auto"] = opt(
         "auto", help="channels_last (NHWC) memory format for 4-D inputs; auto = where it measures faster (CPU) or "
                      "with mixed precision on CUDA, never for a model without 2-D convolutions")
-    checkpoint_every: int = opt(0, help="also write last.pt every N steps (0 = end of each epoch only)", ge=0)
+    checkpoint_every: int = opt(0, help="also write last.pt every N steps (0 = end of each epoch only)", ge=0,
+                                le=10**9)
     on_nan: Literal["stop", "skip"] = opt("stop", help="on a non-finite loss: stop the run or skip the step")
     deterministic: bool = opt(False, help="torch.use_deterministic_algorithms")
     num_threads: int | Literal["auto"] = opt("auto", help="CPU threads for torch; auto = one per physical core this "
                                                          "process may use", ge=1, le=1024)
-    log_interval: int = opt(50, help="steps between progress-bar refreshes (each one syncs the device)", ge=1)
+    log_interval: int = opt(50, help="steps between progress-bar refreshes (each one syncs the device)", ge=1,
+                            le=10**9)
     # fine-tuning and the tricks around the optimizer step (engine/finetune.py)
     freeze: Literal["none", "backbone"] = opt("none", help="backbone = train only the head (BatchNorm statistics "
                                               "kept too) for the first freeze_epochs, then the whole network")
-    freeze_epochs: int = opt(1, help="epochs with the backbone frozen (train.freeze: backbone)", ge=0)
+    freeze_epochs: int = opt(1, help="epochs with the backbone frozen (train.freeze: backbone)", ge=0, le=MAX_EPOCHS)
     lr_mult: float = opt(1.0, help="backbone learning rate = lr x lr_mult, the head's = lr (e.g. 0.1 to fine-tune "
                                    "pretrained layers gently)", gt=0.0)
     accumulate: int = opt(1, help="micro-batches per optimizer step (gradient accumulation): steps see "
-                                  "batch_size x accumulate samples", ge=1)
+                                  "batch_size x accumulate samples", ge=1, le=65_536)
     warmup: int = opt(0, help="optimizer steps of linear LR warmup (lr x (k+1)/(warmup+1) at step k), times the "
-                              "scheduler's own LR", ge=0)
+                              "scheduler's own LR", ge=0, le=10**9)
     ema: float | None = opt(None, help="decay of an exponential moving average of the weights (e.g. 0.999), "
                                        "updated every optimizer step; validation, best.pt and test use it",
                             gt=0.0, lt=1.0)

@@ -180,6 +180,20 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _dtype_kind(dtype: torch.dtype) -> str:
+    return ("complex" if dtype.is_complex else "floating-point" if dtype.is_floating_point
+            else "bool" if dtype == torch.bool else "integer")
+
+
+def check_dtype(tensor: torch.Tensor, own: torch.Tensor, key: str, source: str) -> None:
+    """Refuse a tensor of another kind than the model's (int64, bool or complex for float weights): load_state_dict
+    would cast it silently (complex -> its real part, bool -> 0/1), giving a model that is not the file's."""
+    if _dtype_kind(tensor.dtype) != _dtype_kind(own.dtype):
+        raise UserError(f"{source}: refusing tensor {key!r}: it holds {str(tensor.dtype).replace('torch.', '')} "
+                        f"({_dtype_kind(tensor.dtype)}) values where the model has "
+                        f"{str(own.dtype).replace('torch.', '')} ones; save the weights as floating-point tensors")
+
+
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
     """Load `state` into `model`, shape-checked; returns the head keys left out (another class count).
 
@@ -198,6 +212,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str)
             raise UserError(f"{source} has tensor {key!r} that the model does not have; is it a file for "
                             f"another architecture?")
         want = tuple(own[key].shape)
+        check_dtype(tensor, own[key], key, source)
         if tuple(tensor.shape) == want:
             kept[key] = tensor
         elif in_head(key):

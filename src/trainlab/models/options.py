@@ -12,12 +12,13 @@ from typing import Literal
 from trainlab.core.schema import opt
 
 WIDTH = {"ge": 1, "le": 65_536}  # any layer size; a typo like 10000000000 is refused before torch allocates
+LAYERS = {**WIDTH, "max_items": 256}  # a list of layer sizes: as many layers as DEPTH allows
 DEPTH = {"ge": 1, "le": 256}  # stacked layers or blocks
 
 
 @dataclass
 class MLPConfig:
-    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes", **WIDTH)
+    hidden: list[int] = opt(lambda: [256, 128], help="hidden layer sizes", **LAYERS)
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
     batch_norm: bool = opt(False, help="BatchNorm1d after each hidden linear layer")
@@ -34,13 +35,13 @@ class CourseMLPConfig:
 
 @dataclass
 class CNNConfig:
-    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block", **WIDTH)
+    channels: list[int] = opt(lambda: [32, 64], help="output channels of each conv block", **LAYERS)
     kernel_size: int = opt(3, help="conv kernel size (padding keeps the size; at most the image side)", ge=1, le=31)
     pool: Literal["max", "avg", "none"] = opt("max", help="pooling after each block: max, avg or none")
     batch_norm: bool = opt(True, help="BatchNorm2d after each conv")
     activation: str = opt("relu", help="activation (trainlab list activations)")
     dropout: float = opt(0.0, help="dropout before each head layer", ge=0.0, lt=1.0)
-    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head", **WIDTH)
+    hidden: list[int] = opt(lambda: [128], help="hidden sizes of the classifier head", **LAYERS)
 
 
 @dataclass
@@ -91,4 +92,4 @@ class LibraryModelConfig:
                      "transforms), data = data.transforms, auto = model with pretrained or weights; an explicit "
                      "data.transforms always wins")
     image_size: int | None = opt(None, help="side of the model's input when its preprocessing is used (default: "
-                                            "the model's own, e.g. 224); smaller is faster", ge=8)
+                                            "the model's own, e.g. 224); smaller is faster", ge=8, le=4096)

@@ -1,7 +1,8 @@
 """Run directories: creating one safely, its manifest, the count of test-split evaluations, and reading
 its files back checked (a damaged or other-version file -> one line: DamagedRun).
 
-    prepare_run_dir(Path("runs/demo"), cfg, overwrite=False)   # refuses to mix or delete other runs
+    prepare_run_dir(Path("runs/demo"), cfg, overwrite=False)   # refuses to mix runs; --overwrite removes only
+                                                              # the files the run's manifest lists
     write_json(out / "manifest.json", manifest(cfg, device, sys.argv))
     read_data_description(run_dir); read_manifest(run_dir); read_splits(run_dir)
 
@@ -26,6 +27,11 @@ from trainlab.core.version import __version__
 from trainlab.run.config import Config, dump_config
 
 RUN_FILES = ("config.yaml", "manifest.json")
+# What `trainlab train` may write into its run directory (top-level names). The manifest lists them from the
+# start, so a run killed at any point can still be replaced with --overwrite; plots and later outputs
+# (inspect-val/, model.onnx) are added to its "files" when they are written.
+TRAIN_FILES = ("config.yaml", "manifest.json", "splits.json", "data.json", "summary.txt", "last.pt", "best.pt",
+               "history.csv", "diagnostics.jsonl", "tb", "result.json", "report.html")
 
 
 def run_name(cfg: Config) -> str:
@@ -38,8 +44,12 @@ def default_run_dir(cfg: Config, root: str = "runs") -> Path:
     return Path(root) / f"{run_name(cfg)}-{stamp}"
 
 
-def prepare_run_dir(out: Path, cfg: Config, overwrite: bool) -> None:
-    """Create `out`; refuse to mix runs: an existing run with another config needs --overwrite (or --resume)."""
+def prepare_run_dir(out: Path, cfg: Config, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
+    """Create `out`; refuse to mix runs: an existing run with another config needs --overwrite (or --resume).
+
+    --overwrite removes only what the run's manifest lists (remove_run_files); `keep` (the config file being
+    used) and the config's data paths are never removed.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -49,11 +59,92 @@ def prepare_run_dir(out: Path, cfg: Config, overwrite: bool) -> None:
             what = "a run with the same config" if same else "a different run" if old.is_file() else "other files"
             raise UserError(f"--out {out} already holds {what}; pass --overwrite to replace it "
                             f"or --resume {out} to continue it")
-        if old.is_file():  # only ever delete what looks like a trainlab run
-            shutil.rmtree(out)
-        else:
-            raise UserError(f"--out {out} holds files that are not a trainlab run; refusing to delete them")
+        remove_run_files(out, (*keep, *data_paths(cfg)))
     out.mkdir(parents=True, exist_ok=True)
+
+
+def data_paths(cfg: Config) -> list[Path]:
+    """The files and folders the config reads its data from (never removed by --overwrite)."""
+    params = cfg.data.params
+    paths = [getattr(params, key, None) for key in ("path", "test_path")] + [cfg.data.root]
+    return [Path(p) for p in paths if isinstance(p, str) and p]
+
+
+def own_files(run_dir: Path) -> set[str]:
+    """The top-level names trainlab wrote into `run_dir`, as its manifest lists them (older manifests, without
+    the list: what `trainlab train` writes, plus its plots)."""
+    return _listed_files(read_manifest(run_dir), Path(run_dir))
+
+
+def _listed_files(m: dict, run_dir: Path) -> set[str]:
+    if "files" in m:
+        return set(m["files"])
+    return {*TRAIN_FILES, *(p.name for p in run_dir.glob("*.png"))}
+
+
+def record_files(run_dir: Path, names) -> None:
+    """Add `names` (top-level entries trainlab has just written into `run_dir`) to its manifest's file list."""
+    m = read_manifest(run_dir)
+    m["files"] = sorted(_listed_files(m, Path(run_dir)) | {str(n) for n in names})
+    write_json(Path(run_dir) / "manifest.json", m)
+
+
+def is_own_file(name: str, own: set[str]) -> bool:
+    """An entry the manifest lists, or a temporary file of one (NAME.tmp from write_text, .NAME.*.tmp from
+    atomic_save) that a kill left behind."""
+    if name in own:
+        return True
+    if name.endswith(".tmp"):
+        base = name[:-len(".tmp")]
+        return base in own or (name.startswith(".") and base[1:].rsplit(".", 1)[0] in own)
+    return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.absolute().resolve(), folder.absolute().resolve()
+    return path == folder or folder in path.parents
+
+
+def check_overwrite(out: Path | None, cfg: Config, keep: tuple[Path, ...] = ()) -> None:
+    """Before any work: would --overwrite of `out` stop (see remove_run_files)? Then say so now."""
+    if out is not None and out.is_dir() and any(out.iterdir()):
+        removable(out, (*keep, *data_paths(cfg)))
+
+
+def remove_run_files(out: Path, keep: tuple[Path, ...] = ()) -> list[str]:
+    """--overwrite: delete exactly the entries of `out` its manifest lists; anything else there (a user's file,
+    the config or data being used) stops it with one line naming what it would have removed, nothing removed."""
+    entries = removable(out, keep)
+    for p in entries:  # the manifest last: a kill part-way leaves a run that --overwrite can still replace
+        if p.name != "manifest.json":
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    (out / "manifest.json").unlink()
+    return [p.name for p in entries]
+
+
+def removable(out: Path, keep: tuple[Path, ...] = ()) -> list[Path]:
+    """The entries of run directory `out` that --overwrite removes: all of them, or UserError naming the first
+    that is not trainlab's (not in its manifest) or that holds something in `keep`."""
+    if not (out / "manifest.json").is_file():
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        raise UserError(f"--out {out} is not a trainlab run (no manifest.json); --overwrite would have removed "
+                        f"{_listed(names)} - refusing, nothing removed (choose an empty or new --out)")
+    own = own_files(out)
+    entries = sorted(out.iterdir())
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in entries if not is_own_file(p.name, own)]
+    if foreign:
+        raise UserError(f"--overwrite would have removed {_listed(foreign)} from {out}, which trainlab did not "
+                        f"write (not in its manifest.json); move them away first - nothing removed")
+    used = [p for p in entries if any(_inside(k, p) for k in keep)]
+    if used:
+        raise UserError(f"--overwrite would have removed {used[0]}, which holds the config or data this run "
+                        f"uses; copy it elsewhere first - nothing removed")
+    return entries
+
+
+def _listed(names: list[str], n: int = 5) -> str:
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
 
 
 def git_hash() -> str | None:
@@ -65,7 +156,9 @@ def git_hash() -> str | None:
     return out.stdout.strip() or None
 
 
-def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
+def manifest(cfg: Config, device: torch.device, argv: list[str] | None, kind: str = "run",
+             files: tuple[str, ...] = TRAIN_FILES) -> dict:
+    """What ran where; `kind` (run, cv, tune) and `files`: what the command writes into the directory."""
     import torchvision  # optional heavy dependency: imported on use
 
     return {
@@ -74,13 +167,16 @@ def manifest(cfg: Config, device: torch.device, argv: list[str] | None) -> dict:
         "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": importlib.metadata.version("timm"), "platform": platform.platform(),
         "device": str(device), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "test_evaluations": 0,
+        "kind": kind, "files": sorted(files),
     }
 
 
 # ----------------------------------------------------------------------------- reading a run back, checked
 
 MANIFEST: dict[str, Check] = {"test_evaluations": COUNT, "tuned": a(dict), "test_metrics": a(dict),
-                              "precision": a(str), "channels_last": a(bool), "num_threads": COUNT}
+                              "precision": a(str), "channels_last": a(bool), "num_threads": COUNT, "kind": a(str),
+                              "files": ("a list of file names", lambda v: isinstance(v, list) and all(
+                                  isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in v))}
 DATA: dict[str, Check] = {  # data.json as workflows/train.data_description writes it
     "task": ("'classification' or 'regression'", lambda v: v in ("classification", "regression")),
     "kind": a(str), "classes": a(list, type(None)),

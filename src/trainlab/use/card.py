@@ -23,7 +23,7 @@ from trainlab.observe.plots import read_history, read_result
 from trainlab.observe.report import write_report
 from trainlab.observe.seeds import read_seeds
 from trainlab.run.config import read_run_config
-from trainlab.run.directory import read_data_description, read_manifest, read_splits
+from trainlab.run.directory import read_data_description, read_manifest, read_splits, record_files
 from trainlab.use.card_results import evaluation_facts, limitation_facts, read_audit
 
 CARD = "MODEL_CARD.md"
@@ -39,6 +39,8 @@ def build_card(path: Path, out: Path | None = None, evaluate: bool = True, audit
     target = Path(out) if out is not None else path
     target.mkdir(parents=True, exist_ok=True)
     card = target / CARD
+    if target.resolve() == path.resolve() and (path / "manifest.json").is_file():
+        record_files(path, [CARD])  # a run's or cv's own file from now on: --overwrite may remove it
     write_text(card, render_card(facts))
     if kind == "run" and target.resolve() == path.resolve() and (path / "report.html").is_file():
         write_report(path)  # its overview now links the card

@@ -26,6 +26,7 @@ from trainlab.core.files import read_json, write_json
 from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
+from trainlab.run.directory import record_files
 from trainlab.use.card import build_card
 from trainlab.use.inference import INFO_KEY, inference_module, load_predictor, run_info, sidecar_path
 from trainlab.use.loaded import load_run
@@ -59,6 +60,8 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.dir / FORMATS[fmt]
     check_out(out, run.dir / FORMATS[fmt])
+    if out.parent.resolve() == run.dir.resolve():  # an export beside the run's files: --overwrite may remove it
+        record_files(run.dir, [out.name, sidecar_path(out).name])
     out.parent.mkdir(parents=True, exist_ok=True)
     x, split = parity_inputs(run, samples)
     info = run_info(run)

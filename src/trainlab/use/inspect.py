@@ -29,6 +29,7 @@ from trainlab.observe.mistakes import (  # noqa: F401  (re-exported: `from train
     rank_losses,
 )
 from trainlab.observe.report import esc, table
+from trainlab.run.directory import record_files
 from trainlab.use.evaluate import load_matching_data, record_test_evaluation
 from trainlab.use.loaded import Run, load_run
 
@@ -104,6 +105,7 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
     if top < 1:
         raise UserError(f"--top must be >= 1, got {top}")
     run = load_run(run_dir)
+    default_out = out is None  # RUN_DIR/inspect-SPLIT is trainlab's: listed in the run's manifest when written
     out = Path(out) if out is not None else run.dir / f"inspect-{split}"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
@@ -120,6 +122,8 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
     sections = page_sections(result, losses, pairs, by_class)
     for extra in extra_sections or ():
         sections += extra(run, p)
+    if default_out:  # listed before it exists: --overwrite of the run may remove it even after a kill
+        record_files(run.dir, [out.name])
     out.mkdir(parents=True, exist_ok=True)
     subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
     (out / "inspect.html").write_text(gallery_page(f"inspect {run.dir.name}", sections, subtitle), encoding="utf-8")

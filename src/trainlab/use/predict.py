@@ -19,6 +19,7 @@ import torch
 
 from trainlab.core.errors import UserError
 from trainlab.core.files import write_json
+from trainlab.core.paths import not_utf8, path_kind, shown
 from trainlab.data.images import IMAGE_EXTENSIONS, list_folder, load_image
 from trainlab.data.tabular import encode_rows, read_table
 from trainlab.data.text import encode, predict_texts, text_warnings
@@ -111,18 +112,18 @@ def expand(items: list[str], suffixes: set[str], what: str) -> Iterator[tuple[st
     """(path, None) for every file that files, folders (recursively, hidden files left out) and globs name;
     (item, why) for what names nothing usable."""
     for item in items:
-        p = Path(item)
+        p, kind = Path(item), path_kind(item)  # None also for a name the OS refuses (too long, a NUL)
         if not item:
             yield item, "empty argument"
-        elif p.is_dir():
+        elif kind == "dir":
             files, others = list_folder(p) if suffixes == IMAGE_EXTENSIONS else _files_in(p, suffixes)
             if not files and not others:
                 yield item, "empty folder"
             yield from [(str(f), None) for f in files]
             yield from [(str(f), f"not {what} ({f.suffix or 'no extension'})") for f in others]
-        elif p.is_file():
+        elif kind == "file":
             yield item, None
-        elif GLOB_CHARS & set(item):
+        elif GLOB_CHARS & set(item) and "\0" not in item:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 yield item, "no file matches this pattern"
@@ -162,11 +163,11 @@ def _table_entries(meta: dict, path: str) -> list[Entry]:
 def _text_items(items: list[str]) -> Iterator[str]:
     """Folders -> their .txt/.csv files; globs that match files -> those files; anything else as given."""
     for item in items:
-        p = Path(item)
-        if item and p.is_dir():
-            files, _ = _files_in(p, {".txt", ".csv"})
+        kind = path_kind(item)  # a text too long to be a file name, or holding a NUL, is a text: never an OS error
+        if kind == "dir":
+            files, _ = _files_in(Path(item), {".txt", ".csv"})
             yield from (str(f) for f in files)
-        elif item and not p.exists() and GLOB_CHARS & set(item) and glob.glob(item, recursive=True):
+        elif kind is None and "\0" not in item and GLOB_CHARS & set(item) and glob.glob(item, recursive=True):
             yield from sorted(glob.glob(item, recursive=True))
         else:
             yield item
@@ -174,6 +175,8 @@ def _text_items(items: list[str]) -> Iterator[str]:
 
 def _text_entries(meta: dict, item: str) -> list[Entry]:
     """A string, a .txt file (one text per line) or a CSV's text column -> one entry per text."""
+    if path_kind(item) is None and not_utf8(item):  # bytes that are not UTF-8: no token of the vocabulary
+        return [Entry(shown(item), error="not valid UTF-8 text; give texts as UTF-8")]
     try:
         texts, names = predict_texts(meta, [item])
     except UserError as e:

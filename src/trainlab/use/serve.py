@@ -8,12 +8,14 @@ Endpoints: `GET /` (page), `GET /health`, `GET /info` (label map, input format),
 `POST /predict` with images (multipart field `file`, repeated for several, or a raw image/* body) or JSON
 `{"features": [...]}`, `{"text": ...}` or `{"instances": [...]}` for tabular/sequence/text runs: one
 prediction per image or sample. Bad requests get a 4xx JSON `{"error": ...}` (use/serve_request.py:
-400 empty or malformed, 413 too large, 415 wrong content type, 422 bad values or parameters); the server
+400 empty or malformed, 408 a body that stalls (--body-timeout), 413 too large, 415 wrong content type, 422 bad
+values or parameters); the server
 binds 127.0.0.1 unless --host says otherwise.
 In Python: `app = create_app("runs/demo")`, or `with running_server(app) as url: ...` in a notebook.
 """
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request) at definition
 # time, and fastapi is imported inside create_app so `trainlab --help` stays fast.
+import asyncio
 import contextlib
 import logging
 import socket
@@ -33,19 +35,24 @@ from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html
 from trainlab.use.serve_request import MAX_FILES, MAX_PIXELS, MAX_SAMPLES, MAX_SIDE, BadRequest, read_payload, to_batch
 
 DEFAULT_MAX_BYTES = 2 * 2**20  # upload limit: a 2 MiB image is far larger than anything a model here takes
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds a request body may take to arrive: 2 MiB at 70 KB/s; a stalled client is cut
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 log = logging.getLogger("trainlab.use.serve")
 
 
 def serve_run(source: str | Path, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = DEFAULT_MAX_BYTES,
-              trust_code: bool = False, log_level: str = "info", report: Reporter = print_progress) -> int:
-    """`trainlab serve`: serve a run directory or exported model file until Ctrl+C; says where it listens."""
+              trust_code: bool = False, log_level: str = "info", report: Reporter = print_progress,
+              body_timeout: float = DEFAULT_BODY_TIMEOUT) -> int:
+    """`trainlab serve`: serve a run directory or exported model file until Ctrl+C; says where it listens.
+    A request body that has not arrived whole within `body_timeout` seconds is answered 408."""
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be in 0..65535, got {port}")
     if max_bytes < 1024:
         raise UserError(f"--max-bytes must be >= 1024, got {max_bytes}")
+    if not 0 < body_timeout <= 86_400:  # the CLI's bound (cli/arguments.seconds), for callers of serve_run
+        raise UserError(f"--body-timeout must be a number of seconds above 0 and at most 86400, got {body_timeout}")
     with one_line_warnings():
-        app = create_app(source, max_bytes, trust_code=trust_code)
+        app = create_app(source, max_bytes, trust_code=trust_code, body_timeout=body_timeout)
         sock = bind(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
         if host not in LOOPBACK:
@@ -71,8 +78,10 @@ def one_line_warnings() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- the app
 
-def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool = False):
-    """A FastAPI app for a Run, a Predictor, a run directory or an exported model file.
+def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool = False,
+               body_timeout: float = DEFAULT_BODY_TIMEOUT):
+    """A FastAPI app for a Run, a Predictor, a run directory or an exported model file; a request body must
+    arrive whole within `body_timeout` seconds (else 408).
 
     A TorchScript file runs code when loaded: only with trust_code (`serve --trust-code`, the owner's choice)."""
     from fastapi import FastAPI, Query, Request  # optional heavy dependency: imported on use
@@ -87,7 +96,7 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
     app = FastAPI(title="trainlab serve", docs_url=None, redoc_url=None)
     app.state.predictor = predictor
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, body_timeout=body_timeout)
     page = page_html(info)
 
     @app.get("/", response_class=HTMLResponse)
@@ -176,10 +185,16 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimeout(Exception):
+    pass
+
+
 class BodyLimit:
-    """ASGI middleware: 413 for a Content-Length over the limit, and for bodies that stream past it."""
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    """ASGI middleware: 413 for a Content-Length over the limit, and for bodies that stream past it; 408 for a
+    body not whole within `body_timeout` seconds of the request (uvicorn's timeout_keep_alive covers only the
+    idle time between requests: a client that sends headers and stalls would hold a connection forever)."""
+    def __init__(self, app, max_bytes: int, body_timeout: float = DEFAULT_BODY_TIMEOUT):
+        self.app, self.max_bytes, self.body_timeout = app, max_bytes, body_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -187,11 +202,19 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await _json_response(413, self._message(int(length)))(scope, receive, send)
-        seen = 0
+        seen, done = 0, False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
 
         async def limited_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # the body is in: what follows is the wait for a disconnect, not bounded here
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except asyncio.TimeoutError:
+                raise BodyTimeout(f"request body not received within {self.body_timeout:g} s "
+                                  f"({seen:,} bytes arrived); see --body-timeout") from None
+            done = message.get("type") != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
                 raise BodyTooLarge(self._message(seen))
@@ -235,6 +258,10 @@ def _install_error_handlers(app) -> None:
     async def too_large(request, exc: BodyTooLarge):
         return _json_response(413, str(exc))
 
+    async def too_slow(request, exc: BodyTimeout):
+        log.warning("%s: %s", request.client.host if request.client else "?", exc)
+        return _json_response(408, str(exc))
+
     async def unexpected(request, exc: Exception):
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return _json_response(500, "internal error (see the server log)")
@@ -244,6 +271,7 @@ def _install_error_handlers(app) -> None:
     app.add_exception_handler(ClientDisconnect, disconnected)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(BodyTimeout, too_slow)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -38,20 +38,26 @@ from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
+CV_FILES = ("config.yaml", "manifest.json", "result.json", "oof.npz", "label_issues.html")
 SPLITS = ("auto", *FOLD_SPLITTERS)
+MAX_FOLDS, MAX_JOBS = 1000, 256  # = the CLI's bounds on --folds and --jobs (cli/arguments.py)
 
 
 def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str | None = None, jobs: int = 1,
            overwrite: bool = False, verbose: bool = False, dry_run: bool = False, argv: list[str] | None = None,
-           report: Reporter = print_progress) -> dict:
+           report: Reporter = print_progress, keep: tuple[Path, ...] = ()) -> dict:
     """`trainlab cv`: K folds into `out` (config.yaml, manifest.json, fold-<k>/, label_issues.html); the result
-    that the CLI prints and writes to out/result.json."""
+    that the CLI prints and writes to out/result.json. `keep`: files --overwrite must never remove (the config
+    file being used; the data paths are added)."""
+    if not 2 <= folds <= MAX_FOLDS or not 1 <= jobs <= MAX_JOBS:  # before anything is read or written
+        raise UserError(f"--folds must be 2..{MAX_FOLDS} and --jobs 1..{MAX_JOBS}, got {folds} and {jobs}")
     if group:
         exclude_group_feature(cfg, group)  # before the config is saved: config.yaml shows the features used
     data = load_data(cfg)
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
-    prepare_out(out, cfg, overwrite)
-    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), argv or []))
+    prepare_out(out, cfg, overwrite, keep)
+    own = (*CV_FILES, *(f"fold-{i + 1}" for i in range(folds)))  # what --overwrite may remove later
+    write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), argv or [], "cv", own))
     result = cross_validate(cfg, folds, split, group, jobs, out, verbose=verbose, dry_run=dry_run, report=report,
                             keep_oof=True, data=data)
     oof, bundle = result.pop("oof", None), result.pop("bundle")
@@ -61,11 +67,12 @@ def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str |
     return result
 
 
-def prepare_out(out: Path, cfg, overwrite: bool) -> None:
-    """A fresh output directory holding config.yaml; an existing non-empty one needs --overwrite."""
+def prepare_out(out: Path, cfg, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
+    """A fresh output directory holding config.yaml; an existing non-empty one needs --overwrite (which removes
+    only what its manifest lists, never `keep`)."""
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out {out} is not empty; pass --overwrite to replace it")
-    prepare_run_dir(out, cfg, overwrite=True)
+    prepare_run_dir(out, cfg, overwrite=True, keep=keep)
     (out / "config.yaml").write_text(dump_config(cfg))
 
 

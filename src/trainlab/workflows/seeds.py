@@ -12,7 +12,6 @@ standard deviation, ddof=1), min, max, n and the per-seed values; DIR/report.htm
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
 from trainlab.run.config import SEED_MAX, Config
-from trainlab.run.directory import default_run_dir
+from trainlab.run.directory import data_paths, default_run_dir, is_own_file, own_files, remove_run_files
 from trainlab.workflows.train import train_run
 
 STD_IS = "std is the sample standard deviation over the seeds (ddof=1)"
@@ -55,44 +54,67 @@ def aggregate(per_seed: list[dict]) -> dict:
     return {k: stats([r["metrics"][k] for r in per_seed if k in r["metrics"]]) for k in keys}
 
 
+MAX_SEEDS = 1000  # = the CLI's bound (cli/arguments.MAX_RUNS): each seed is a whole training run
+
+
 def check_seeds(cfg: Config, n: int) -> None:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise UserError(f"--seeds must be a whole number >= 1, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SEEDS:
+        raise UserError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, got {n!r}")
     if cfg.seed + n - 1 > SEED_MAX:
         raise UserError(f"--seeds {n} from seed {cfg.seed} goes past the largest seed {SEED_MAX}; lower seed")
     if distributed.from_env() is not None:
         raise UserError("--seeds trains the seeds one after another in one process; run it without torchrun")
 
 
-def prepare_seeds_dir(out: Path, overwrite: bool) -> None:
+def prepare_seeds_dir(out: Path, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:
     """Create `out`; an existing non-empty one is replaced only with --overwrite and only if it holds
-    nothing but what --seeds writes (seed-* run directories, result.json, report.html)."""
+    nothing but what --seeds writes (seed-* run directories, result.json, report.html); each seed's run
+    directory loses only what its manifest lists, and nothing in `keep` (the config and data used)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"--out {out} is not empty; pass --overwrite to replace an earlier --seeds result")
         if not is_seeds_dir(out):
-            raise UserError(f"--out {out} holds files that --seeds did not write; refusing to delete them")
-        shutil.rmtree(out)
+            foreign = [p.name for p in out.iterdir() if not is_seeds_dir(out, p)]
+            raise UserError(f"--overwrite would have removed {', '.join(sorted(foreign)[:5])} from {out}, which "
+                            f"--seeds did not write; move them away first - nothing removed")
+        remove_seeds(out, keep)
     out.mkdir(parents=True, exist_ok=True)
 
 
-def is_seeds_dir(out: Path) -> bool:
-    own = {"result.json", "result.json.tmp", "report.html", "report.html.tmp"}
-    return all(p.name in own or (p.is_dir() and p.name.startswith("seed-") and (p / "config.yaml").is_file())
-               for p in out.iterdir())
+def is_seeds_dir(out: Path, entry: Path | None = None) -> bool:
+    """Every entry of `out` (or just `entry`) is --seeds' own: its summary files or a seed's run directory."""
+    own = {"result.json", "result.json.tmp", "report.html", "report.html.tmp", "MODEL_CARD.md", "MODEL_CARD.md.tmp"}
+    return all(p.name in own or (p.is_dir() and not p.is_symlink() and p.name.startswith("seed-")
+                                 and (p / "manifest.json").is_file())
+               for p in ([entry] if entry is not None else out.iterdir()))
+
+
+def remove_seeds(out: Path, keep: tuple[Path, ...]) -> None:
+    """--overwrite of a --seeds result: each seed's run files (checked first, all of them), then the summary."""
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    for run in runs:  # a seed directory holding a user's file stops it before anything is removed
+        foreign = [p.name for p in run.iterdir() if not is_own_file(p.name, own_files(run))]
+        if foreign:
+            raise UserError(f"--overwrite would have removed {run / foreign[0]}, which trainlab did not write; "
+                            f"move it away first - nothing removed")
+    for run in runs:
+        remove_run_files(run, keep)
+        run.rmdir()
+    for p in out.iterdir():
+        p.unlink()
 
 
 def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, argv: list[str] | None = None,
-                dry_run: bool = False, report: Reporter = print_progress) -> dict:
+                dry_run: bool = False, report: Reporter = print_progress, keep: tuple[Path, ...] = ()) -> dict:
     """Train `cfg` with seeds cfg.seed .. cfg.seed + n - 1 into out/seed-<s>/; return what out/result.json holds.
 
     A seed that fails stops the whole: its error is raised, naming the seed, and no result.json is written.
     """
     check_seeds(cfg, n)
     out = Path(out) if out is not None else Path(f"{default_run_dir(cfg)}-seeds{n}")
-    prepare_seeds_dir(out, overwrite)
+    prepare_seeds_dir(out, overwrite, (*keep, *data_paths(cfg)))
     seeds = [cfg.seed + i for i in range(n)]
     per_seed = []
     for i, seed in enumerate(seeds):

@@ -30,12 +30,14 @@ from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import (
+    check_overwrite,
     count_test_evaluation,
     default_run_dir,
     manifest,
     prepare_run_dir,
     read_data_description,
     read_manifest,
+    record_files,
     record_machine_choice,
     recorded_test_metrics,
     test_reuse_warning,
@@ -96,8 +98,11 @@ def dry_run_view(view, cfg: Config):
 
 
 def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, overwrite: bool = False,
-              argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False) -> dict:
+              argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False,
+              keep: tuple[Path, ...] = ()) -> dict:
     """Run one training as `trainlab train` does; returns the result written to out/result.json.
+
+    `keep`: files --overwrite must never remove (the config file being used; the data paths are added).
 
     Under torchrun (WORLD_SIZE > 1) every process runs this; see trainlab.core.distributed.
     """
@@ -105,6 +110,8 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     info = distributed.from_env()
     if resume:  # files the end of the run rewrites: a damaged one is refused before any epoch is trained
         read_manifest(resume), read_data_description(resume)
+    elif overwrite and (info is None or info.is_main):  # a folder --overwrite must not empty: said before any work
+        check_overwrite(out, cfg, keep)
     done = nothing_left(resume, cfg) if resume else None
     if done is not None:  # a complete run: say so, run nothing, look at nothing
         return done if info is None or info.is_main else {}
@@ -115,13 +122,13 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     quiet = quiet or (info is not None and not info.is_main)
     helpers = observe.plot_helpers() if info is None else None  # forked now, while one core loads the data
     try:
-        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers)
+        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep)
     finally:
         if helpers is not None:
             helpers.close()  # after an error, too: no helper outlives the run
 
 
-def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers) -> dict:
+def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep=()) -> dict:
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view)  # data-dependent settings, before a run directory is written
@@ -131,7 +138,7 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
     model_cfg = architecture_only(cfg.model) if resume else cfg.model  # last.pt replaces the starting weights
     model = build_model(model_cfg, view.input_shape, view.bundle.num_outputs, **view.model_info)
     out = prepare_output(cfg, out, resume, overwrite, info,
-                         lambda o: write_run_files(o, cfg, data, view, model, device, argv))
+                         lambda o: write_run_files(o, cfg, data, view, model, device, argv), keep)
     say = (lambda *a: None) if quiet else _say
     train_b, val_b = view.batches("train", device), view.batches("val", device)
     if info:
@@ -179,12 +186,13 @@ def compare_on_test(trainer: Trainer, test_b, test: dict, result: dict) -> None:
         result["baseline_comparison"] = "\n".join(lines)
 
 
-def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite: bool, info, write_files) -> Path:
+def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite: bool, info, write_files,
+                   keep: tuple[Path, ...] = ()) -> Path:
     """Pick and create the run directory (rank 0 only under torchrun; the others learn its name)."""
     main = info is None or info.is_main
     out = resume or out or (default_run_dir(cfg) if main else None)
     if main and not resume:
-        prepare_run_dir(out, cfg, overwrite)
+        prepare_run_dir(out, cfg, overwrite, keep)
         write_files(out)
     if main and resume:
         remove_orphan_temps(out)  # what kills during checkpoint writes left behind
@@ -215,6 +223,7 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
     test_b = view.batches("test", trainer.device)  # the baselines are scored on the same test samples
     compare_on_test(trainer, test_b.take(1) if dry_run and test_b is not None else test_b, test, result)
     observe.finalize(out, trainer, view, result, helpers)
+    record_files(out, result.get("plots", []))  # the plots drawn: --overwrite may remove them
     write_json(out / "result.json", result)
     return result
 

@@ -44,6 +44,8 @@ from trainlab.workflows.search_space import parse_space, shown_url, suggest, tri
 from trainlab.workflows.train import configure_torch, dry_run_view
 from trainlab.workflows.tune_results import retrain_best, summarize_study, write_reports
 
+MAX_TRIALS = 100_000  # = the CLI's bound on --trials (cli/arguments.py)
+
 
 def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, metric: str | None = None,
              cv: int | None = None, timeout: float | None = None, prune: bool = True, search_only: bool = False,
@@ -53,6 +55,8 @@ def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, m
     out/result.json. Raises Interrupted (the finished trials are kept in `storage`) on SIGINT/SIGTERM."""
     import optuna  # optional heavy dependency: imported on use
 
+    if not 1 <= trials <= MAX_TRIALS:  # the CLI's bound (cli/arguments.py), for callers of run_tune
+        raise UserError(f"--trials must be a whole number from 1 to {MAX_TRIALS}, got {trials}")
     cfg = build_config(copy.deepcopy(raw))
     space = parse_space(raw, cfg.tune)
     metric = objective_metric(cfg, metric, cv)
@@ -79,10 +83,15 @@ def format_best(result: dict) -> str:
            f"{_params(result['best_params'])}"
 
 
+# what tune writes into OUT (a later --overwrite of OUT may remove exactly these)
+TUNE_FILES = ("config.yaml", "manifest.json", "study.db", "trials.csv", "optimization_history.png",
+              "param_importances.png", "tb", "final", "result.json")
+
+
 def write_provenance(out: Path, cfg, test_evaluations: int, argv: list[str]) -> None:
     """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
     (out / "config.yaml").write_text(dump_config(cfg))
-    m = manifest(cfg, select_device(cfg.train.device), argv)
+    m = manifest(cfg, select_device(cfg.train.device), argv, "tune", TUNE_FILES)
     write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
 
 
