@@ -12,15 +12,14 @@ reported before torch is imported.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
+from trainlab.cli.outputs import check_out_is_dir, write_result
 from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.errors import Interrupted, UserError
-from trainlab.core.files import write_json
 from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
@@ -35,7 +34,7 @@ def registries() -> dict:
 
 
 def train(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     seeds = args.seeds not in (None, 1)  # --seeds 1 is one ordinary run
     if seeds and args.resume:
         raise UserError("--seeds trains new runs and cannot --resume one; resume a seed's run directory "
@@ -95,7 +94,7 @@ def _resume_config(args):
 def evaluate(args) -> int:
     from trainlab.use.evaluate import evaluate_run  # start-up time
 
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     result = evaluate_run(args.run_dir, args.split)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=sys.stderr)
@@ -142,7 +141,7 @@ def predict(args) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     rows = predict_command(args.run_dir, args.files, args.top, args.trust_code)
     failed = [r for r in rows if "error" in r]
     if rows and len(failed) == len(rows):
@@ -204,7 +203,7 @@ def list_library_models(args) -> int:
 
 
 def cv(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     if args.folds < 2:  # before anything is written to --out
@@ -225,7 +224,7 @@ def cv(args) -> int:
 
 
 def tune(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     if args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
     raw = apply_overrides(read_yaml(args.config), args.overrides)
@@ -251,7 +250,7 @@ def tune(args) -> int:
 
 
 def lr_find(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     cfg = load_config(args.config, args.overrides)
     from trainlab.run.directory import run_name  # start-up time: imports torch
     from trainlab.workflows.lr_find import format_lr_find, run_lr_find  # start-up time
@@ -264,7 +263,7 @@ def lr_find(args) -> int:
 
 
 def runs(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     from trainlab.observe.compare import format_table, runs_table  # start-up time
 
     columns, rows = runs_table(args.dir, args.sort, args.reverse)
@@ -274,7 +273,7 @@ def runs(args) -> int:
 
 
 def compare(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     from trainlab.observe import compare as comparison  # start-up time
 
     result = comparison.compare(args.runs, args.out if args.out is not None else Path("."))
@@ -286,7 +285,7 @@ def compare(args) -> int:
 
 
 def plot(args) -> int:
-    _check_out_is_dir(args.out)
+    check_out_is_dir(args.out)
     from trainlab.observe.plots import plot_activations, plot_curves  # start-up time
 
     result = (plot_activations if args.what == "activations" else plot_curves)(args.names, args.out)
@@ -302,104 +301,6 @@ def tensorboard(args) -> int:
     return serve_tensorboard(args.logdir, args.port)
 
 
-def export(args) -> int:
-    if args.out is not None and args.out.is_dir():
-        raise UserError(f"--out {args.out} is a directory; name the file to write, e.g. {args.out / 'model.onnx'}")
-    _check_out_is_dir(args.out.parent if args.out is not None else None)
-    from trainlab.use.export import export_run, format_export  # start-up time
-
-    record = export_run(args.run_dir, args.format, args.out, args.samples)
-    print(format_export(record))
-    if not record["parity_ok"]:
-        print(f"error: the exported model disagrees with the PyTorch model by {record['max_abs_diff']:.3g}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def card(args) -> int:
-    _check_out_is_dir(args.out)
-    from trainlab.use.card import build_card  # start-up time
-
-    result = build_card(args.run_dir, args.out, args.evaluate, args.audit)
-    print(f"wrote {result['card']} ({result['kind']} directory {args.run_dir})")
-    write_result(args.out, result)
-    return 0
-
-
-def serve(args) -> int:
-    from trainlab.use.serve import serve_run  # start-up time
-
-    return serve_run(args.run_dir, args.host, args.port, args.max_bytes, args.trust_code, args.log_level,
-                     body_timeout=args.body_timeout)
-
-
-def doctor(args) -> int:
-    from trainlab.cli import doctor  # start-up time: it imports torch to report on it
-
-    return doctor.run(args)
-
-
 def format_metrics(split: str, metrics: dict) -> str:
     return f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()) if metrics else f"{split}: (empty)"
 
-
-def _check_out_is_dir(out: Path | None) -> None:
-    """Before any work (a test evaluation counts): --out must be a directory or creatable as one (its first
-    existing ancestor a directory we may write to), so no command fails on --out after doing its work."""
-    if out is None:
-        return
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
-    folder = next((p for p in (out, *out.absolute().parents) if p.exists()), None)
-    if folder is not None and not folder.is_dir():
-        raise UserError(f"--out {out} cannot be created: {folder} is not a directory")
-    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {folder} is not writable")
-
-
-def write_result(out: Path | None, result: dict) -> None:
-    if out is None:
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "result.json", result)
-
-
-def show(args) -> int:
-    if args.n < 1:
-        raise UserError(f"--n must be >= 1, got {args.n}")
-    _check_out_is_dir(args.out)
-    cfg = load_config(args.config, args.overrides)
-    from trainlab.workflows.show import show_data, summary_lines  # start-up time
-
-    out = args.out or Path("runs") / f"{Path(args.config).stem}-show"
-    result = show_data(cfg, out, args.n, Path(args.config).name)
-    write_result(Path(result["out"]), result)
-    for line in summary_lines(result):
-        print(line)
-    return 0
-
-
-def audit(args) -> int:
-    _check_out_is_dir(args.out)
-    target = Path(args.config)
-    if target.is_dir():  # a run directory: the model's embeddings and probabilities
-        if args.overrides:
-            raise UserError(f"{target} is a run directory: it is audited with its own config; drop the overrides "
-                            f"({args.overrides[0]!r}), or audit a CONFIG")
-        from trainlab.use.audit import audit_run  # start-up time
-
-        out = args.out or target / "audit"
-        result = audit_run(target, out)
-    else:
-        cfg = load_config(args.config, args.overrides)
-        from trainlab.workflows.audit import audit_config  # start-up time
-
-        out = args.out or Path("runs") / f"{target.stem}-audit"
-        result = audit_config(cfg, out, target.name)
-    from trainlab.workflows.audit import summary_lines  # start-up time
-
-    write_result(out, result)
-    for line in summary_lines(result):
-        print(line)
-    return 0

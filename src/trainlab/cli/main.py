@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from trainlab.cli import arguments, commands, outputs
+from trainlab.cli import arguments, commands, outputs, use_commands
 from trainlab.core.errors import Interrupted, UserError
 from trainlab.core.version import __version__
 
@@ -41,9 +41,9 @@ COMMANDS = {
     "summary": ("layers, output shapes, parameters and mult-adds of a config's model", arguments.summary,
                 commands.summary),
     "show": ("the data as the model sees it, without training: splits, class counts, augmented samples, tokens",
-             arguments.show, commands.show),
+             arguments.show, use_commands.show),
     "audit": ("audit the data: near-duplicates across splits, conflicting labels, outliers, label issues, shift, "
-              "image problems", arguments.audit, commands.audit),
+              "image problems", arguments.audit, use_commands.audit),
     "list": ("list registered datasets, models, activations, ...", arguments.list_, commands.list_),
     "cv": ("K-fold cross-validation on the training pool (never the test split)", arguments.cv, commands.cv),
     "tune": ("hyperparameter search with Optuna (the config's tune section)", arguments.tune, commands.tune),
@@ -54,11 +54,11 @@ COMMANDS = {
     "tensorboard": ("start TensorBoard on 127.0.0.1 for a runs directory", arguments.tensorboard,
                     commands.tensorboard),
     "export": ("export a run's model to ONNX or TorchScript (with preprocessing)", arguments.export,
-               commands.export),
+               use_commands.export),
     "card": ("a model card (MODEL_CARD.md, Hugging Face's format) from a run's measured facts", arguments.card,
-             commands.card),
-    "serve": ("serve a run's model: web page + JSON API on 127.0.0.1", arguments.serve, commands.serve),
-    "doctor": ("check Python, PyTorch, devices and the course's libraries", arguments.doctor, commands.doctor),
+             use_commands.card),
+    "serve": ("serve a run's model: web page + JSON API on 127.0.0.1", arguments.serve, use_commands.serve),
+    "doctor": ("check Python, PyTorch, devices and the course's libraries", arguments.doctor, use_commands.doctor),
 }
 REGISTRY_KINDS = arguments.REGISTRY_KINDS
 registries = commands.registries

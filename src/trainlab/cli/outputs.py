@@ -10,10 +10,11 @@ refuse instead of writing into a subfolder: the user named the folder, so a resu
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json
+from trainlab.core.files import read_json, write_json
 
 OWNS_OUT = {"tune": ("tune",)}  # a command that may write into trainlab output of its own kind
 INPUTS = ("run_dir", "runs", "dir", "names")  # the argument names that hold the runs a command reads
@@ -84,3 +85,24 @@ def _same(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and a.resolve() == b.resolve()
     except (OSError, RuntimeError):  # a symlink loop or a name the OS refuses: not the same folder
         return False
+
+
+def check_out_is_dir(out: Path | None) -> None:
+    """Before any work (a test evaluation counts): --out must be a directory or creatable as one (its first
+    existing ancestor a directory we may write to), so no command fails on --out after doing its work."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    folder = next((p for p in (out, *out.absolute().parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"--out {out} cannot be created: {folder} is not a directory")
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {folder} is not writable")
+
+
+def write_result(out: Path | None, result: dict) -> None:
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "result.json", result)
