@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trainlab.core.errors import DamagedRun
 from trainlab.core.files import is_number, read_json
-from trainlab.engine.diagnosis import wilson
+from trainlab.diagnose.finding import wilson
 from trainlab.use import card_eval
 
 PROPORTIONS = {"accuracy"}  # a share of n independent samples: Wilson's interval from n alone
