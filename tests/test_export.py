@@ -148,7 +148,7 @@ def test_a_parity_failure_is_reported_and_recorded(mlp_run, tmp_path, cli, monke
 
     def broken(run):  # a preprocessing bug: the wrong normalization mean
         module = real(run)
-        module.preprocess.steps[1].mean += 0.5
+        module.preprocess.pipeline.steps[1].mean += 0.5  # the run's own Normalize step, rebuilt for the export
         return module
 
     monkeypatch.setattr(export, "inference_module", broken)

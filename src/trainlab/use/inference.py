@@ -16,114 +16,42 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as TF
 
 from trainlab.core.errors import UserError
 from trainlab.data.images import decoding
 from trainlab.data.tabular import encoding
 from trainlab.data.text import tokenizing
+from trainlab.data.transforms import Pipeline
 from trainlab.use.loaded import load_run
 
 INFO_KEY = "trainlab"  # ONNX metadata_props key / TorchScript extra file stem holding the run description
 EXPORTABLE_STEPS = ("to_tensor", "to_dtype", "normalize", "resize", "center_crop", "grayscale")
 
 
-# ----------------------------------------------------------------------------- preprocessing as modules
-
-class ToFloat(nn.Module):
-    """uint8 0..255 -> float 0..1; other dtypes -> float (as trainlab.data.transforms.ToFloat)."""
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std per channel (B, C, H, W) or per feature (last dim); the fitted stats become buffers."""
-    def __init__(self, mean: list[float], std: list[float], image: bool):
-        super().__init__()
-        shape = (-1, 1, 1) if image else (-1,)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class Resize(nn.Module):
-    """Bilinear antialiased resize to a fixed [h, w] (an int size is resolved when the module is built)."""
-    def __init__(self, size: list[int]):
-        super().__init__()
-        self.size = [int(s) for s in size]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return TF.resize(x, self.size, antialias=True)
-
-
-class Crop(nn.Module):
-    """A fixed window: the offsets are Python ints so tracing (TorchScript) and torch.export keep them static."""
-    def __init__(self, top: int, left: int, height: int, width: int):
-        super().__init__()
-        self.top, self.left, self.height, self.width = top, left, height, width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., self.top:self.top + self.height, self.left:self.left + self.width]
-
-
-class Grayscale(nn.Module):
-    def __init__(self, num_output_channels: int = 1):
-        super().__init__()
-        self.n = num_output_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return TF.rgb_to_grayscale(x, num_output_channels=self.n)
-
-
-def _resize_to(size, hw: tuple[int, int]) -> list[int]:
-    """[h, w] as given, or an int / [s] = the shorter side (resolved with torchvision itself)."""
-    size = [size] if isinstance(size, int) else [int(s) for s in size]
-    if len(size) == 2:
-        return size
-    return list(TF.resize(torch.zeros(1, 1, *hw), size, antialias=True).shape[-2:])
-
-
-def _crop(size, hw: tuple[int, int]) -> Crop:
-    size = [size] if isinstance(size, int) else [int(s) for s in size]
-    h, w = size * 2 if len(size) == 1 else size
-    if h > hw[0] or w > hw[1]:
-        raise UserError(f"export: center_crop {[h, w]} is larger than the {list(hw)} image it crops")
-    # torchvision's anchor: int(round((H - h) / 2))
-    return Crop(int(round((hw[0] - h) / 2.0)), int(round((hw[1] - w) / 2.0)), h, w)
-
-
-def _step(spec: dict, shape: tuple[int, ...], image: bool) -> nn.Module:
-    name = spec["name"]
-    if name in ("to_tensor", "to_dtype"):
-        return ToFloat()
-    if name == "normalize":
-        return Normalize(spec["mean"], spec["std"], image)
-    if name == "resize":
-        return Resize(_resize_to(spec["size"], shape[-2:]))
-    if name == "center_crop":
-        return _crop(spec["size"], shape[-2:])
-    if name == "grayscale":
-        return Grayscale(spec.get("num_output_channels", 1))
-    raise UserError(f"cannot export the eval transform {name!r}: exported models support "
-                    f"{', '.join(EXPORTABLE_STEPS)}; remove it from data.transforms.eval")
-
+# ----------------------------------------------------------------------------- preprocessing as a module
 
 class Preprocess(nn.Module):
-    """The run's fitted eval pipeline (data.json `eval_transforms`) as modules: raw batch -> model input."""
+    """The run's fitted eval pipeline (data.json `eval_transforms`) as one module: raw batch -> model input.
+    It runs the very steps training used (data/transforms.Pipeline rebuilt with the fitted statistics), so
+    training, predict, serve and the exported file share one implementation of every transform."""
     def __init__(self, specs: list[dict], raw_shape: list[int], image: bool):
         super().__init__()
-        if image and not any(s["name"] in ("to_tensor", "to_dtype") for s in specs):
-            specs = [{"name": "to_tensor"}, *specs]  # what Pipeline does for uint8 images
-        steps, probe = [], torch.zeros(1, *raw_shape)
         for spec in specs:
-            steps.append(_step(spec, tuple(probe.shape), image))
-            probe = steps[-1](probe)  # static shapes for the next step's sizes
-        self.steps = nn.Sequential(*steps)
+            if spec["name"] not in EXPORTABLE_STEPS:
+                raise UserError(f"cannot export the eval transform {spec['name']!r}: exported models support "
+                                f"{', '.join(EXPORTABLE_STEPS)}; remove it from data.transforms.eval")
+        self.pipeline = Pipeline(specs, image)  # uint8 images get the same leading to_tensor step as in training
+        # one sample through the steps: the sizes are fixed by raw_shape (static for tracing and export)
+        x = torch.zeros(1, *raw_shape, dtype=torch.uint8 if image else torch.float32)
+        for spec, step in zip(self.pipeline.specs, self.pipeline.steps, strict=True):
+            if spec["name"] == "center_crop":
+                size = [spec["size"]] * 2 if isinstance(spec["size"], int) else list(spec["size"]) * (3 - len(spec["size"]))
+                if size[0] > x.shape[-2] or size[1] > x.shape[-1]:
+                    raise UserError(f"export: center_crop {size} is larger than the {list(x.shape[-2:])} image it crops")
+            x = step(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.steps(x)
+        return self.pipeline(x)
 
 
 class InferenceModule(nn.Module):
