@@ -45,9 +45,11 @@ class Preprocess(nn.Module):
         x = torch.zeros(1, *raw_shape, dtype=torch.uint8 if image else torch.float32)
         for spec, step in zip(self.pipeline.specs, self.pipeline.steps, strict=True):
             if spec["name"] == "center_crop":
-                size = [spec["size"]] * 2 if isinstance(spec["size"], int) else list(spec["size"]) * (3 - len(spec["size"]))
-                if size[0] > x.shape[-2] or size[1] > x.shape[-1]:
-                    raise UserError(f"export: center_crop {size} is larger than the {list(x.shape[-2:])} image it crops")
+                hw = spec["size"] if isinstance(spec["size"], list) else [spec["size"]]
+                hw = hw * 2 if len(hw) == 1 else hw  # an int or [s]: a square
+                if hw[0] > x.shape[-2] or hw[1] > x.shape[-1]:
+                    raise UserError(f"export: center_crop {hw} is larger than the {list(x.shape[-2:])} image it "
+                                    f"crops")
             x = step(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
