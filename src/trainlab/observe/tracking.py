@@ -1,0 +1,340 @@
+"""MLflow tracking: a run's config, epoch metrics, test metrics, tags and files, logged without slowing training.
+
+    trainlab train examples/digits-mlp.yaml track.mlflow=http://127.0.0.1:5000
+    tracker = Tracker("sqlite:///mlflow.db", "digits-mlp"); run = tracker.open("demo", params); ...; tracker.close()
+
+Everything that talks to MLflow runs in one spawned helper process (`_worker`): it imports mlflow (seconds of
+start-up that overlap training on another core), batches the metrics it receives and sends them every
+FLUSH_S seconds, so the training process only puts small messages on a queue after each epoch (no GIL
+contention, no network wait). An unreachable or failing server is said once on stderr; the run trains on and
+`trainlab track RUN_DIR` logs it afterwards. Nested runs (seeds, folds, trials) are MLflow child runs: the
+`mlflow.parentRunId` tag, which the MLflow UI shows as a tree.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from trainlab.core.configfile import read_yaml
+from trainlab.core.files import is_number, read_run_json, write_json
+from trainlab.core.schema import to_dict
+
+FLUSH_S = 1.0  # the helper sends the metrics it holds at most this often (and before any other request)
+CLOSE_WAIT_S = 120.0  # the longest a finished run waits for its uploads; then it says so and goes on
+PROBE_TIMEOUT_S = 5.0
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
+BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's limits per log_batch request
+ARTIFACTS = ("config.yaml", "result.json", "report.html", "MODEL_CARD.md", "label_issues.html")
+DEFAULT_EXPERIMENT = "trainlab"
+
+
+def resolve_uri(setting: str | bool | None) -> str | None:
+    """track.mlflow -> the tracking URI, or None when tracking is off."""
+    if setting is None or setting is False or setting == "":
+        return None
+    if setting is True:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return str(setting)
+
+
+def flat_params(tree: dict, prefix: str = "") -> dict[str, str]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": "0.1"}: every resolved config key as one MLflow parameter."""
+    out = {}
+    for key, value in (tree or {}).items():
+        if isinstance(value, dict) and value:
+            out.update(flat_params(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value)[:MAX_PARAM_CHARS]
+    return out
+
+
+def numbers(values: dict, prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a dict (MLflow metrics), keys prefixed."""
+    return {f"{prefix}{k}": float(v) for k, v in values.items() if is_number(v) and math.isfinite(v)}
+
+
+def epoch_metrics(record: dict) -> dict[str, float]:
+    """One epoch's history row as metrics (train_loss, val_loss, val_accuracy, lr, time), logged at step=epoch."""
+    return numbers({k: v for k, v in record.items() if k != "epoch"})
+
+
+# ----------------------------------------------------------------------------- the training process's side
+
+class Tracker:
+    """One connection to an MLflow tracking server, served by a helper process; `open` starts runs in it."""
+
+    def __init__(self, uri: str, experiment: str):
+        self.uri, self.experiment = uri, experiment
+        ctx = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool state into the helper
+        self.inbox, (self.replies, done) = ctx.Queue(), ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_worker, args=(self.inbox, done, uri, experiment), daemon=True,
+                                   name="trainlab-mlflow")
+        self.process.start()
+        done.close()
+        self.keys = 0
+        self.run_dirs: dict[int, Path] = {}  # result.json files that record where their run was logged
+        self.summary: dict | None = None
+
+    def open(self, name: str, params: dict | None = None, tags: dict | None = None,
+             parent: TrackedRun | None = None, run_dir: Path | None = None) -> TrackedRun:
+        self.keys += 1
+        self.send("open", self.keys, parent.key if parent else None, name, params or {}, tags or {})
+        if run_dir is not None:
+            self.run_dirs[self.keys] = Path(run_dir)
+        return TrackedRun(self, self.keys)
+
+    def send(self, *message) -> None:
+        if self.summary is None:
+            self.inbox.put(message)  # pickled by the queue's feeder thread: the caller does not wait
+
+    def close(self, wait: float = CLOSE_WAIT_S) -> dict:
+        """Wait (at most `wait` seconds) for everything to be sent; record it in the runs' result.json files.
+        Returns {uri, experiment, ok, runs: {key: run_id}, error}."""
+        if self.summary is not None:
+            return self.summary
+        self.send("close")
+        summary = {"ok": False, "runs": {}, "error": f"gave up after waiting {wait:.0f}s for the MLflow uploads"}
+        if self.replies.poll(wait):
+            try:
+                summary = self.replies.recv()
+            except EOFError:  # the helper died (killed, out of memory)
+                summary["error"] = "the MLflow helper process ended unexpectedly"
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(5)
+        self.summary = {"uri": self.uri, "experiment": self.experiment, **summary}
+        if not summary["ok"] and summary["error"].startswith("gave up"):
+            say(f"warning: MLflow: {summary['error']}; log the run later with: trainlab track RUN_DIR")
+        self.record()
+        return self.summary
+
+    def entry(self, key: int) -> dict | None:
+        """{uri, experiment, run_id} of a run that was logged completely (after `close`), else None."""
+        run_id = self.summary["runs"].get(key) if self.summary and self.summary["ok"] else None
+        return {"uri": self.uri, "experiment": self.experiment, "run_id": run_id} if run_id else None
+
+    def record(self) -> None:
+        """`mlflow: {uri, experiment, run_id}` into each logged run's result.json (`trainlab runs` shows it)."""
+        for key, run_dir in self.run_dirs.items():
+            entry = self.entry(key)
+            if entry and (run_dir / "result.json").is_file():
+                result = read_run_json(run_dir / "result.json")
+                write_json(run_dir / "result.json", {**result, "mlflow": entry})
+
+
+class TrackedRun:
+    """One MLflow run (or child run) of a Tracker."""
+
+    def __init__(self, tracker: Tracker | None, key: int = 0):
+        self.tracker, self.key = tracker, key
+
+    def __bool__(self) -> bool:
+        return self.tracker is not None
+
+    def child(self, name: str, params: dict | None = None, run_dir: Path | None = None) -> TrackedRun:
+        return self.tracker.open(name, params, parent=self, run_dir=run_dir) if self else OFF
+
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        if self and values:
+            self.tracker.send("metrics", self.key, values, step, int(time.time() * 1000))
+
+    def params(self, values: dict) -> None:
+        if self and values:
+            self.tracker.send("params", self.key, values)
+
+    def tags(self, values: dict) -> None:
+        if self and values:
+            self.tracker.send("tags", self.key, {k: str(v) for k, v in values.items() if v is not None})
+
+    def artifacts(self, paths: list[Path], folder: str | None = None) -> None:
+        found = [str(Path(p).resolve()) for p in paths if Path(p).is_file()]
+        if self and found:
+            self.tracker.send("artifacts", self.key, found, folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self:
+            self.tracker.send("end", self.key, status)
+
+    def __call__(self, trainer, record: dict) -> None:
+        """The Trainer's epoch hook: this epoch's metrics at step=epoch (a queue put; the helper sends them)."""
+        self.metrics(epoch_metrics(record), record["epoch"])
+
+
+OFF = TrackedRun(None)  # tracking is off: every call does nothing
+
+
+def open_tracker(track) -> Tracker | None:
+    """A Tracker for a config's `track` section, or None when track.mlflow is off."""
+    uri = resolve_uri(track.mlflow)
+    return Tracker(uri, track.experiment or DEFAULT_EXPERIMENT) if uri else None
+
+
+def outcome(result: dict) -> dict[str, float]:
+    """A finished run's headline numbers: test_<metric> and best_<monitor>."""
+    values = numbers(result.get("test") or {}, "test_")
+    if is_number(result.get("best_value")) and result.get("monitor"):
+        values.update(numbers({f"best_{result['monitor']}": result["best_value"]}))
+    return values
+
+
+def run_tags(run_dir: Path) -> dict:
+    """Tags from the run's manifest and config: git commit, device, precision, versions, the run directory."""
+    m = read_run_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    train = (read_yaml(run_dir / "config.yaml") or {}).get("train") or {} if (run_dir / "config.yaml").is_file() else {}
+    return {"mlflow.source.git.commit": m.get("git"), "git_commit": m.get("git"), "device": m.get("device"),
+            "precision": m.get("precision", train.get("precision")), "trainlab_version": m.get("trainlab"),
+            "torch_version": m.get("torch"), "run_dir": str(Path(run_dir).resolve())}
+
+
+def log_files(run: TrackedRun, run_dir: Path) -> None:
+    """Tags and artifacts of a run directory: config.yaml, result.json, report.html, the model card; plots/."""
+    run.tags(run_tags(run_dir))
+    run.artifacts([run_dir / name for name in ARTIFACTS])
+    run.artifacts(sorted(run_dir.glob("*.png")), "plots")
+
+
+class RunTracking:
+    """`trainlab train`'s tracking: one run (a child run under `parent`: a seed, tune's final run), opened
+    once the run directory exists; `hooks` log every epoch; `finish` or `failed` ends it."""
+
+    def __init__(self, cfg, out: Path, parent: TrackedRun = OFF, enabled: bool = True):
+        self.tracker = None if parent or not enabled else open_tracker(cfg.track)
+        params = flat_params(to_dict(cfg))
+        self.run = parent.child(out.name, params, run_dir=out) if parent \
+            else self.tracker.open(out.name, params, run_dir=out) if self.tracker else OFF
+        self.out = Path(out)
+
+    @property
+    def hooks(self) -> list:
+        return [self.run] if self.run else []
+
+    def finish(self, result: dict) -> None:
+        """Test metrics, tags and files, the run ended; for a run of its own, wait for the uploads and put
+        where it was logged into `result` (as into result.json: `Tracker.record`)."""
+        self.run.metrics(outcome(result))
+        log_files(self.run, self.out)
+        self.run.end("FINISHED")
+        self.close()
+        if self.tracker is not None and self.tracker.entry(self.run.key):
+            result["mlflow"] = self.tracker.entry(self.run.key)
+
+    def failed(self) -> None:
+        log_files(self.run, self.out)
+        self.run.end("FAILED")
+        self.close()
+
+    def close(self) -> dict | None:
+        return self.tracker.close() if self.tracker is not None else None
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- the helper process's side
+
+def _worker(inbox, done, uri: str, experiment: str) -> None:
+    """Serve one Tracker: apply its messages to MLflow in order; metrics are held and sent in batches."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the training, which then ends the runs here
+    # this process only: give up on a dead server in seconds (MLflow's default retries take minutes), and the
+    # training's console gets one line about the run, not MLflow's own "View run" line per child run
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    session = _Session(uri, experiment)
+    while True:
+        try:
+            message = inbox.get(timeout=FLUSH_S)
+        except queue.Empty:
+            session.guard(session.flush)
+            continue
+        if message[0] == "close":
+            session.guard(session.flush)
+            done.send({"ok": session.error is None, "runs": session.run_ids, "error": session.error})
+            return
+        session.guard(session.handle, *message)
+
+
+class _Session:
+    def __init__(self, uri: str, experiment: str):
+        self.uri, self.experiment = uri, experiment
+        self.client, self.experiment_id, self.error = None, None, None
+        self.run_ids: dict[int, str] = {}
+        self.pending: dict[int, list] = {}
+
+    def guard(self, fn, *args) -> None:
+        """After the first failure nothing more is tried: said once, and the training is never held up."""
+        if self.error is not None:
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # any MLflow or network error: the run itself must go on
+            self.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
+            say(f"warning: MLflow at {self.uri} is not reachable or failed ({self.error}); training goes on "
+                f"without tracking; log the run afterwards with: trainlab track RUN_DIR --mlflow {self.uri}")
+
+    def connect(self) -> None:
+        probe(self.uri)
+        from mlflow.tracking import MlflowClient  # optional heavy dependency (seconds): only in this helper
+
+        self.client = MlflowClient(self.uri)
+        found = self.client.get_experiment_by_name(self.experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
+
+    def handle(self, kind: str, key: int, *args) -> None:
+        if self.client is None:
+            self.connect()
+        if kind == "open":
+            parent, name, params, tags = args
+            tags = {**tags, "mlflow.parentRunId": self.run_ids[parent]} if parent else tags
+            self.run_ids[key] = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+            self.batch(key, params=params)
+        elif kind == "metrics":
+            values, step, stamp = args
+            self.pending.setdefault(key, []).extend((k, v, stamp, step or 0) for k, v in values.items())
+        elif kind == "params":
+            self.batch(key, params=args[0])
+        elif kind == "tags":
+            self.batch(key, tags=args[0])
+        elif kind == "artifacts":
+            for path in args[0]:
+                self.client.log_artifact(self.run_ids[key], path, args[1])
+        elif kind == "end":
+            self.flush()
+            self.client.set_terminated(self.run_ids[key], args[0])
+
+    def batch(self, key: int, params: dict | None = None, tags: dict | None = None) -> None:
+        from mlflow.entities import Param, RunTag  # optional heavy dependency: only in this helper
+
+        items = [("params", Param(k, v)) for k, v in (params or {}).items()]
+        items += [("tags", RunTag(k, v)) for k, v in (tags or {}).items()]
+        for kind in ("params", "tags"):
+            chosen = [e for k, e in items if k == kind]
+            for i in range(0, len(chosen), BATCH[kind]):
+                self.client.log_batch(self.run_ids[key], **{kind: chosen[i:i + BATCH[kind]]})
+
+    def flush(self) -> None:
+        """Every held metric of the runs that exist, in requests of at most 1000."""
+        from mlflow.entities import Metric  # optional heavy dependency: only in this helper
+
+        for key in [k for k in self.pending if k in self.run_ids]:
+            rows, self.pending[key] = self.pending[key], []
+            metrics = [Metric(name, value, stamp, step) for name, value, stamp, step in rows]
+            for i in range(0, len(metrics), BATCH["metrics"]):
+                self.client.log_batch(self.run_ids[key], metrics=metrics[i:i + BATCH["metrics"]])
+
+
+def probe(uri: str) -> None:
+    """An http(s) server that does not answer /health within seconds counts as unreachable (one clear line
+    instead of minutes of MLflow's retries)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S):
+        pass
