@@ -17,6 +17,7 @@ from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 from trainlab.models.catalog import ACTIVATIONS, MODELS
+from trainlab.observe.tracking import mlflow_line
 from trainlab.run.config import load_config, read_run_config
 
 
@@ -59,6 +60,16 @@ def train(args) -> int:
     if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
         print(result["baseline_comparison"])
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; run directory: {result['run_dir']}")
+    if result.get("mlflow"):
+        print(mlflow_line(result["mlflow"]))
+    return 0
+
+
+def track(args) -> int:
+    from trainlab.workflows.track import track_dir  # start-up time
+
+    result = track_dir(args.run_dir, args.mlflow, args.experiment)
+    print(mlflow_line(result) + f" ({result['runs']} run{'s' if result['runs'] > 1 else ''})")
     return 0
 
 

@@ -12,6 +12,7 @@ contention, no network wait). An unreachable or failing server is said once on s
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -58,6 +59,11 @@ def flat_params(tree: dict, prefix: str = "") -> dict[str, str]:
 def numbers(values: dict, prefix: str = "") -> dict[str, float]:
     """The finite numbers of a dict (MLflow metrics), keys prefixed."""
     return {f"{prefix}{k}": float(v) for k, v in values.items() if is_number(v) and math.isfinite(v)}
+
+
+def mlflow_line(entry: dict) -> str:
+    """Where a run was logged (result.json's `mlflow`), in one line."""
+    return f"mlflow: run {entry['run_id']} in experiment {entry['experiment']!r} at {entry['uri']}"
 
 
 def epoch_metrics(record: dict) -> dict[str, float]:
@@ -200,38 +206,55 @@ def log_files(run: TrackedRun, run_dir: Path) -> None:
     run.artifacts(sorted(run_dir.glob("*.png")), "plots")
 
 
-class RunTracking:
-    """`trainlab train`'s tracking: one run (a child run under `parent`: a seed, tune's final run), opened
-    once the run directory exists; `hooks` log every epoch; `finish` or `failed` ends it."""
+class Tracking:
+    """One tracked piece of work (a training, a --seeds set, a CV, a study) and its MLflow run: a child run under
+    `parent`, or a run of its own Tracker when the config's track.mlflow is set (else nothing is logged).
+    Params: every resolved config key, plus `params`. `finish` or `failed` ends it."""
 
-    def __init__(self, cfg, out: Path, parent: TrackedRun = OFF, enabled: bool = True):
+    def __init__(self, cfg, out: Path, parent: TrackedRun = OFF, enabled: bool = True, params: dict | None = None):
         self.tracker = None if parent or not enabled else open_tracker(cfg.track)
-        params = flat_params(to_dict(cfg))
-        self.run = parent.child(out.name, params, run_dir=out) if parent \
-            else self.tracker.open(out.name, params, run_dir=out) if self.tracker else OFF
-        self.out = Path(out)
+        params = {**flat_params(to_dict(cfg)), **flat_params(params or {})}
+        self.out, name = Path(out), Path(out).name
+        self.run = parent.child(name, params, run_dir=out) if parent \
+            else self.tracker.open(name, params, run_dir=out) if self.tracker else OFF
 
     @property
     def hooks(self) -> list:
+        """The Trainer's epoch hooks: this run's metrics at step=epoch."""
         return [self.run] if self.run else []
 
-    def finish(self, result: dict) -> None:
-        """Test metrics, tags and files, the run ended; for a run of its own, wait for the uploads and put
-        where it was logged into `result` (as into result.json: `Tracker.record`)."""
-        self.run.metrics(outcome(result))
+    def finish(self, result: dict, metrics: dict | None = None) -> dict:
+        """Final metrics (default: test_* and best_<monitor>), tags and files; the run ended. A run of its own
+        waits for its uploads, and `result` (as its result.json: `Tracker.record`) gets where it was logged."""
+        self.run.metrics(outcome(result) if metrics is None else metrics)
         log_files(self.run, self.out)
         self.run.end("FINISHED")
-        self.close()
-        if self.tracker is not None and self.tracker.entry(self.run.key):
+        if self.tracker is not None and self.tracker.close() and self.tracker.entry(self.run.key):
             result["mlflow"] = self.tracker.entry(self.run.key)
+        return result
 
     def failed(self) -> None:
         log_files(self.run, self.out)
         self.run.end("FAILED")
-        self.close()
+        if self.tracker is not None:
+            self.tracker.close()
 
-    def close(self) -> dict | None:
-        return self.tracker.close() if self.tracker is not None else None
+    @contextlib.contextmanager
+    def failing(self):
+        """Any error inside (Ctrl-C too) marks the MLflow run FAILED, with what was written so far."""
+        try:
+            yield self
+        except BaseException:
+            self.failed()
+            raise
+
+
+def summary_metrics(stats: dict[str, dict]) -> dict[str, float]:
+    """{metric: {mean, std, ...}} (over seeds or folds) -> {metric_mean, metric_std} for the parent run."""
+    out = {}
+    for name, s in stats.items():
+        out.update(numbers({f"{name}_mean": s.get("mean"), f"{name}_std": s.get("std")}))
+    return out
 
 
 def say(line: str) -> None:

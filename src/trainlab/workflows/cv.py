@@ -32,10 +32,12 @@ from trainlab.data.splits import fold_splits
 from trainlab.data.tabular import read_table
 from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
+from trainlab.observe.tracking import Tracking, mlflow_line
 from trainlab.run.config import build_config, dump_config, load_config
 from trainlab.run.directory import manifest, prepare_run_dir, run_name
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
+from trainlab.workflows.track import cv_metrics, fold_logger
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
 SPLITS = ("auto", "stratified", "kfold", "group", "time")  # = data.splits.FOLD_SPLITTERS; that import costs torch
@@ -55,17 +57,23 @@ def run(args: argparse.Namespace) -> int:
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
     prepare_out(out, cfg, args.overwrite)
     write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
-    result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
-                            dry_run=args.dry_run, keep_oof=True, data=data)
-    oof, bundle = result.pop("oof", None), result.pop("bundle")
-    if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
-        result["label_issues"] = label_issues(bundle, oof)
-        write_label_issues(out, bundle, oof, result["label_issues"])
-    write_json(out / "result.json", result)
+    tracked = Tracking(cfg, out, params={"cv.folds": args.folds, "cv.split": args.split})  # MLflow: a child per fold
+    with tracked.failing():
+        result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
+                                dry_run=args.dry_run, keep_oof=True, data=data,
+                                on_fold=fold_logger(tracked.run, out))
+        oof, bundle = result.pop("oof", None), result.pop("bundle")
+        if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
+            result["label_issues"] = label_issues(bundle, oof)
+            write_label_issues(out, bundle, oof, result["label_issues"])
+        write_json(out / "result.json", result)
+    tracked.finish(result, cv_metrics(result))
     print(format_table(result))
     if "label_issues" in result:
         print(f"{len(result['label_issues'])} likely label errors (cleanlab): {out / 'label_issues.html'}")
     print(f"{result['method']} {len(result['folds'])}-fold CV in {result['time']:.1f}s; results: {out}")
+    if result.get("mlflow"):
+        print(mlflow_line(result["mlflow"]))
     return 0
 
 

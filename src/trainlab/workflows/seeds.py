@@ -24,6 +24,7 @@ from trainlab.core.files import is_number, write_json, write_text
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
+from trainlab.observe.tracking import OFF, Tracking, mlflow_line, summary_metrics
 from trainlab.run.config import SEED_MAX, Config
 from trainlab.run.directory import default_run_dir
 from trainlab.workflows.train import train_run
@@ -99,19 +100,22 @@ def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, 
     prepare_seeds_dir(out, overwrite)
     seeds = [cfg.seed + i for i in range(n)]
     per_seed = []
-    for i, seed in enumerate(seeds):
-        run_dir = out / f"seed-{seed}"
-        say(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
-        per_seed.append(train_one(cfg, seed, run_dir, argv, dry_run))
-        say(seed_line(per_seed[-1], i, n))
-    return finish(out, seeds, per_seed)
+    tracked = Tracking(cfg, out, params={"seeds": n})  # MLflow (track.mlflow): a parent run, a child per seed
+    with tracked.failing():
+        for i, seed in enumerate(seeds):
+            run_dir = out / f"seed-{seed}"
+            say(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
+            per_seed.append(train_one(cfg, seed, run_dir, argv, dry_run, tracked.run))
+            say(seed_line(per_seed[-1], i, n))
+        result = finish(out, seeds, per_seed)
+    return tracked.finish(result, summary_metrics(result["metrics"]))
 
 
-def train_one(cfg: Config, seed: int, run_dir: Path, argv, dry_run: bool) -> dict:
+def train_one(cfg: Config, seed: int, run_dir: Path, argv, dry_run: bool, track=OFF) -> dict:
     one = copy.deepcopy(cfg)  # train_run may change the config it is given (--dry-run: one epoch)
     one.seed = seed
     try:
-        result = train_run(one, run_dir, argv=argv, dry_run=dry_run, quiet=True)
+        result = train_run(one, run_dir, argv=argv, dry_run=dry_run, quiet=True, track=track)
     except UserError as e:
         raise UserError(f"seed {seed}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
                         f"(no aggregate written; {run_dir} is that seed's run directory)") from e
@@ -155,4 +159,6 @@ def run_seeds(cfg: Config, args) -> int:
     result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run)
     say(format_table(result))
     say(f"{STD_IS}; {result['n']} run directories and report.html in {result['out']}")
+    if result.get("mlflow"):
+        say(mlflow_line(result["mlflow"]))
     return 0

@@ -25,7 +25,7 @@ from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
-from trainlab.observe.tracking import OFF, RunTracking, TrackedRun
+from trainlab.observe.tracking import OFF, TrackedRun, Tracking
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import (
     count_test_evaluation,
@@ -144,7 +144,7 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
-    tracking = RunTracking(cfg, out, track, enabled=info is None or info.is_main)
+    tracking = Tracking(cfg, out, track, enabled=info is None or info.is_main)
     hooks += tracking.hooks  # a queue put per epoch: a helper process talks to MLflow
     # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users
     verbose = not quiet and cfg.train.verbose is not False

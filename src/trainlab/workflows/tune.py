@@ -38,11 +38,13 @@ from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
 from trainlab.engine.trainer import NonFiniteLoss
 from trainlab.observe.tb import write_hparams
+from trainlab.observe.tracking import Tracking, mlflow_line
 from trainlab.run.config import build_config, dump_config
 from trainlab.run.directory import manifest
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.cv import cross_validate, fit_view
 from trainlab.workflows.search_space import parse_space, shown_url, suggest, trial_config
+from trainlab.workflows.track import trial_logger, tune_metrics
 from trainlab.workflows.train import configure_torch, dry_run_view
 from trainlab.workflows.tune_results import retrain_best, summarize_study, write_reports
 
@@ -66,25 +68,42 @@ def run(args: argparse.Namespace) -> int:
     study = open_study(storage, name, cfg, metric, args.cv, not args.no_prune)
     for number, worker in fail_abandoned_trials(study):
         print(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
-    try:
-        search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
-               min(args.trials, 2) if args.dry_run else args.trials, args.timeout, "fold" if args.cv else "epoch")
-    except Interrupted:
-        print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
-    result = summarize_study(study, space, metric, args.cv, storage)
-    result["param_importances"] = write_reports(study, out, cfg.seed)
-    if not args.search_only:
-        result.update(retrain_best(raw, study, space, out / "final", result, args.dry_run))
-    result["time"] = time.perf_counter() - t0
-    write_provenance(out, cfg, result.get("test_evaluations", 0))
-    write_json(out / "result.json", result)
+    cfg.track.experiment = cfg.track.experiment or Path(args.config).stem
+    tracked = Tracking(cfg, out, params={"tune.trials": args.trials, "tune.metric": metric, "tune.cv": args.cv,
+                                         "tune.study": name})  # MLflow: a parent run, a child per trial
+    unit = "fold" if args.cv else "epoch"
+    with tracked.failing():
+        try:
+            search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
+                   min(args.trials, 2) if args.dry_run else args.trials, args.timeout, unit,
+                   on_trial=trial_logger(tracked.run, metric, unit))
+        except Interrupted:
+            print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to "
+                  f"resume", file=sys.stderr)
+            tracked.failed()
+            return 130
+        result = conclude(args, raw, cfg, study, space, metric, storage, out, tracked.run)
+        result["time"] = time.perf_counter() - t0
+        write_json(out / "result.json", result)
+    tracked.finish(result, tune_metrics(result))
     print(f"best {metric} {result['best_value']:.4f} (trial {result['best_trial']}): {_params(result['best_params'])}")
     if result.get("test"):
         print("test: " + "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items()) + f"  ({result['final_run']})")
     print(f"{result['n_trials']} finished trials in {result['time']:.1f}s; results: {out}")
+    if result.get("mlflow"):
+        print(mlflow_line(result["mlflow"]))
     return 0
+
+
+def conclude(args, raw: dict, cfg, study, space: dict, metric: str, storage: str, out: Path, track) -> dict:
+    """The study's summary and reports, the final run (unless --search-only; a child of the MLflow run `track`),
+    OUT/config.yaml and manifest.json."""
+    result = summarize_study(study, space, metric, args.cv, storage)
+    result["param_importances"] = write_reports(study, out, cfg.seed)
+    if not args.search_only:
+        result.update(retrain_best(raw, study, space, out / "final", result, args.dry_run, track=track))
+    write_provenance(out, cfg, result.get("test_evaluations", 0))
+    return result
 
 
 def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
@@ -245,7 +264,8 @@ def open_study(url: str, name: str, cfg, metric: str, cv: int | None, prune: boo
 
     storage = _storage(url)
     direction = "maximize" if higher_is_better(metric) else "minimize"
-    fingerprint = json.dumps({"config": to_dict(cfg), "metric": metric, "cv": cv}, sort_keys=True)
+    config = {k: v for k, v in to_dict(cfg).items() if k != "track"}  # where runs are logged is not the objective
+    fingerprint = json.dumps({"config": config, "metric": metric, "cv": cv}, sort_keys=True)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
     saved = study.user_attrs.get("trainlab")
     if saved is None:
@@ -298,8 +318,10 @@ def finished(study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
-def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch", say=print) -> None:
-    """Run trials until the study holds `n_trials` finished ones (all workers together)."""
+def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch", say=print,
+           on_trial=None) -> None:
+    """Run trials until the study holds `n_trials` finished ones (all workers together); `on_trial(trial)` runs
+    after each (MLflow: a child run per trial)."""
     remaining = n_trials - len(finished(study))
     if remaining <= 0:
         say(f"study {study.study_name!r} already holds {len(finished(study))} finished trials; nothing to run")
@@ -307,6 +329,8 @@ def search(study, objective, n_trials: int, timeout: float | None = None, unit: 
 
     def after_trial(study, trial) -> None:
         say(trial_line(trial, unit))
+        if on_trial is not None:
+            on_trial(trial)
         if len(finished(study)) >= n_trials:
             study.stop()  # another worker may have finished trials meanwhile
 
