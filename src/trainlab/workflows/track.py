@@ -30,6 +30,7 @@ from trainlab.observe.tracking import (
     resolve_uri,
     summary_metrics,
 )
+from trainlab.workflows.search_space import decode
 
 
 def log_history(run: TrackedRun, history: list[dict]) -> None:
@@ -61,13 +62,14 @@ def cv_metrics(result: dict) -> dict[str, float]:
     return summary_metrics({k: {"mean": result["mean"][k], "std": result["std"][k]} for k in result["mean"]})
 
 
-def trial_logger(run: TrackedRun, metric: str, unit: str):
+def trial_logger(run: TrackedRun, metric: str, space: dict):
     """After each Optuna trial: a child run with its number, parameters, state (complete or pruned), value and
     the values it reported per epoch (or fold) as the objective metric's history."""
     def log_trial(trial) -> None:
         if not run:
             return
-        child = run.child(f"trial-{trial.number:04d}", {**flat_params(trial.params), "trial": trial.number})
+        params = decode(space, trial.params)  # the config values, not Optuna's labels of list choices
+        child = run.child(f"trial-{trial.number:04d}", {**flat_params(params), "trial": trial.number})
         child.tags({"trial": trial.number, "state": trial.state.name.lower(), "objective": metric})
         for step, value in sorted(trial.intermediate_values.items()):
             child.metrics(numbers({metric: value}), step)

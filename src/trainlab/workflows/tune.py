@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             search(study, make_objective(raw, space, metric, args.cv, args.dry_run, out / "tb"),
                    min(args.trials, 2) if args.dry_run else args.trials, args.timeout, unit,
-                   on_trial=trial_logger(tracked.run, metric, unit))
+                   on_trial=trial_logger(tracked.run, metric, space))
         except Interrupted:
             print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to "
                   f"resume", file=sys.stderr)
