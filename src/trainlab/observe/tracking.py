@@ -266,6 +266,7 @@ def say(line: str) -> None:
 def _worker(inbox, done, uri: str, experiment: str) -> None:
     """Serve one Tracker: apply its messages to MLflow in order; metrics are held and sent in batches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the training, which then ends the runs here
+    os.nice(10)  # on a busy machine the training gets the CPU first; this process only has to finish by close
     # this process only: give up on a dead server in seconds (MLflow's default retries take minutes), and the
     # training's console gets one line about the run, not MLflow's own "View run" line per child run
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
