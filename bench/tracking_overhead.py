@@ -2,6 +2,7 @@
 
     python bench/tracking_overhead.py --repeats 5                       # starts its own mlflow server
     python bench/tracking_overhead.py --mlflow http://127.0.0.1:5000    # or logs to a running one
+    python bench/tracking_overhead.py --threads 1                       # train.num_threads=1 (a busy machine)
 
 Runs alternate (off, on / on, off) in one process, so machine drift hits both alike. Per epoch = the wall time
 of `Trainer.fit` (training, validation, checkpoint, every epoch hook) / epochs; the end of a tracked run also
@@ -62,10 +63,10 @@ def start_server(folder: Path) -> tuple[str, subprocess.Popen]:
     raise SystemExit("mlflow server did not start")
 
 
-def one_run(uri: str | None, out: Path) -> dict:
+def one_run(uri: str | None, out: Path, overrides: list[str]) -> dict:
     for times in TIMES.values():
         times.clear()
-    cfg = load_config(CONFIG, [f"track.mlflow={uri}", "track.experiment=bench"] if uri else [])
+    cfg = load_config(CONFIG, [*overrides, f"track.mlflow={uri}", "track.experiment=bench"] if uri else overrides)
     result = train_run(cfg, out, overwrite=True, quiet=True)
     epochs = result["epochs_run"]
     return {"per_epoch_s": TIMES["fit"][0] / epochs, "finish_s": sum(TIMES["finish"]), "epochs": epochs,
@@ -76,7 +77,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mlflow", help="tracking URI (default: start a local mlflow server)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, help="train.num_threads (default: the config's, i.e. torch's default)")
     args = p.parse_args()
+    overrides = [f"train.num_threads={args.threads}"] if args.threads else []
     Trainer.fit = timed("fit", Trainer.fit)
     tracking.Tracking.finish = timed("finish", tracking.Tracking.finish)
     tracking.TrackedRun.__call__ = timed("hook", tracking.TrackedRun.__call__)
@@ -84,11 +87,11 @@ def main() -> int:
         tmp = Path(tmp)
         uri, server = (args.mlflow, None) if args.mlflow else start_server(tmp)
         try:
-            one_run(None, tmp / "warm")  # imports and first-call costs out of the comparison
+            one_run(None, tmp / "warm", overrides)  # imports and first-call costs out of the comparison
             pairs = []
             for i in range(args.repeats):
                 order = (None, uri) if i % 2 == 0 else (uri, None)
-                runs = {("on" if u else "off"): one_run(u, tmp / f"r{i}-{'on' if u else 'off'}") for u in order}
+                runs = {("on" if u else "off"): one_run(u, tmp / f"r{i}-{'on' if u else 'off'}", overrides) for u in order}
                 pairs.append(runs)
                 print(f"pair {i + 1}: off {runs['off']['per_epoch_s'] * 1000:.1f} ms/epoch, on "
                       f"{runs['on']['per_epoch_s'] * 1000:.1f} ms/epoch, end wait {runs['on']['finish_s']:.2f} s",
@@ -100,7 +103,7 @@ def main() -> int:
     off = [r["off"]["per_epoch_s"] for r in pairs]
     on = [r["on"]["per_epoch_s"] for r in pairs]
     ratios = [b / a for a, b in zip(off, on, strict=True)]
-    summary = {"config": "examples/digits-mlp.yaml", "repeats": args.repeats, "pairs": pairs,
+    summary = {"config": "examples/digits-mlp.yaml", "overrides": overrides, "repeats": args.repeats, "pairs": pairs,
                "median_off_ms": statistics.median(off) * 1000, "median_on_ms": statistics.median(on) * 1000,
                "overhead_median_of_ratios": statistics.median(ratios) - 1,
                "overhead_of_medians": statistics.median(on) / statistics.median(off) - 1,

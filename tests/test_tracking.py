@@ -265,6 +265,23 @@ def test_unreachable_server_trains_on_says_so_once_then_track_logs_it(server, cl
     assert {"config.yaml", "result.json", "report.html"} <= artifacts(client, run.info.run_id)
 
 
+def test_true_logs_to_a_local_sqlite_file_without_a_server(config, tmp_path, monkeypatch, capfd):
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        _missing("mlflow is not installed (pip install -e .)")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, _, _ = run_cli(capfd, "train", config, "track.mlflow=true", "train.epochs=1", "--out", tmp_path / "r")
+    assert code == 0
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    entry = result["mlflow"]
+    assert entry["uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}" and (tmp_path / "mlflow.db").is_file()
+    run = MlflowClient(entry["uri"]).get_run(entry["run_id"])
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result["test"]["accuracy"])
+    assert [m.step for m in MlflowClient(entry["uri"]).get_metric_history(entry["run_id"], "train_loss")] == [1]
+
+
 def test_track_refuses_a_folder_that_is_not_a_run(tmp_path, capfd):
     code, _, err = run_cli(capfd, "track", tmp_path, "--mlflow", "http://127.0.0.1:1")
     assert code == 2 and "not a trainlab run directory" in err

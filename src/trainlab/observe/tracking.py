@@ -106,18 +106,21 @@ class Tracker:
         if self.summary is not None:
             return self.summary
         self.send("close")
-        summary = {"ok": False, "runs": {}, "error": f"gave up after waiting {wait:.0f}s for the MLflow uploads"}
+        summary = None
         if self.replies.poll(wait):
             try:
-                summary = self.replies.recv()
-            except EOFError:  # the helper died (killed, out of memory)
-                summary["error"] = "the MLflow helper process ended unexpectedly"
+                summary = self.replies.recv()  # the helper has said any error of its own already
+            except EOFError:
+                pass
+        if summary is None:  # still uploading after `wait` seconds, or the helper died (killed, out of memory)
+            error = f"no answer from the MLflow helper process within {wait:.0f}s" if self.process.is_alive() \
+                else "the MLflow helper process ended unexpectedly"
+            summary = {"ok": False, "runs": {}, "error": error}
+            say(f"warning: MLflow: {error}; log the run later with: trainlab track RUN_DIR --mlflow {self.uri}")
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(5)
         self.summary = {"uri": self.uri, "experiment": self.experiment, **summary}
-        if not summary["ok"] and summary["error"].startswith("gave up"):
-            say(f"warning: MLflow: {summary['error']}; log the run later with: trainlab track RUN_DIR")
         self.record()
         return self.summary
 
