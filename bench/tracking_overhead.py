@@ -91,7 +91,8 @@ def main() -> int:
             pairs = []
             for i in range(args.repeats):
                 order = (None, uri) if i % 2 == 0 else (uri, None)
-                runs = {("on" if u else "off"): one_run(u, tmp / f"r{i}-{'on' if u else 'off'}", overrides) for u in order}
+                runs = {("on" if u else "off"): one_run(u, tmp / f"r{i}-{'on' if u else 'off'}", overrides)
+                        for u in order}
                 pairs.append(runs)
                 print(f"pair {i + 1}: off {runs['off']['per_epoch_s'] * 1000:.1f} ms/epoch, on "
                       f"{runs['on']['per_epoch_s'] * 1000:.1f} ms/epoch, end wait {runs['on']['finish_s']:.2f} s",
