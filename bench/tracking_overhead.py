@@ -8,6 +8,9 @@ Runs alternate (off, on / on, off) in one process, so machine drift hits both al
 of `Trainer.fit` (training, validation, checkpoint, every epoch hook) / epochs; the end of a tracked run also
 waits for the helper process to finish its uploads (`Tracking.finish`), reported apart. Target: <= 2% per
 epoch. Writes bench/tracking.json.
+
+torch and trainlab are imported in main(), not at the top: the tracking helper is a spawned process, which
+imports this script as `__mp_main__`, and `trainlab train` does not make it import torch either.
 """
 from __future__ import annotations
 
@@ -22,13 +25,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
-import torch
-
-from trainlab.engine.trainer import Trainer
-from trainlab.observe import tracking
-from trainlab.run.config import load_config
-from trainlab.workflows.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "digits-mlp.yaml"
@@ -64,6 +60,9 @@ def start_server(folder: Path) -> tuple[str, subprocess.Popen]:
 
 
 def one_run(uri: str | None, out: Path, overrides: list[str]) -> dict:
+    from trainlab.run.config import load_config
+    from trainlab.workflows.train import train_run
+
     for times in TIMES.values():
         times.clear()
     cfg = load_config(CONFIG, [*overrides, f"track.mlflow={uri}", "track.experiment=bench"] if uri else overrides)
@@ -80,6 +79,11 @@ def main() -> int:
     p.add_argument("--threads", type=int, help="train.num_threads (default: the config's, i.e. torch's default)")
     args = p.parse_args()
     overrides = [f"train.num_threads={args.threads}"] if args.threads else []
+    import torch
+
+    from trainlab.engine.trainer import Trainer
+    from trainlab.observe import tracking
+
     Trainer.fit = timed("fit", Trainer.fit)
     tracking.Tracking.finish = timed("finish", tracking.Tracking.finish)
     tracking.TrackedRun.__call__ = timed("hook", tracking.TrackedRun.__call__)
