@@ -209,6 +209,8 @@ def test_cv_is_a_parent_run_with_a_child_per_fold(server, client, config, tmp_pa
         assert kid.data.metrics["fold_val_accuracy"] == pytest.approx(fold["metrics"]["val_accuracy"])
         steps = [m.step for m in client.get_metric_history(kid.info.run_id, "val_loss")]
         assert sorted(steps) == list(range(1, fold["epochs_run"] + 1))
+    code, _, err = run_cli(capfd, "track", out, "--mlflow", server)  # its folds are logged only while it runs
+    assert code == 2 and "output of `trainlab cv`" in err
 
 
 def test_tune_is_a_parent_run_with_a_child_per_trial_and_the_final_run(server, client, tmp_path, capfd):

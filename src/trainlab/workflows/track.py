@@ -16,6 +16,7 @@ from pathlib import Path
 
 from trainlab.core.configfile import read_yaml
 from trainlab.core.errors import UserError
+from trainlab.core.files import read_run_json
 from trainlab.observe.plots import read_history, read_result
 from trainlab.observe.seeds import read_seeds
 from trainlab.observe.tracking import (
@@ -98,6 +99,10 @@ def track_dir(run_dir: Path, uri: str | None = None, experiment: str | None = No
     first = run_dir / seeds["runs"][0] if seeds else run_dir
     if not (first / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a trainlab run directory (no config.yaml) nor a --seeds directory")
+    made_by = read_run_json(first / "result.json") if (first / "result.json").is_file() else {}
+    if "folds" in made_by or "n_trials" in made_by:  # their parent/child structure is logged only while they run
+        raise UserError(f"{run_dir} is the output of `trainlab {'cv' if 'folds' in made_by else 'tune'}`; trainlab "
+                        f"track logs training runs and --seeds directories (a study's OUT/final is a training run)")
     config = read_yaml(first / "config.yaml") or {}
     track = config.get("track") or {}
     uri = uri or resolve_uri(track.get("mlflow") or True)
