@@ -86,6 +86,7 @@ class Tracker:
         self.process = ctx.Process(target=_worker, args=(self.inbox, done, uri, experiment), daemon=True,
                                    name="trainlab-mlflow")
         self.process.start()
+        lower_priority(self.process.pid)
         done.close()
         self.keys = 0
         self.run_dirs: dict[int, Path] = {}  # result.json files that record where their run was logged
@@ -139,6 +140,15 @@ class Tracker:
             if entry and (run_dir / "result.json").is_file():
                 result = read_run_json(run_dir / "result.json")
                 write_json(run_dir / "result.json", {**result, "mlflow": entry})
+
+
+def lower_priority(pid: int) -> None:
+    """Nice 10 from its first instruction (the interpreter's start-up included): on a busy machine the training
+    gets the CPU first; the helper only has to be done when the run ends."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
+    except (AttributeError, OSError):  # no setpriority (Windows), or not allowed: same priority, still correct
+        pass
 
 
 class TrackedRun:
@@ -272,7 +282,6 @@ def say(line: str) -> None:
 def _worker(inbox, done, uri: str, experiment: str) -> None:
     """Serve one Tracker: apply its messages to MLflow in order; metrics are held and sent in batches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the training, which then ends the runs here
-    os.nice(10)  # on a busy machine the training gets the CPU first; this process only has to finish by close
     # this process only: give up on a dead server in seconds (MLflow's default retries take minutes), and the
     # training's console gets one line about the run, not MLflow's own "View run" line per child run
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
