@@ -224,11 +224,12 @@ def log_files(run: TrackedRun, run_dir: Path) -> None:
 
 class Tracking:
     """One tracked piece of work (a training, a --seeds set, a CV, a study) and its MLflow run: a child run under
-    `parent`, or a run of its own Tracker when the config's track.mlflow is set (else nothing is logged).
-    Params: every resolved config key, plus `params`. `finish` or `failed` ends it."""
+    `parent`, or a run of `tracker` (`open_tracker(cfg.track)`: None when track.mlflow is off, and then nothing
+    is logged). Params: every resolved config key, plus `params`. `finish` or `failed` ends it."""
 
-    def __init__(self, cfg, out: Path, parent: TrackedRun = OFF, enabled: bool = True, params: dict | None = None):
-        self.tracker = None if parent or not enabled else open_tracker(cfg.track)
+    def __init__(self, cfg, out: Path, parent: TrackedRun = OFF, tracker: Tracker | None = None,
+                 params: dict | None = None):
+        self.tracker = None if parent else tracker
         params = {**flat_params(to_dict(cfg)), **flat_params(params or {})}
         self.out, name = Path(out), Path(out).name
         self.run = parent.child(name, params, run_dir=out) if parent \

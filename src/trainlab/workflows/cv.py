@@ -32,7 +32,7 @@ from trainlab.data.splits import fold_splits
 from trainlab.data.tabular import read_table
 from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
-from trainlab.observe.tracking import Tracking, mlflow_line
+from trainlab.observe.tracking import Tracking, mlflow_line, open_tracker
 from trainlab.run.config import build_config, dump_config, load_config
 from trainlab.run.directory import manifest, prepare_run_dir, run_name
 from trainlab.workflows.checks import check_fit
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before anything is written to --out
     prepare_out(out, cfg, args.overwrite)
     write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), sys.argv))
-    tracked = Tracking(cfg, out, params={"cv.folds": args.folds, "cv.split": args.split})  # MLflow: a child per fold
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track),  # MLflow (track.mlflow): a child run per fold
+                       params={"cv.folds": args.folds, "cv.split": args.split})
     with tracked.failing():
         result = cross_validate(cfg, args.folds, args.split, args.group, args.jobs, out, verbose=args.verbose,
                                 dry_run=args.dry_run, keep_oof=True, data=data,

@@ -24,7 +24,7 @@ from trainlab.core.files import is_number, write_json, write_text
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
-from trainlab.observe.tracking import OFF, Tracking, mlflow_line, summary_metrics
+from trainlab.observe.tracking import OFF, Tracking, mlflow_line, open_tracker, summary_metrics
 from trainlab.run.config import SEED_MAX, Config
 from trainlab.run.directory import default_run_dir
 from trainlab.workflows.train import train_run
@@ -100,7 +100,8 @@ def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, 
     prepare_seeds_dir(out, overwrite)
     seeds = [cfg.seed + i for i in range(n)]
     per_seed = []
-    tracked = Tracking(cfg, out, params={"seeds": n})  # MLflow (track.mlflow): a parent run, a child per seed
+    # MLflow (track.mlflow): a parent run, a child run per seed
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track), params={"seeds": n})
     with tracked.failing():
         for i, seed in enumerate(seeds):
             run_dir = out / f"seed-{seed}"

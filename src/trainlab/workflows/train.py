@@ -25,7 +25,7 @@ from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
-from trainlab.observe.tracking import OFF, TrackedRun, Tracking
+from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import (
     count_test_evaluation,
@@ -118,14 +118,18 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
     helpers = observe.plot_helpers() if info is None else None  # forked now, while one core loads the data
+    # MLflow (track.mlflow): its helper process starts now too, so its start-up overlaps loading, not epochs
+    tracker = open_tracker(cfg.track) if not track and (info is None or info.is_main) else None
     try:
-        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, track)
+        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, track, tracker)
     finally:
         if helpers is not None:
             helpers.close()  # after an error, too: no helper outlives the run
+        if tracker is not None:
+            tracker.close()  # a no-op after the run ended it; else (an error before it opened) the helper ends
 
 
-def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, track) -> dict:
+def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, track, tracker) -> dict:
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view)  # data-dependent settings, before a run directory is written
@@ -144,7 +148,7 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
         else f"data path: {train_b.path}")
     say(f"run directory: {out}")
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
-    tracking = Tracking(cfg, out, track, enabled=info is None or info.is_main)
+    tracking = Tracking(cfg, out, track, tracker)
     hooks += tracking.hooks  # a queue put per epoch: a helper process talks to MLflow
     # the Trainer prints pitfalls and epoch lines itself (engine/guide.py), as it does for Python API users
     verbose = not quiet and cfg.train.verbose is not False

@@ -38,7 +38,7 @@ from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
 from trainlab.engine.trainer import NonFiniteLoss
 from trainlab.observe.tb import write_hparams
-from trainlab.observe.tracking import Tracking, mlflow_line
+from trainlab.observe.tracking import Tracking, mlflow_line, open_tracker
 from trainlab.run.config import build_config, dump_config
 from trainlab.run.directory import manifest
 from trainlab.workflows.checks import check_fit
@@ -69,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     for number, worker in fail_abandoned_trials(study):
         print(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
     cfg.track.experiment = cfg.track.experiment or Path(args.config).stem
-    tracked = Tracking(cfg, out, params={"tune.trials": args.trials, "tune.metric": metric, "tune.cv": args.cv,
-                                         "tune.study": name})  # MLflow: a parent run, a child per trial
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track),  # MLflow: a parent run, a child per trial
+                       params={"tune.trials": args.trials, "tune.metric": metric, "tune.cv": args.cv,
+                               "tune.study": name})
     unit = "fold" if args.cv else "epoch"
     with tracked.failing():
         try:
