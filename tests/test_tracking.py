@@ -22,7 +22,7 @@ import yaml
 
 from conftest import tiny_config
 from trainlab.cli.main import main
-from trainlab.observe.tracking import flat_params, resolve_uri
+from trainlab.observe.tracking import flat_params, resolve_uri, run_tags
 
 SERVER_START_S = 300  # mlflow server creates its tables and imports for tens of seconds on a busy 2-core box
 
@@ -126,6 +126,16 @@ def test_uri_and_params_resolution(monkeypatch, tmp_path):
         {"train.lr": "0.01", "train.betas": "[0.9, 0.99]", "seed": "3", "tune": "{}"}
 
 
+def test_precision_tag_is_the_resolved_precision_never_auto(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"precision": "auto"}}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"precision": "bf16", "device": "cpu"}))
+    assert run_tags(tmp_path)["precision"] == "bf16"  # manifest.json: what auto resolved to on that machine
+    (tmp_path / "manifest.json").write_text(json.dumps({"device": "cpu"}))
+    assert run_tags(tmp_path)["precision"] is None  # no record: no tag (TrackedRun.tags drops None), not "auto"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"train": {"precision": "fp32"}}))
+    assert run_tags(tmp_path)["precision"] == "fp32"  # an explicit precision is what the run trained with
+
+
 def test_track_section_validates_and_defaults_to_the_config_name(config):
     from trainlab.core.errors import UserError
     from trainlab.run.config import load_config
@@ -162,7 +172,8 @@ def test_train_logs_config_epochs_test_metrics_tags_and_files(server, client, co
     assert run.data.metrics["best_val_loss"] == pytest.approx(result["best_value"])
     manifest = json.loads((out / "manifest.json").read_text())
     tags = run.data.tags
-    assert tags["device"] == "cpu" and tags["precision"] == "fp32" and tags["run_dir"] == str(out.resolve())
+    assert tags["device"] == "cpu" and tags["run_dir"] == str(out.resolve())
+    assert tags["precision"] == manifest["precision"] and tags["precision"] in ("fp32", "bf16")  # what auto chose
     assert tags["torch_version"] == manifest["torch"] and tags["trainlab_version"] == manifest["trainlab"]
     assert tags.get("git_commit") == manifest["git"] or manifest["git"] is None
     assert {"config.yaml", "result.json", "report.html"} <= artifacts(client, run.info.run_id)
