@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import sys
 import time
 import urllib.request
+
+from trainlab.core.report import print_progress
 
 FLUSH_S = 1.0  # the helper sends the metrics it holds at most this often (and before any other request)
 # the helper imports mlflow (seconds of CPU) only after this long, or when the run ends if sooner: on a small
@@ -25,7 +26,8 @@ BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's limits per log
 
 
 def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A warning on stderr (core.report), from the helper process or the Tracker's."""
+    print_progress(line, warning=True)
 
 
 def worker(inbox, done, uri: str, experiment: str) -> None:
