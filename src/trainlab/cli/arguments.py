@@ -194,6 +194,13 @@ def plot(p: argparse.ArgumentParser) -> None:
                         "the current directory for activations)")
 
 
+def track(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory or a --seeds directory")
+    p.add_argument("--mlflow", metavar="URI", help="tracking URI (default: the run's track.mlflow, else "
+                   "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)")
+    p.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: the run's track.experiment)")
+
+
 def tensorboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("logdir", nargs="?", default="runs", type=Path,
                    help="directory searched for TensorBoard event files (default: runs)")

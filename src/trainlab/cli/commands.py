@@ -12,6 +12,7 @@ reported before torch is imported.
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from functools import partial
@@ -25,7 +26,8 @@ from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 from trainlab.models.activations import ACTIVATIONS
 from trainlab.models.catalog import MODELS
-from trainlab.run.config import load_config, read_run_config
+from trainlab.observe.tracking import mlflow_line
+from trainlab.run.config import build_config, load_config, read_run_config
 
 
 def registries() -> dict:
@@ -66,6 +68,21 @@ def train(args) -> int:
     if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
         print(result["baseline_comparison"])
     print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; run directory: {result['run_dir']}")
+    print_mlflow(result)
+    return 0
+
+
+def print_mlflow(result: dict) -> None:
+    """Where the run was logged (track.mlflow), when it was."""
+    if result.get("mlflow"):
+        print(mlflow_line(result["mlflow"]))
+
+
+def track(args) -> int:
+    from trainlab.workflows.track import track_dir  # start-up time
+
+    result = track_dir(args.run_dir, args.mlflow, args.experiment)
+    print(mlflow_line(result) + f" ({result['runs']} run{'s' if result['runs'] > 1 else ''})")
     return 0
 
 
@@ -74,9 +91,11 @@ def _train_seeds(cfg, args) -> int:
     from trainlab.workflows.seeds import STD_IS, format_table, train_seeds  # start-up time
 
     keep = (Path(args.config),) if args.config else ()  # --overwrite never removes the config being used
-    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run, keep=keep)
+    result = train_seeds(cfg, args.out, args.seeds, args.overwrite, sys.argv, args.dry_run, keep=keep,
+                         track=cfg.track)
     print(format_table(result))
     print(f"{STD_IS}; {result['n']} run directories and report.html in {result['out']}")
+    print_mlflow(result)
     return 0
 
 
@@ -214,12 +233,13 @@ def cv(args) -> int:
 
     out = args.out or Path("runs") / f"{run_name(cfg)}-cv-{time.strftime('%Y%m%d-%H%M%S')}"
     result = run_cv(cfg, out, args.folds, args.split, args.group, args.jobs, args.overwrite, args.verbose,
-                    args.dry_run, sys.argv, keep=(Path(args.config),))  # --overwrite never removes the config used
+                    args.dry_run, sys.argv, keep=(Path(args.config),), track=cfg.track)  # keep: never removed
     write_result(out, result)
     print(format_table(result))
     if "label_issues" in result:
         print(f"{len(result['label_issues'])} likely label errors (cleanlab): {out / 'label_issues.html'}")
     print(f"{result['method']} {len(result['folds'])}-fold CV in {result['time']:.1f}s; results: {out}")
+    print_mlflow(result)
     return 0
 
 
@@ -234,9 +254,11 @@ def tune(args) -> int:
     name = args.study or Path(args.config).stem
     out = args.out or Path("runs") / f"{name}-tune"
     storage = "in-memory" if args.dry_run else (args.storage or f"sqlite:///{out.resolve() / 'study.db'}")
+    track = build_config(copy.deepcopy(raw)).track  # MLflow: the study's parent run, a child per trial
+    track.experiment = track.experiment or Path(args.config).stem
     try:
         result = run_tune(raw, out, name, args.trials, storage, args.metric, args.cv, args.timeout,
-                          not args.no_prune, args.search_only, args.dry_run, sys.argv)
+                          not args.no_prune, args.search_only, args.dry_run, sys.argv, track=track)
     except Interrupted:
         print(f"interrupted: finished trials are stored in {shown_url(storage)}; rerun the same command to resume",
               file=sys.stderr)
@@ -246,6 +268,7 @@ def tune(args) -> int:
     if result.get("test"):
         print(f"{format_metrics('test', result['test'])}  ({result['final_run']})")
     print(f"{result['n_trials']} finished trials in {result['time']:.1f}s; results: {out}")
+    print_mlflow(result)
     return 0
 
 

@@ -51,6 +51,7 @@ COMMANDS = {
     "runs": ("table of the runs under a directory", arguments.runs, commands.runs),
     "compare": ("config differences and overlaid learning curves of runs", arguments.compare, commands.compare),
     "plot": ("plots: activation functions and their derivatives, a run's curves", arguments.plot, commands.plot),
+    "track": ("log a finished run directory (or a --seeds directory) to MLflow", arguments.track, commands.track),
     "tensorboard": ("start TensorBoard on 127.0.0.1 for a runs directory", arguments.tensorboard,
                     commands.tensorboard),
     "export": ("export a run's model to ONNX or TorchScript (with preprocessing)", arguments.export,

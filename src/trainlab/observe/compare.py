@@ -104,7 +104,8 @@ def run_row(info: dict, root: Path) -> dict:
     row.update({"monitor": res.get("monitor"), "best_val": res.get("best_value"),
                 "test_metric": metric, "test": test.get(metric) if metric else None,
                 "epochs": res.get("epochs_run", len(hist)), "time_s": sum(r.get("time", 0.0) for r in hist),
-                "status": status, "problems": ",".join(res.get("diagnosis", {}).get("problems", [])) or "-"})
+                "status": status, "problems": ",".join(res.get("diagnosis", {}).get("problems", [])) or "-",
+                "mlflow": (res.get("mlflow") or {}).get("uri")})  # the tracking URI it was logged to, if any
     return row
 
 
@@ -135,6 +136,7 @@ def runs_table(root: Path, sort: str | None = None, reverse: bool = False) -> tu
         rows.append(row)
     columns = ["run", *FIXED_KEYS.values(), *extra, "monitor", "best_val", "test_metric", "test", "epochs",
                "time_s", "status", "problems"]
+    columns += ["mlflow"] if any(r["mlflow"] for r in rows) else []
     if sort:
         rows = sort_rows(rows, columns, sort, reverse)
     return columns, rows

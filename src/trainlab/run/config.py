@@ -1,4 +1,4 @@
-"""The whole run configuration: YAML sections `data`, `model`, `train` (+ `tune`) and a top-level `seed`.
+"""The whole run configuration: YAML sections `data`, `model`, `train` (+ `tune`, `track`) and a top-level `seed`.
 
     cfg = load_config("examples/digits-mlp.yaml", ["train.epochs=3", "model.hidden=[256,64]"])
 
@@ -27,12 +27,22 @@ SEED_MAX = 2**32 - 1  # numpy's seeding takes 32-bit seeds
 
 
 @dataclass
+class TrackConfig:
+    """Where a run is logged besides its run directory (observe/tracking.py); off unless track.mlflow is set."""
+    mlflow: str | bool | None = opt(None, help="MLflow tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db, "
+                                    "...); true: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working "
+                                    "directory; null or false: no tracking")
+    experiment: str | None = opt(None, help="MLflow experiment the runs go to (default: the config file's name)")
+
+
+@dataclass
 class Config:
     seed: int = opt(0, help="seed for splits, initialization, shuffling and augmentation", ge=0, le=SEED_MAX)
     data: DataConfig = opt(DataConfig)
     model: ModelConfig = opt(ModelConfig)
     train: TrainConfig = opt(TrainConfig)
     tune: dict = opt(dict, help="search space for `trainlab tune`: dotted key -> {type, low, high, log, choices}")
+    track: TrackConfig = opt(TrackConfig)
 
 
 SECTIONS = {"data": data_settings, "model": model_settings, "train": train_settings}
@@ -83,7 +93,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     raw = read_yaml(path) if path else {}
     if not isinstance(raw, dict):
         raise UserError(f"config {path} must be a mapping with sections data, model, train; got {type(raw).__name__}")
-    return build_config(apply_overrides(raw, list(overrides)))
+    cfg = build_config(apply_overrides(raw, list(overrides)))
+    if path and not cfg.track.experiment:  # the resolved config.yaml keeps it: `trainlab track RUN` reuses it
+        cfg.track.experiment = Path(path).stem
+    return cfg
 
 
 def read_run_config(run_dir: Path, overrides: list[str] = ()) -> Config:

@@ -32,10 +32,12 @@ from trainlab.data.splits import fold_splits
 from trainlab.data.tabular import read_table
 from trainlab.engine.trainer import Trainer
 from trainlab.models.catalog import build_model
-from trainlab.run.config import Config, build_config, dump_config
+from trainlab.observe.tracking import Tracking, open_tracker
+from trainlab.run.config import Config, TrackConfig, build_config, dump_config
 from trainlab.run.directory import manifest, prepare_run_dir
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.label_issues import label_issues, out_of_fold, val_probabilities, write_label_issues
+from trainlab.workflows.track import cv_metrics, fold_logger
 from trainlab.workflows.train import configure_torch, dry_run_view, epoch_line
 
 CV_FILES = ("config.yaml", "manifest.json", "result.json", "oof.npz", "label_issues.html")
@@ -45,12 +47,14 @@ MAX_FOLDS, MAX_JOBS = 1000, 256  # = the CLI's bounds on --folds and --jobs (cli
 
 def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str | None = None, jobs: int = 1,
            overwrite: bool = False, verbose: bool = False, dry_run: bool = False, argv: list[str] | None = None,
-           report: Reporter = print_progress, keep: tuple[Path, ...] = ()) -> dict:
+           report: Reporter = print_progress, keep: tuple[Path, ...] = (), track: TrackConfig | None = None) -> dict:
     """`trainlab cv`: K folds into `out` (config.yaml, manifest.json, fold-<k>/, label_issues.html); the result
     that the CLI prints and writes to out/result.json. `keep`: files --overwrite must never remove (the config
-    file being used; the data paths are added)."""
+    file being used; the data paths are added). `track`: where the CV is logged besides `out` (MLflow: a
+    parent run with a child per fold; its `mlflow` entry says where); None: the config's track section."""
     if not 2 <= folds <= MAX_FOLDS or not 1 <= jobs <= MAX_JOBS:  # before anything is read or written
         raise UserError(f"--folds must be 2..{MAX_FOLDS} and --jobs 1..{MAX_JOBS}, got {folds} and {jobs}")
+    cfg.track = track or cfg.track  # config.yaml records it: `trainlab track` and a rerun log to the same place
     if group:
         exclude_group_feature(cfg, group)  # before the config is saved: config.yaml shows the features used
     data = load_data(cfg)
@@ -58,13 +62,18 @@ def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str |
     prepare_out(out, cfg, overwrite, keep)
     own = (*CV_FILES, *(f"fold-{i + 1}" for i in range(folds)))  # what --overwrite may remove later
     write_json(out / "manifest.json", manifest(cfg, select_device(cfg.train.device), argv or [], "cv", own))
-    result = cross_validate(cfg, folds, split, group, jobs, out, verbose=verbose, dry_run=dry_run, report=report,
-                            keep_oof=True, data=data)
-    oof, bundle = result.pop("oof", None), result.pop("bundle")
-    if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
-        result["label_issues"] = label_issues(bundle, oof)
-        write_label_issues(out, bundle, oof, result["label_issues"])
-    return result
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track),  # MLflow (track.mlflow): a child run per fold
+                       params={"cv.folds": folds, "cv.split": split})
+    with tracked.failing():
+        result = cross_validate(cfg, folds, split, group, jobs, out, verbose=verbose, dry_run=dry_run,
+                                report=report, keep_oof=True, data=data, on_fold=fold_logger(tracked.run, out))
+        oof, bundle = result.pop("oof", None), result.pop("bundle")
+        if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
+            result["label_issues"] = label_issues(bundle, oof)
+            write_label_issues(out, bundle, oof, result["label_issues"])
+        if tracked.run:  # MLflow logs out/result.json as an artifact; the CLI rewrites it with where it was logged
+            write_json(out / "result.json", result)
+    return tracked.finish(result, cv_metrics(result))
 
 
 def prepare_out(out: Path, cfg, overwrite: bool, keep: tuple[Path, ...] = ()) -> None:

@@ -12,6 +12,7 @@ standard deviation, ddof=1), min, max, n and the per-seed values; DIR/report.htm
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ from trainlab.core.report import Reporter, print_progress
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
-from trainlab.run.config import SEED_MAX, Config
+from trainlab.observe.tracking import OFF, Tracking, open_tracker, summary_metrics
+from trainlab.run.config import SEED_MAX, Config, TrackConfig
 from trainlab.run.directory import data_paths, default_run_dir, is_own_file, own_files, remove_run_files
 from trainlab.workflows.train import train_run
 
@@ -107,29 +109,37 @@ def remove_seeds(out: Path, keep: tuple[Path, ...]) -> None:
 
 
 def train_seeds(cfg: Config, out: Path | None, n: int, overwrite: bool = False, argv: list[str] | None = None,
-                dry_run: bool = False, report: Reporter = print_progress, keep: tuple[Path, ...] = ()) -> dict:
+                dry_run: bool = False, report: Reporter = print_progress, keep: tuple[Path, ...] = (),
+                track: TrackConfig | None = None) -> dict:
     """Train `cfg` with seeds cfg.seed .. cfg.seed + n - 1 into out/seed-<s>/; return what out/result.json holds.
 
     A seed that fails stops the whole: its error is raised, naming the seed, and no result.json is written.
+    `track`: where the seeds are logged besides `out` (MLflow: a parent run, a child run per seed; the result's
+    `mlflow` entry says where); None: the config's track section.
     """
+    cfg = dataclasses.replace(cfg, track=track or cfg.track)  # each seed's config.yaml records it
     check_seeds(cfg, n)
     out = Path(out) if out is not None else Path(f"{default_run_dir(cfg)}-seeds{n}")
     prepare_seeds_dir(out, overwrite, (*keep, *data_paths(cfg)))
     seeds = [cfg.seed + i for i in range(n)]
     per_seed = []
-    for i, seed in enumerate(seeds):
-        run_dir = out / f"seed-{seed}"
-        report(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
-        per_seed.append(train_one(cfg, seed, run_dir, argv, dry_run))
-        report(seed_line(per_seed[-1], i, n))
-    return finish(out, seeds, per_seed)
+    # MLflow (track.mlflow): a parent run, a child run per seed
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track), params={"seeds": n})
+    with tracked.failing():
+        for i, seed in enumerate(seeds):
+            run_dir = out / f"seed-{seed}"
+            report(f"seed {seed} ({i + 1}/{n}): training into {run_dir}")
+            per_seed.append(train_one(cfg, seed, run_dir, argv, dry_run, tracked.run))
+            report(seed_line(per_seed[-1], i, n))
+        result = finish(out, seeds, per_seed)
+    return tracked.finish(result, summary_metrics(result["metrics"]))
 
 
-def train_one(cfg: Config, seed: int, run_dir: Path, argv, dry_run: bool) -> dict:
+def train_one(cfg: Config, seed: int, run_dir: Path, argv, dry_run: bool, track=OFF) -> dict:
     one = copy.deepcopy(cfg)  # train_run may change the config it is given (--dry-run: one epoch)
     one.seed = seed
     try:
-        result = train_run(one, run_dir, argv=argv, dry_run=dry_run, quiet=True)
+        result = train_run(one, run_dir, argv=argv, dry_run=dry_run, quiet=True, track=track)
     except UserError as e:
         raise UserError(f"seed {seed}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
                         f"(no aggregate written; {run_dir} is that seed's run directory)") from e

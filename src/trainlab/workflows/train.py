@@ -28,6 +28,7 @@ from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
+from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
 from trainlab.run.config import Config, dump_config
 from trainlab.run.directory import (
     check_overwrite,
@@ -99,10 +100,12 @@ def dry_run_view(view, cfg: Config):
 
 def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, overwrite: bool = False,
               argv: list[str] | None = None, dry_run: bool = False, quiet: bool = False,
-              keep: tuple[Path, ...] = ()) -> dict:
+              keep: tuple[Path, ...] = (), track: TrackedRun = OFF) -> dict:
     """Run one training as `trainlab train` does; returns the result written to out/result.json.
 
     `keep`: files --overwrite must never remove (the config file being used; the data paths are added).
+    `track`: an MLflow run this one is logged under as a child run (a seed, tune's final run); without it the
+    run is logged on its own when the config's track.mlflow is set (observe/tracking.py).
 
     Under torchrun (WORLD_SIZE > 1) every process runs this; see trainlab.core.distributed.
     """
@@ -121,14 +124,20 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     device = distributed.init(info, cfg.train.device) if info else select_device(cfg.train.device)
     quiet = quiet or (info is not None and not info.is_main)
     helpers = observe.plot_helpers() if info is None else None  # forked now, while one core loads the data
+    # MLflow (track.mlflow): its helper process starts now too, so its start-up overlaps loading, not epochs
+    tracker = open_tracker(cfg.track) if not track and (info is None or info.is_main) else None
     try:
-        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep)
+        return _train(cfg, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep, track,
+                      tracker)
     finally:
         if helpers is not None:
             helpers.close()  # after an error, too: no helper outlives the run
+        if tracker is not None:
+            tracker.close()  # a no-op after the run ended it; else (an error before it opened) the helper ends
 
 
-def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep=()) -> dict:
+def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, device, helpers, keep, track,
+           tracker) -> dict:
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view)  # data-dependent settings, before a run directory is written
@@ -150,21 +159,27 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
         for line in audit_lines(cheap_run_audit(data, out)):  # the data audit's cheap part: RUN/audit.json
             say(line)
     hooks = observe.epoch_hooks(cfg, out, view) if not quiet or info is None else []
+    tracking = Tracking(cfg, out, track, tracker)
+    hooks += tracking.hooks  # a queue put per epoch: a helper process talks to MLflow
     # the Trainer prints pitfalls and epoch lines itself (diagnose/guide.py), as it does for Python API users;
     # the train section was validated once when the config was read: replace() adds the resolved device as it is
     settings = dataclasses.replace(cfg.train, device=str(device), verbose=not quiet and cfg.train.verbose is not False)
     trainer = Trainer(model, settings, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
                       progress=None if not quiet else False, dist=info)
     trainer.guide.set_brief(observe.brief(cfg, view))
-    if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
-        choice = trainer.prepare(train_b, cfg.data.batch_size)
-        record_machine_choice(out, choice.to_dict(), torch.get_num_threads())
     try:
+        if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
+            choice = trainer.prepare(train_b, cfg.data.batch_size)
+            record_machine_choice(out, choice.to_dict(), torch.get_num_threads())
         history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
-    except NonFiniteLoss as e:
-        observe.on_failure(out, trainer, e)
+        result = finish_run(trainer, view, out, history, dry_run, helpers) if info is None or info.is_main else {}
+    except BaseException as e:  # any error, Ctrl-C too: the MLflow run is marked FAILED with what was written
+        if isinstance(e, NonFiniteLoss):
+            observe.on_failure(out, trainer, e)
+        tracking.failed()
         raise
-    result = finish_run(trainer, view, out, history, dry_run, helpers) if info is None or info.is_main else {}
+    if result:
+        tracking.finish(result)
     if info:
         distributed.barrier()
         distributed.shutdown()

@@ -36,11 +36,13 @@ from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
 from trainlab.engine.trainer import NonFiniteLoss
 from trainlab.observe.tb import write_hparams
-from trainlab.run.config import build_config, dump_config
+from trainlab.observe.tracking import Tracking, open_tracker
+from trainlab.run.config import TrackConfig, build_config, dump_config
 from trainlab.run.directory import manifest
 from trainlab.workflows.checks import check_fit
 from trainlab.workflows.cv import cross_validate, fit_view
 from trainlab.workflows.search_space import parse_space, shown_url, suggest, trial_config
+from trainlab.workflows.track import trial_logger, tune_metrics
 from trainlab.workflows.train import configure_torch, dry_run_view
 from trainlab.workflows.tune_results import retrain_best, summarize_study, write_reports
 
@@ -49,15 +51,19 @@ MAX_TRIALS = 100_000  # = the CLI's bound on --trials (cli/arguments.py)
 
 def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, metric: str | None = None,
              cv: int | None = None, timeout: float | None = None, prune: bool = True, search_only: bool = False,
-             dry_run: bool = False, argv: list[str] | None = None, report: Reporter = print_progress) -> dict:
+             dry_run: bool = False, argv: list[str] | None = None, report: Reporter = print_progress,
+             track: TrackConfig | None = None) -> dict:
     """`trainlab tune`: search `trials` trials of the raw config's `tune` space in the study at `storage`, then
     retrain the best config into out/final (unless `search_only`); the result the CLI prints and writes to
-    out/result.json. Raises Interrupted (the finished trials are kept in `storage`) on SIGINT/SIGTERM."""
+    out/result.json. Raises Interrupted (the finished trials are kept in `storage`) on SIGINT/SIGTERM.
+    `track`: where the study is logged besides `out` (MLflow: a parent run, a child per trial and the final run;
+    the result's `mlflow` entry says where); None: the config's track section."""
     import optuna  # optional heavy dependency: imported on use
 
     if not 1 <= trials <= MAX_TRIALS:  # the CLI's bound (cli/arguments.py), for callers of run_tune
         raise UserError(f"--trials must be a whole number from 1 to {MAX_TRIALS}, got {trials}")
     cfg = build_config(copy.deepcopy(raw))
+    cfg.track = track or cfg.track  # OUT/config.yaml records it: `trainlab track` logs to the same place
     space = parse_space(raw, cfg.tune)
     metric = objective_metric(cfg, metric, cv)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,15 +72,21 @@ def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, m
     study = open_study(storage, study_name, cfg, metric, cv, prune)
     for number, worker in fail_abandoned_trials(study):
         report(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
-    search(study, make_objective(raw, space, metric, cv, dry_run, out / "tb"),
-           min(trials, 2) if dry_run else trials, timeout, "fold" if cv else "epoch", report)
-    result = summarize_study(study, space, metric, cv, storage)
-    result["param_importances"] = write_reports(study, out, cfg.seed)
-    if not search_only:
-        result.update(retrain_best(raw, study, space, out / "final", result, dry_run, argv, report))
-    result["time"] = time.perf_counter() - t0
-    write_provenance(out, cfg, result.get("test_evaluations", 0), argv or [])
-    return result
+    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track),  # MLflow: a parent run, a child per trial
+                       params={"tune.trials": trials, "tune.metric": metric, "tune.cv": cv, "tune.study": study_name})
+    with tracked.failing():  # Interrupted too: the MLflow run is marked FAILED, the study keeps its trials
+        search(study, make_objective(raw, space, metric, cv, dry_run, out / "tb"),
+               min(trials, 2) if dry_run else trials, timeout, "fold" if cv else "epoch", report,
+               on_trial=trial_logger(tracked.run, metric, space))
+        result = summarize_study(study, space, metric, cv, storage)
+        result["param_importances"] = write_reports(study, out, cfg.seed)
+        if not search_only:  # the final run is a child of the study's MLflow run
+            result.update(retrain_best(raw, study, space, out / "final", result, dry_run, argv, report, tracked.run))
+        result["time"] = time.perf_counter() - t0
+        write_provenance(out, cfg, result.get("test_evaluations", 0), argv or [])
+        if tracked.run:  # MLflow logs out/result.json as an artifact; the CLI rewrites it with where it was logged
+            write_json(out / "result.json", result)
+    return tracked.finish(result, tune_metrics(result))
 
 
 def format_best(result: dict) -> str:
@@ -246,7 +258,8 @@ def open_study(url: str, name: str, cfg, metric: str, cv: int | None, prune: boo
 
     storage = _storage(url)
     direction = "maximize" if higher_is_better(metric) else "minimize"
-    fingerprint = json.dumps({"config": to_dict(cfg), "metric": metric, "cv": cv}, sort_keys=True)
+    config = {k: v for k, v in to_dict(cfg).items() if k != "track"}  # where runs are logged is not the objective
+    fingerprint = json.dumps({"config": config, "metric": metric, "cv": cv}, sort_keys=True)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
     saved = study.user_attrs.get("trainlab")
     if saved is None:
@@ -300,8 +313,9 @@ def finished(study) -> list:
 
 
 def search(study, objective, n_trials: int, timeout: float | None = None, unit: str = "epoch",
-           report: Reporter = print_progress) -> None:
-    """Run trials until the study holds `n_trials` finished ones (all workers together)."""
+           report: Reporter = print_progress, on_trial=None) -> None:
+    """Run trials until the study holds `n_trials` finished ones (all workers together); `on_trial(trial)` runs
+    after each (MLflow: a child run per trial)."""
     remaining = n_trials - len(finished(study))
     if remaining <= 0:
         report(f"study {study.study_name!r} already holds {len(finished(study))} finished trials; nothing to run")
@@ -309,6 +323,8 @@ def search(study, objective, n_trials: int, timeout: float | None = None, unit: 
 
     def after_trial(study, trial) -> None:
         report(trial_line(trial, unit))
+        if on_trial is not None:
+            on_trial(trial)
         if len(finished(study)) >= n_trials:
             study.stop()  # another worker may have finished trials meanwhile
 

@@ -12,6 +12,7 @@ from trainlab.core.errors import UserError
 from trainlab.core.report import Reporter, print_progress
 from trainlab.data.prepare import load_data
 from trainlab.observe.plots import read_result
+from trainlab.observe.tracking import OFF, TrackedRun
 from trainlab.run.config import dump_config
 from trainlab.run.directory import mark_tuned, read_manifest, test_reuse_warning
 from trainlab.workflows.search_space import decode, shown_url, trial_config
@@ -103,8 +104,9 @@ def final_config(raw: dict, values: dict, best_epoch: int | None):
 
 
 def retrain_best(raw: dict, study, space: dict, out: Path, summary: dict, dry_run: bool = False,
-                 argv: list[str] | None = None, report: Reporter = print_progress) -> dict:
-    """Train the best config on train+val and evaluate the test split once into `out` (kept when unchanged)."""
+                 argv: list[str] | None = None, report: Reporter = print_progress, track: TrackedRun = OFF) -> dict:
+    """Train the best config on train+val and evaluate the test split once into `out` (kept when unchanged);
+    `track`: the study's MLflow run, which gets the final run as a child run."""
     tuned = {"study": summary["study"], "storage": summary["storage"], "trial": summary["best_trial"],
              "metric": summary["metric"], "value": summary["best_value"], "cv": summary["cv"]}
     old = read_manifest(out) if (out / "manifest.json").is_file() else {}
@@ -117,11 +119,11 @@ def retrain_best(raw: dict, study, space: dict, out: Path, summary: dict, dry_ru
         raise RuntimeError("the final run's test split differs from the one the search held out")  # a trainlab bug
     if interrupted_final_run(out, old, cfg):  # killed last time: finish it (bit-exact), keep its test count
         report(f"resuming the interrupted final run in {out}")
-        result = train_run(cfg, resume=out, argv=argv, dry_run=dry_run, quiet=True)
+        result = train_run(cfg, resume=out, argv=argv, dry_run=dry_run, quiet=True, track=track)
         n = mark_tuned(out, tuned)
     else:
         report(f"retraining the best config on train+val for {cfg.train.epochs} epochs -> {out}")
-        result = train_run(cfg, out, overwrite=True, argv=argv, dry_run=dry_run, quiet=True)
+        result = train_run(cfg, out, overwrite=True, argv=argv, dry_run=dry_run, quiet=True, track=track)
         n = mark_tuned(out, tuned, earlier_test_evaluations(old, tuned["study"]))
     warning = test_reuse_warning(out, n)
     if warning:
