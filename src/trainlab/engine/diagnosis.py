@@ -22,8 +22,9 @@ from trainlab.engine import curves
 from trainlab.engine.curves import Signals
 
 # curve symptoms that a cause found before training explains better than their generic remedies
-SYMPTOMS = ("underfitting", "learning_rate", "divergence")
-CAUSES = ("output_activation", "input_scale")  # pitfalls that stall or blow up training
+SYMPTOMS = ("underfitting", "learning_rate", "divergence", "baselines")
+CAUSES = ("output_activation", "input_scale", "ema_horizon", "frozen_backbone", "target_scale")  # pitfalls that
+#                                                                          stall or blow up training
 
 
 @dataclass
@@ -127,7 +128,7 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     during = [f for name, c in checks.items() if (f := from_check(name, c)) is not None]
     causes = [f for f in before if f.severity == "warning" and f.code in CAUSES]
     if causes:
-        for f in during:
+        for f in [*during, *after]:
             if f.code in SYMPTOMS and f.severity == "warning":
                 f.cause += f" - likely because of the {causes[0].code.replace('_', ' ')} found before training"
                 f.fix = [f"first: {causes[0].fix[0]}" if causes[0].fix else "first: fix the problem found before "

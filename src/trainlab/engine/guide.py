@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trainlab.core.errors import UserError
-from trainlab.engine import pitfalls
+from trainlab.engine import advice, pitfalls
 from trainlab.engine.baselines import Baselines, compare, sentence
 from trainlab.engine.curves import Signals
 from trainlab.engine.diagnosis import Diagnosis, Finding, diagnose, wilson
@@ -144,12 +144,15 @@ class Guide:
                                      is not None)) if on]
         n, bs = self.train_b.num_samples, getattr(self.train_b, "batch_size", None) or len(yb)
         drop = bool(getattr(self.train_b, "drop_last", False))
+        conflicts = advice.label_conflicts(getattr(self.train_b, "x", None), labels)  # identical rows of a table
         found = [pitfalls.output_activation(module, probe_out, loss, yb, bool(self.settings.get("output_activation"))),
                  pitfalls.input_scale(xb),
                  pitfalls.class_imbalance(labels, k, remedies, self.classes) if trainer.task == "classification"
                  else None,
-                 pitfalls.duplicates(self.hashes or self._batch_hashes()),
-                 pitfalls.batch_norm(trainer.model, n, bs, drop), pitfalls.drop_last_waste(n, bs, drop)]
+                 advice.expected_duplicates(pitfalls.duplicates(self.hashes or self._batch_hashes()), conflicts),
+                 pitfalls.batch_norm(trainer.model, n, bs, drop), pitfalls.drop_last_waste(n, bs, drop),
+                 *advice.before_training(s, self.settings, trainer.epochs_planned, len(self.train_b), conflicts,
+                                         trainer.task, labels, trainer.model)]
         return [f for f in found if f is not None]
 
     def _batch_hashes(self) -> dict[str, list[bytes]]:
@@ -205,7 +208,7 @@ class Guide:
 
     def diagnose(self, trainer, final: bool = True) -> Diagnosis:
         after = self._after_findings(trainer) if final else []
-        return diagnose(self.signals(trainer), self.before, after, self.comparison)
+        return advice.revise(diagnose(self.signals(trainer), self.before, after, self.comparison), self.comparison)
 
     def _after_findings(self, trainer) -> list[Finding]:
         out = []
@@ -221,6 +224,7 @@ class Guide:
             else:
                 hint = "; the simple model may be enough here, or the network needs tuning" if lost else ""
                 out.append(Finding("baselines", "note", text + hint, [], self.comparison, "after"))
+        out += advice.after_training(trainer.settings, trainer.history, self.baseline_loss)
         best = trainer.history[trainer.best_epoch - 1] if trainer.best_epoch and trainer.history else {}
         if "val_accuracy" in best and accuracy_interval(best["val_accuracy"], self.val_size, short=True):
             lo, hi = wilson(best["val_accuracy"] * self.val_size, self.val_size)

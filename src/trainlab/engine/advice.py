@@ -1,0 +1,221 @@
+"""The guide's advice off the demo path: settings that keep fine-tuning from scratch from learning (an EMA longer
+than the run, a frozen random backbone, a head-only phase that learned nothing), tables whose features cannot
+determine the label, identical rows that are expected rather than leaked, and regression targets far from unit
+scale. Pure functions over plain values (settings, counts, losses, baseline scores) that return a `Finding`
+(engine/diagnosis.py) or None, so each is testable on made-up numbers:
+
+    ema_horizon(0.99, total_steps=30)          # Finding("ema_horizon", "warning", "train.ema 0.99 averages ...")
+    frozen_backbone("backbone", 1, 5, pretrained=False)
+    revise(diagnosis, conflicts)               # underfitting on ambiguous rows -> the features' limit
+
+The guide (engine/guide.py) calls each from one place; `conflicts` counts come from `label_conflicts(x, y)`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainlab.core.errors import UserError
+from trainlab.engine.diagnosis import Diagnosis, Finding
+from trainlab.models.seqlayers import OutputScale
+
+EMA_SHARE = 0.05  # the first step's weights may keep at most 5% of the EMA at the end of the run (ema^steps)
+HEAD_PHASE_STUCK = 0.97  # frozen epochs whose training loss stays above 97% of a constant prediction's: no learning
+CONFLICT_SHARE = 0.05  # >= 5% of the training rows share their exact features with a row of another label
+FLOOR_MARGIN = 1.15  # a training loss within 15% of the features' floor (H(label | features)) is at that limit
+LOW_DISTINCT = 0.5  # fewer distinct feature rows than half the rows: identical rows are the table's nature
+TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
+
+
+# ----------------------------------------------------------------------------- fine-tuning settings
+
+def ema_horizon(ema: float | None, total_steps: int) -> Finding | None:
+    """train.ema whose average still holds much of the first step's weights after the run's last step: the
+    weights validated, saved and tested then barely move from those of step 1 (what the learner saw as a
+    validation loss stuck at chance for 5 epochs while the training loss fell)."""
+    if not ema or total_steps <= 0:
+        return None
+    share = ema ** total_steps  # weight of step 1's parameters in the EMA after the last step
+    if share <= EMA_SHARE:
+        return None
+    horizon = 1 / (1 - ema)
+    good = 1 - 1 / max(total_steps / 10, 1)  # an average over the last tenth of the run
+    fix = ["train.ema: null (validate the trained weights themselves)"]
+    if good > 0.5:
+        fix.append(f"train.ema: {good:.3g} (averages about the last {total_steps // 10} steps)")
+    fix.append(f"or more optimizer steps: epochs or a smaller data.batch_size (now {total_steps} in all)")
+    return Finding("ema_horizon", "warning", f"train.ema {ema:g} averages about the last {horizon:.0f} optimizer "
+                   f"steps, but the whole run has only {total_steps}: at the end the averaged weights - those "
+                   f"validated, saved and tested - are still {share:.0%} the weights of step 1, so validation "
+                   f"stays near chance while the training loss falls", fix,
+                   {"ema": ema, "horizon_steps": horizon, "total_steps": total_steps, "first_step_share": share},
+                   "before")
+
+
+def frozen_backbone(freeze: str, freeze_epochs: int, epochs: int, pretrained: bool | None,
+                    lr_mult: float = 1.0) -> Finding | None:
+    """train.freeze: backbone on a backbone that starts from random weights (`pretrained` False; None = not
+    known, e.g. a model handed to the Python Trainer): the head learns on random features. Frozen for the whole
+    run, nothing but a linear head on noise is trained -> refused before training."""
+    if freeze != "backbone" or pretrained is not False or freeze_epochs <= 0:
+        return None
+    if freeze_epochs >= epochs:
+        raise UserError(f"train.freeze: backbone with freeze_epochs {freeze_epochs} >= epochs {epochs} keeps a "
+                        f"randomly initialised backbone frozen for the whole run: only the head would learn, on "
+                        f"random features; set train.freeze=none (training from scratch), or model.pretrained=true "
+                        f"or model.weights=FILE")
+    fix = ["train.freeze: none (from scratch every layer must learn)"]
+    if lr_mult < 1:
+        fix.append(f"train.lr_mult: 1 (now {lr_mult:g}: the random backbone would learn {1 / lr_mult:g}x slower)")
+    fix.append("or start from trained weights: model.pretrained: true, or model.weights: FILE")
+    return Finding("frozen_backbone", "warning", f"train.freeze: backbone freezes a randomly initialised backbone "
+                   f"(not pretrained, no model.weights) for {freeze_epochs} of {epochs} epochs: the head then "
+                   f"learns on random features, and those epochs are lost", fix,
+                   {"freeze_epochs": freeze_epochs, "epochs": epochs, "lr_mult": lr_mult}, "before")
+
+
+def head_phase(freeze: str, freeze_epochs: int, train_losses: list[float], constant_loss: float | None
+               ) -> Finding | None:
+    """After the run: the head-only epochs (train.freeze: backbone) whose training loss stayed at a constant
+    prediction's - the frozen features do not separate the classes."""
+    frozen = train_losses[:freeze_epochs] if freeze == "backbone" else []
+    if not frozen or not constant_loss or not all(math.isfinite(v) for v in frozen):
+        return None
+    if min(frozen) < HEAD_PHASE_STUCK * constant_loss:
+        return None
+    return Finding("head_phase", "warning", f"the head-only phase learned nothing: in the {len(frozen)} epoch(s) "
+                   f"with the backbone frozen the training loss stayed at {min(frozen):.4g}, a constant "
+                   f"prediction's {constant_loss:.4g}; the frozen features do not separate the classes",
+                   ["a pretrained backbone (model.pretrained: true or model.weights: FILE)",
+                    "or train.freeze: none"], {"frozen_losses": frozen, "constant_loss": constant_loss}, "after")
+
+
+# ----------------------------------------------------------------------------- tables
+
+def label_conflicts(x: torch.Tensor | None, y: torch.Tensor | None) -> dict:
+    """Identical feature rows of a table (x: (N, F) floats, y: (N,) class indices): {"rows", "distinct",
+    "conflicting" (rows whose exact features also carry another label), "floor" (H(label | features) in nats:
+    the lowest mean cross-entropy any model can reach on these rows)}; {} for other inputs."""
+    if x is None or y is None or x.ndim != 2 or y.ndim != 1 or y.is_floating_point() or len(x) != len(y):
+        return {}
+    _, group = torch.unique(x.detach().cpu(), dim=0, return_inverse=True)  # (N,) row -> its distinct row
+    pairs = torch.stack([group, y.detach().cpu().long()], 1)
+    pair_ids, pair_counts = torch.unique(pairs, dim=0, return_counts=True)  # (P, 2): (row, label) and count
+    group_counts = torch.bincount(group).double()  # (G,)
+    labels_per_group = torch.bincount(pair_ids[:, 0], minlength=len(group_counts))
+    p = pair_counts.double() / group_counts[pair_ids[:, 0]]
+    floor = float(-(pair_counts.double() * p.log()).sum() / len(x))
+    conflicting = int(group_counts[labels_per_group > 1].sum())
+    share = torch.bincount(y.detach().cpu().long()).double() / len(y)
+    constant = float(-(share[share > 0] * share[share > 0].log()).sum())  # H(label): a constant prediction's loss
+    return {"rows": len(x), "distinct": len(group_counts), "conflicting": conflicting, "floor": floor,
+            "constant": constant}
+
+
+def ambiguous_features(conflicts: dict) -> Finding | None:
+    """Before training: many training rows whose exact features also carry another label (a survey with a few
+    answer codes per column) - no model can tell those apart; the note gives the loss floor."""
+    if not conflicts or conflicts["conflicting"] < CONFLICT_SHARE * conflicts["rows"]:
+        return None
+    c = conflicts
+    versus = f" (a constant prediction's: {c['constant']:.4g})"
+    return Finding("ambiguous_features", "note", f"{c['conflicting']:,} of {c['rows']:,} training rows share their "
+                   f"exact features with a row of another label ({c['distinct']:,} distinct feature rows): no model "
+                   f"can tell those apart, so the training loss cannot go below {c['floor']:.4g}{versus}", [],
+                   dict(c), "before")
+
+
+def revise(diag: Diagnosis, comparison: dict | None = None) -> Diagnosis:
+    """Underfitting on rows the features cannot tell apart: a bigger model is the wrong advice. When the
+    training loss is near the features' floor, or a linear model does as well as the network, the honest
+    finding is that the features do not determine the label."""
+    note = next((f for f in diag.findings if f.code == "ambiguous_features"), None)
+    under = next((f for f in diag.findings if f.code == "underfitting" and f.severity == "warning"), None)
+    if note is None or under is None:
+        return diag
+    floor, train = note.evidence["floor"], under.evidence.get("train_loss")
+    beats = (comparison or {}).get("beats", {})
+    linear_as_good = len(beats) > 1 and not list(beats.values())[-1]
+    if not (linear_as_good or (train is not None and train <= FLOOR_MARGIN * floor)):
+        return diag
+    evidence = {**under.evidence, **note.evidence, "linear_as_good": linear_as_good}
+    lines = [f"the features do not determine the label: {note.evidence['conflicting']:,} of "
+             f"{note.evidence['rows']:,} training rows share their exact features with a row of another label, so "
+             f"no model gets below a training loss of {floor:.4g}"]
+    lines.append(f"the training loss {train:.4g} is close to it" if train is not None else "")
+    if linear_as_good:
+        lines.append("a linear model already does as well as the network")
+    cause = "; ".join(x for x in lines if x) + " - a bigger model or longer training will not help"
+    fix = ["new information per row: more or better features (the limit is the data's, not the model's)",
+           "judge the model against the baselines and the loss floor, not against zero loss",
+           "if the task allows, predict probabilities (predict_proba) rather than hard labels"]
+    found = [f for f in diag.findings if f is not under]
+    found.insert(0, Finding("features_limit", "warning", cause, fix, evidence, "after"))
+    return Diagnosis(found, diag.checks, diag.baselines)
+
+
+def expected_duplicates(found: Finding | None, conflicts: dict) -> Finding | None:
+    """A 'leakage' finding on a table with few distinct feature rows: identical rows are expected there (the
+    same answers given by different people), so say that and what to do instead of calling it leakage."""
+    if found is None or found.code != "duplicates" or not conflicts:
+        return found
+    rows, distinct = conflicts["rows"], conflicts["distinct"]
+    if distinct >= LOW_DISTINCT * rows:
+        return found
+    shared = sum(found.evidence.get("counts", {}).values())
+    cause = (f"{shared:,} rows of a later split are identical to rows of an earlier one, but this table has only "
+             f"{distinct:,} distinct feature rows among its {rows:,} training rows (few values per column): "
+             f"identical rows are expected here and are not by themselves leakage; it is leakage only if they "
+             f"are the same record (the same person or item) counted twice")
+    fix = ["if a person or item has several rows: split by group (keep each group's rows in one split)",
+           "if rows are copies of one record: deduplicate before splitting (pandas drop_duplicates)",
+           "otherwise nothing to do: validation then measures what the model does on such rows"]
+    return Finding("duplicates", "note", cause, fix, {**found.evidence, **conflicts, "expected": True}, "before")
+
+
+# ----------------------------------------------------------------------------- regression
+
+def unscaled_targets(mean: float, std: float, scaled: bool) -> Finding | None:
+    """Regression targets far from unit scale that are not standardized: the loss starts in the thousands,
+    the output layer must grow its weights for many steps first, and the learning rate is hard to choose.
+    Standardized by the model's output scale (data.scale_target): a note saying so."""
+    far = abs(mean) > TARGET_FAR or std > TARGET_FAR or 0 < std < 1 / TARGET_FAR
+    if not far:
+        return None
+    if scaled:
+        return Finding("target_scale", "note", f"the regression targets (mean {mean:.4g}, std {std:.4g}) are "
+                       f"standardized for the network with the training split's mean and std (data.scale_target); "
+                       f"loss, metrics, predictions, export and serve stay in the original units", [],
+                       {"mean": mean, "std": std, "scaled": True}, "before")
+    return Finding("target_scale", "warning", f"the regression targets are far from unit scale (mean {mean:.4g}, "
+                   f"std {std:.4g}) and not standardized: the loss starts near {mean * mean + std * std:.3g}, the "
+                   f"network's output layer must first grow to that scale, and no learning rate suits both",
+                   ["data.scale_target: true (standardize with the training split's mean and std; predictions, "
+                    "metrics, export and serve are given back in the original units)",
+                    "in your own Dataset: (y - mean) / std with the training split's mean and std"],
+                   {"mean": mean, "std": std}, "before")
+
+
+# ----------------------------------------------------------------------------- the guide's two call sites
+
+def before_training(train, facts: dict, epochs: int, batches_per_epoch: int, conflicts: dict, task: str,
+                    targets: torch.Tensor, model: torch.nn.Module) -> list[Finding]:
+    """Every check above that runs before training. `train`: the TrainConfig; `facts`: what the run told the
+    guide (`pretrained` among them; absent from the Python API, where the backbone's start is not known)."""
+    steps = epochs * -(-batches_per_epoch // train.accumulate)  # optimizer steps of the whole run
+    found = [ema_horizon(train.ema, steps),
+             frozen_backbone(train.freeze, train.freeze_epochs, epochs, facts.get("pretrained"), train.lr_mult),
+             ambiguous_features(conflicts)]
+    if task == "regression" and targets.is_floating_point() and targets.numel() > 1:
+        y = targets.double()
+        scaled = any(isinstance(m, OutputScale) for m in model.modules())
+        found.append(unscaled_targets(float(y.mean()), float(y.std()), scaled))
+    return [f for f in found if f is not None]
+
+
+def after_training(train, history: list[dict], constant_loss: float | None) -> list[Finding]:
+    """Every check above that reads the finished run."""
+    losses = [float(r["train_loss"]) for r in history if "train_loss" in r]
+    found = [head_phase(train.freeze, train.freeze_epochs, losses, constant_loss)]
+    return [f for f in found if f is not None]

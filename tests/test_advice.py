@@ -1,0 +1,149 @@
+"""The guide off the demo path (engine/advice.py): fine-tuning from scratch, tables whose features cannot decide
+the label, expected duplicates, unscaled regression targets - each provoked, and a healthy run kept quiet."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import assert_one_line_error
+from trainlab.core.errors import UserError
+from trainlab.engine import advice
+from trainlab.engine.diagnosis import Diagnosis, Finding
+
+EXAMPLE = "examples/finetune-image-folder.yaml"
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+def test_ema_longer_than_the_run_is_named_with_the_share_of_step_one():
+    f = advice.ema_horizon(0.99, total_steps=30)
+    assert f.code == "ema_horizon" and f.severity == "warning"
+    assert f.evidence["first_step_share"] == pytest.approx(0.99 ** 30)  # 0.740
+    assert "74%" in f.cause and "100 optimizer steps" in f.cause and f.fix[0].startswith("train.ema: null")
+    assert advice.ema_horizon(0.99, total_steps=600) is None  # 0.99^600 = 0.2%: the average forgot step 1
+    assert advice.ema_horizon(None, 30) is None and advice.ema_horizon(0.999, 10_000) is None
+
+
+def test_frozen_random_backbone_warns_refuses_when_never_unfrozen_and_is_quiet_when_pretrained():
+    f = advice.frozen_backbone("backbone", 1, 5, pretrained=False, lr_mult=0.1)
+    assert f.code == "frozen_backbone" and "1 of 5 epochs" in f.cause
+    assert f.fix[0].startswith("train.freeze: none") and any("lr_mult: 1" in x for x in f.fix)
+    with pytest.raises(UserError, match="freeze_epochs 5 >= epochs 5"):
+        advice.frozen_backbone("backbone", 5, 5, pretrained=False)
+    assert advice.frozen_backbone("backbone", 1, 5, pretrained=True) is None
+    assert advice.frozen_backbone("backbone", 1, 5, pretrained=None) is None  # Python API: not known
+    assert advice.frozen_backbone("none", 1, 5, pretrained=False) is None
+
+
+def test_head_phase_that_stayed_at_chance_is_named():
+    chance = math.log(4)
+    f = advice.head_phase("backbone", 1, [1.3863, 0.9, 0.5], chance)
+    assert f.code == "head_phase" and f.evidence["frozen_losses"] == [1.3863]
+    assert advice.head_phase("backbone", 1, [1.1, 0.6], chance) is None  # the head learned: 1.1 < 0.97 * 1.386
+    assert advice.head_phase("none", 1, [1.3863], chance) is None
+
+
+def test_label_conflicts_counts_rows_and_the_entropy_floor():
+    # 4 identical rows with labels 0,0,1,1 (floor ln 2 each) and 4 unique rows
+    x = torch.tensor([[0.0, 1.0]] * 4 + [[float(i), 5.0] for i in range(4)])
+    y = torch.tensor([0, 0, 1, 1, 0, 1, 0, 1])
+    c = advice.label_conflicts(x, y)
+    assert c["rows"] == 8 and c["distinct"] == 5 and c["conflicting"] == 4
+    assert c["floor"] == pytest.approx(4 * math.log(2) / 8)
+    assert c["constant"] == pytest.approx(math.log(2))
+    assert advice.label_conflicts(x, y.float()) == {}  # regression: no label to conflict
+    assert advice.label_conflicts(x.reshape(8, 1, 2), y) == {}  # images, sequences: not a table
+
+
+def test_underfitting_on_ambiguous_rows_becomes_the_features_limit_not_a_bigger_model():
+    conflicts = {"rows": 1000, "distinct": 150, "conflicting": 700, "floor": 0.48, "constant": 0.69}
+    note = advice.ambiguous_features(conflicts)
+    under = Finding("underfitting", "warning", "underfitting: ...", ["a bigger model (more or wider layers)"],
+                    {"train_loss": 0.50})
+    diag = advice.revise(Diagnosis([under, note]), {"beats": {"majority class": True, "logistic regression": False}})
+    assert [f.code for f in diag.findings] == ["features_limit", "ambiguous_features"]
+    top = diag.findings[0]
+    assert "do not determine the label" in top.cause and "0.48" in top.cause and "linear model" in top.cause
+    assert not any("bigger model" in x for x in top.fix)
+    # far above the floor and beating the linear model: still underfitting, the usual advice stays
+    under2 = Finding("underfitting", "warning", "underfitting", ["a bigger model"], {"train_loss": 0.66})
+    kept = advice.revise(Diagnosis([under2, note]), {"beats": {"majority class": True, "logistic regression": True}})
+    assert kept.findings[0] is under2
+    assert advice.ambiguous_features({**conflicts, "conflicting": 10}) is None  # 1%: unique rows, quiet
+
+
+def test_duplicates_in_a_low_cardinality_table_are_explained_not_called_leakage():
+    leak = Finding("duplicates", "warning", "leakage: 1372 of the val split ...", ["remove exact duplicates"],
+                   {"counts": {"val": 1372}}, "before")
+    f = advice.expected_duplicates(leak, {"rows": 4000, "distinct": 900, "conflicting": 2000, "floor": 0.5})
+    assert f.severity == "note" and "expected" in f.cause and "1,372" in f.cause and "900 distinct" in f.cause
+    assert any("split by group" in x for x in f.fix) and any("drop_duplicates" in x for x in f.fix)
+    # mostly distinct rows (images, real-valued features): the leakage warning stands
+    assert advice.expected_duplicates(leak, {"rows": 4000, "distinct": 3990, "conflicting": 0}) is leak
+    assert advice.expected_duplicates(None, {"rows": 1, "distinct": 1}) is None
+
+
+def test_unscaled_regression_targets_warn_and_scaled_ones_get_a_note():
+    f = advice.unscaled_targets(1200.0, 500.0, scaled=False)
+    assert f.severity == "warning" and f.code == "target_scale" and "data.scale_target: true" in f.fix[0]
+    assert advice.unscaled_targets(1200.0, 500.0, scaled=True).severity == "note"
+    assert advice.unscaled_targets(0.3, 1.2, scaled=False) is None
+
+
+# ----------------------------------------------------------------------------- fine-tuning from scratch, end to end
+
+def photo_folder(root, per_class: int = 12, size: int = 16) -> None:
+    """4 classes of small RGB images told apart by colour: a from-scratch network can learn them."""
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["red", "green", "blue", "grey"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+            img[..., k % 3] += 150 if k < 3 else 0
+            Image.fromarray(img).save(root / name / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos") / "photos"
+    photo_folder(root)
+    return root
+
+
+def finetune_args(photos, out, *overrides):
+    return ["train", EXAMPLE, f"data.path={photos}", "model.pretrained=false", "data.image_size=[16,16]",
+            "model.image_size=32", "train.epochs=2", "data.batch_size=8", "train.baselines=false",
+            *overrides, "--out", out]
+
+
+def test_finetune_example_from_scratch_names_its_own_settings(photos, tmp_path, cli):
+    code, out, err = cli(*finetune_args(photos, tmp_path / "run"))
+    assert code == 0, err
+    diag = json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]
+    assert {"ema_horizon", "frozen_backbone"} <= set(diag["problems"])
+    ema = next(f for f in diag["findings"] if f["code"] == "ema_horizon")
+    n_train = len(json.loads((tmp_path / "run" / "splits.json").read_text())["train"])
+    assert ema["evidence"]["total_steps"] == 2 * math.ceil(n_train / 8)  # 2 epochs x batches of 8
+    # any symptom on the curves points at the settings first, not at lr-find
+    for f in diag["findings"]:
+        if f["code"] in ("underfitting", "learning_rate", "baselines") and f["severity"] == "warning":
+            assert f["fix"][0].startswith("first: train.ema: null"), f
+    assert "train.ema 0.99 averages" in out
+
+
+def test_finetune_example_from_scratch_refuses_a_backbone_frozen_for_the_whole_run(photos, tmp_path, cli):
+    code, out, err = cli(*finetune_args(photos, tmp_path / "run", "train.freeze_epochs=2"))
+    assert_one_line_error(code, err, "randomly initialised backbone", "train.freeze=none")
+
+
+def test_finetune_from_scratch_without_the_traps_is_quiet_about_them(photos, tmp_path, cli):
+    code, out, err = cli(*finetune_args(photos, tmp_path / "run", "train.ema=null", "train.freeze=none",
+                                        "train.lr_mult=1"))
+    assert code == 0, err
+    diag = json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]
+    assert not {"ema_horizon", "frozen_backbone", "head_phase"} & {f["code"] for f in diag["findings"]}
