@@ -121,6 +121,7 @@ def finetune_args(photos, out, *overrides):
             *overrides, "--out", out]
 
 
+@pytest.mark.slow
 def test_finetune_example_from_scratch_names_its_own_settings(photos, tmp_path, cli):
     code, out, err = cli(*finetune_args(photos, tmp_path / "run"))
     assert code == 0, err
@@ -141,9 +142,36 @@ def test_finetune_example_from_scratch_refuses_a_backbone_frozen_for_the_whole_r
     assert_one_line_error(code, err, "randomly initialised backbone", "train.freeze=none")
 
 
+@pytest.mark.slow
 def test_finetune_from_scratch_without_the_traps_is_quiet_about_them(photos, tmp_path, cli):
     code, out, err = cli(*finetune_args(photos, tmp_path / "run", "train.ema=null", "train.freeze=none",
                                         "train.lr_mult=1"))
     assert code == 0, err
     diag = json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]
     assert not {"ema_horizon", "frozen_backbone", "head_phase"} & {f["code"] for f in diag["findings"]}
+
+
+# ----------------------------------------------------------------------------- the best epoch
+
+def track(trainer, rows):
+    for i, (acc, loss) in enumerate(rows, 1):
+        record = {"epoch": i, "train_loss": 0.1, "val_loss": loss, "val_accuracy": acc}
+        trainer.history.append(record)
+        trainer._track_best(record)
+    return trainer.best_epoch
+
+
+def test_a_tie_on_the_monitor_goes_to_the_epoch_with_the_lower_validation_loss():
+    from trainlab.engine.trainer import Trainer
+
+    trainer = Trainer(torch.nn.Linear(2, 2), monitor="val_accuracy", progress=False)
+    # accuracy 1.0 from epoch 3 on (a tiny split), the loss keeps falling until epoch 5
+    assert track(trainer, [(0.9, 0.5), (0.95, 0.4), (1.0, 0.3), (1.0, 0.2), (1.0, 0.1), (1.0, 0.15)]) == 5
+    assert trainer.bad_epochs == 1
+
+
+def test_without_ties_the_monitor_alone_picks_the_best_epoch():
+    from trainlab.engine.trainer import Trainer
+
+    trainer = Trainer(torch.nn.Linear(2, 2), monitor="val_accuracy", progress=False)
+    assert track(trainer, [(0.8, 0.5), (0.9, 0.6), (0.85, 0.1)]) == 2  # a lower loss does not beat a higher accuracy

@@ -2,7 +2,7 @@
 epoch it appears, and the final diagnosis - the same words from `Trainer.fit` in a notebook and from
 `trainlab train` in a terminal, because both go through this Guide (every Trainer has one: `trainer.guide`).
 
-    trainer = Trainer(model, lr=1e-3)            # verbose: auto = speak in a terminal or notebook
+    trainer = Trainer(model, lr=1e-3)            # verbose: auto = speak (a live bar only in a terminal)
     trainer.fit(train, val, epochs=10)           # prints pitfalls, epoch lines, the diagnosis
     trainer.diagnosis                            # the same diagnosis, structured (engine/diagnosis.py)
 
@@ -41,11 +41,12 @@ STATS_SAMPLES = 1024  # training samples for the input-scale check
 
 
 def resolve_verbose(verbose, progress: bool | None) -> bool:
-    """auto: speak in a terminal or a Jupyter kernel, unless the caller turned progress off (library use)."""
+    """auto: speak wherever fit runs, unless the caller turned progress off (library use). As in Keras, a
+    terminal or notebook gets the live bar (tqdm) and the epoch lines, a log file or pipe the epoch lines only
+    (tqdm shows no bar there): a script redirected to a log must not stay silent for minutes."""
     if verbose != "auto":
         return bool(verbose)
-    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
-    return interactive and progress is not False
+    return progress is not False
 
 
 def epoch_line(record: dict, epochs: int, best_epoch: int | None, val_size: int = 0) -> str:

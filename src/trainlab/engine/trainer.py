@@ -344,6 +344,9 @@ class Trainer:
         sign = 1.0 if higher_is_better(self.monitor) else -1.0
         improved = self.best_value is None or (math.isfinite(value)
                                                and sign * (value - self.best_value) > self.settings.min_delta)
+        # a tie (accuracy 1.0 on a small split, epoch after epoch) goes to the epoch with the lower val_loss
+        improved = improved or (value == self.best_value and record.get("val_loss", math.inf)
+                                < self.history[self.best_epoch - 1].get("val_loss", math.inf))
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = copy.deepcopy(self.tricks.eval_model(self.model).state_dict())
