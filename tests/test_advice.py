@@ -175,3 +175,61 @@ def test_without_ties_the_monitor_alone_picks_the_best_epoch():
 
     trainer = Trainer(torch.nn.Linear(2, 2), monitor="val_accuracy", progress=False)
     assert track(trainer, [(0.8, 0.5), (0.9, 0.6), (0.85, 0.1)]) == 2  # a lower loss does not beat a higher accuracy
+
+
+# ----------------------------------------------------------------------------- regression targets
+
+def grunfeld_config(tmp_path, **data):
+    import statsmodels.api as sm
+    import yaml
+
+    path = tmp_path / "grunfeld.csv"
+    sm.datasets.grunfeld.load_pandas().data.to_csv(path, index=False)  # bundled with statsmodels: no download
+    cfg = {"seed": 0, "data": {"name": "csv", "path": str(path), "target": "invest", "batch_size": 32,
+                               "transforms": {"train": [{"name": "normalize"}], "eval": [{"name": "normalize"}]},
+                               **data},
+           "model": {"name": "mlp", "hidden": [64, 32]}, "train": {"epochs": 12, "lr": 0.003, "num_threads": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "config.yaml", path
+
+
+def test_regression_targets_far_from_unit_scale_are_standardized_and_predicted_in_their_units(tmp_path, cli):
+    import pandas as pd
+
+    config, csv = grunfeld_config(tmp_path)
+    code, out, err = cli("train", config, "--out", tmp_path / "run")
+    assert code == 0, err
+    run = tmp_path / "run"
+    info = json.loads((run / "data.json").read_text())["model_info"]
+    invest = pd.read_csv(csv)["invest"].to_numpy()
+    train = json.loads((run / "splits.json").read_text())["train"]
+    assert info["target_mean"][0] == pytest.approx(invest[train].mean(), rel=1e-6)  # training rows only
+    assert info["target_std"][0] == pytest.approx(invest[train].std(), rel=1e-6)
+    assert "are standardized for the network" in out
+    result = json.loads((run / "result.json").read_text())
+    assert "target_scale" not in result["diagnosis"]["problems"]
+    # predict answers in the data's units: its MAE on the test rows is the run's test MAE
+    code, _, err = cli("predict", run, csv, "--out", tmp_path / "pred")
+    assert code == 0, err
+    pred = pd.read_csv(tmp_path / "pred" / "predictions.csv")["prediction"].to_numpy()
+    test = json.loads((run / "splits.json").read_text())["test"]
+    assert abs(pred[test] - invest[test]).mean() == pytest.approx(result["test"]["mae"], rel=1e-4)
+    # the same run without scaling is told why it struggles
+    code, out, err = cli("train", config, "data.scale_target=false", "--out", tmp_path / "raw")
+    raw = json.loads((tmp_path / "raw" / "result.json").read_text())
+    assert code == 0 and "target_scale" in raw["diagnosis"]["problems"], err
+    assert raw["test"]["r2"] < result["test"]["r2"]
+
+
+def test_targets_near_unit_scale_are_left_alone_and_the_guide_is_quiet(tmp_path, cli):
+    import pandas as pd
+
+    config, csv = grunfeld_config(tmp_path)
+    df = pd.read_csv(csv)
+    df["invest"] = (df["invest"] - df["invest"].mean()) / df["invest"].std()
+    df.to_csv(csv, index=False)
+    code, out, err = cli("train", config, "train.epochs=2", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "target_mean" not in json.loads((tmp_path / "run" / "data.json").read_text())["model_info"]
+    codes = [f["code"] for f in json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]["findings"]]
+    assert "target_scale" not in codes and "standardized" not in out
