@@ -342,11 +342,9 @@ class Trainer:
             raise UserError(f"train.monitor={self.monitor!r} is not in the history; choose from: {', '.join(record)}")
         value = record[self.monitor]
         sign = 1.0 if higher_is_better(self.monitor) else -1.0
-        improved = self.best_value is None or (math.isfinite(value)
-                                               and sign * (value - self.best_value) > self.settings.min_delta)
-        # a tie (accuracy 1.0 on a small split, epoch after epoch) goes to the epoch with the lower val_loss
-        improved = improved or (value == self.best_value and record.get("val_loss", math.inf)
-                                < self.history[self.best_epoch - 1].get("val_loss", math.inf))
+        s, best = self.settings, self.history[(self.best_epoch or 1) - 1]  # a tie (accuracy 1.0 on a small split)
+        improved = self.best_value is None or (math.isfinite(value) and (sign * (value - self.best_value) > s.min_delta
+                   or (value == self.best_value and record.get("val_loss", 0) < best.get("val_loss", 0))))  # lower loss
         if improved:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = copy.deepcopy(self.tricks.eval_model(self.model).state_dict())
