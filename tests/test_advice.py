@@ -53,7 +53,7 @@ def test_label_conflicts_counts_rows_and_the_entropy_floor():
     x = torch.tensor([[0.0, 1.0]] * 4 + [[float(i), 5.0] for i in range(4)])
     y = torch.tensor([0, 0, 1, 1, 0, 1, 0, 1])
     c = advice.label_conflicts(x, y)
-    assert c["rows"] == 8 and c["distinct"] == 5 and c["conflicting"] == 4
+    assert c["rows"] == 8 and c["distinct"] == 5 and c["conflicting"] == 4 and c["repeated"] == 4
     assert c["floor"] == pytest.approx(4 * math.log(2) / 8)
     assert c["constant"] == pytest.approx(math.log(2))
     assert advice.label_conflicts(x, y.float()) == {}  # regression: no label to conflict
@@ -65,10 +65,12 @@ def test_underfitting_on_ambiguous_rows_becomes_the_features_limit_not_a_bigger_
     note = advice.ambiguous_features(conflicts)
     under = Finding("underfitting", "warning", "underfitting: ...", ["a bigger model (more or wider layers)"],
                     {"train_loss": 0.50})
-    diag = advice.revise(Diagnosis([under, note]), {"beats": {"majority class": True, "logistic regression": False}})
+    cmp = {"metric": "accuracy", "network": 0.735, "baselines": {"majority class": 0.678, "logistic regression": 0.725},
+           "beats": {"majority class": True, "logistic regression": False}}
+    diag = advice.revise(Diagnosis([under, note]), cmp)
     assert [f.code for f in diag.findings] == ["features_limit", "ambiguous_features"]
     top = diag.findings[0]
-    assert "do not determine the label" in top.cause and "0.48" in top.cause and "linear model" in top.cause
+    assert "do not determine the label" in top.cause and "logistic regression does as well" in top.cause
     assert not any("bigger model" in x for x in top.fix)
     # far above the floor and beating the linear model: still underfitting, the usual advice stays
     under2 = Finding("underfitting", "warning", "underfitting", ["a bigger model"], {"train_loss": 0.66})
@@ -78,14 +80,20 @@ def test_underfitting_on_ambiguous_rows_becomes_the_features_limit_not_a_bigger_
 
 
 def test_duplicates_in_a_low_cardinality_table_are_explained_not_called_leakage():
-    leak = Finding("duplicates", "warning", "leakage: 1372 of the val split ...", ["remove exact duplicates"],
-                   {"counts": {"val": 1372}}, "before")
-    f = advice.expected_duplicates(leak, {"rows": 4000, "distinct": 900, "conflicting": 2000, "floor": 0.5})
-    assert f.severity == "note" and "expected" in f.cause and "1,372" in f.cause and "900 distinct" in f.cause
+    leak = Finding("duplicates", "warning", "leakage: 163 of the val split ...", ["remove exact duplicates"],
+                   {"counts": {"val": 163, "test": 431}}, "before")
+    splits = {"train": [b""] * 4584, "val": [b""] * 509, "test": [b""] * 1273}
+    table = {"rows": 4584, "distinct": 3669, "conflicting": 675, "repeated": 1500, "floor": 0.09}
+    f = advice.expected_duplicates(leak, table, splits)  # 33% twins inside training, 32% / 34% across
+    assert f.severity == "note" and "expected" in f.cause and "163 of 509 val rows" in f.cause
+    assert f.evidence["share_inside"] == pytest.approx(1500 / 4584)
     assert any("split by group" in x for x in f.fix) and any("drop_duplicates" in x for x in f.fix)
-    # mostly distinct rows (images, real-valued features): the leakage warning stands
-    assert advice.expected_duplicates(leak, {"rows": 4000, "distinct": 3990, "conflicting": 0}) is leak
-    assert advice.expected_duplicates(None, {"rows": 1, "distinct": 1}) is None
+    # training rows nearly all distinct, yet a third of validation copies them: that is leakage
+    assert advice.expected_duplicates(leak, {**table, "repeated": 40}, splits) is leak
+    # twins inside training are common, but validation shares far more with training than that: leakage still
+    assert advice.expected_duplicates(Finding("duplicates", "warning", "leakage", [], {"counts": {"val": 400}}),
+                                      {**table, "repeated": 500}, splits).severity == "warning"
+    assert advice.expected_duplicates(None, table, splits) is None
 
 
 def test_unscaled_regression_targets_warn_and_scaled_ones_get_a_note():
@@ -233,3 +241,33 @@ def test_targets_near_unit_scale_are_left_alone_and_the_guide_is_quiet(tmp_path,
     assert "target_mean" not in json.loads((tmp_path / "run" / "data.json").read_text())["model_info"]
     codes = [f["code"] for f in json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]["findings"]]
     assert "target_scale" not in codes and "standardized" not in out
+
+
+# ----------------------------------------------------------------------------- a survey table, end to end
+
+def fair_config(tmp_path):
+    import statsmodels.api as sm
+    import yaml
+
+    df = sm.datasets.fair.load_pandas().data  # 6,366 survey answers, bundled with statsmodels: no download
+    df["affair"] = (df.pop("affairs") > 0).map({True: "yes", False: "no"})
+    df.to_csv(tmp_path / "fair.csv", index=False)
+    cfg = {"seed": 0, "data": {"name": "csv", "path": str(tmp_path / "fair.csv"), "target": "affair",
+                               "batch_size": 64,
+                               "transforms": {"train": [{"name": "normalize"}], "eval": [{"name": "normalize"}]}},
+           "model": {"name": "mlp", "hidden": [256, 128]}, "train": {"epochs": 12, "lr": 0.001, "num_threads": 1}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path / "config.yaml"
+
+
+def test_a_survey_table_gets_the_features_limit_not_a_bigger_model_and_no_bare_leakage(tmp_path, cli):
+    code, out, err = cli("train", fair_config(tmp_path), "--out", tmp_path / "run")
+    assert code == 0, err
+    diag = json.loads((tmp_path / "run" / "result.json").read_text())["diagnosis"]
+    found = {f["code"]: f for f in diag["findings"]}
+    assert "features_limit" in diag["problems"] and "underfitting" not in diag["problems"]
+    assert not any("bigger model (more" in x for f in diag["findings"] for x in f["fix"])
+    dup = found["duplicates"]
+    assert dup["severity"] == "note" and dup["evidence"]["expected"]
+    assert dup["evidence"]["share_across"] <= 1.5 * dup["evidence"]["share_inside"] + 0.02
+    assert "leakage:" not in out

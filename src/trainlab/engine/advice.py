@@ -24,7 +24,8 @@ EMA_SHARE = 0.05  # the first step's weights may keep at most 5% of the EMA at t
 HEAD_PHASE_STUCK = 0.97  # frozen epochs whose training loss stays above 97% of a constant prediction's: no learning
 CONFLICT_SHARE = 0.05  # >= 5% of the training rows share their exact features with a row of another label
 FLOOR_MARGIN = 1.15  # a training loss within 15% of the features' floor (H(label | features)) is at that limit
-LOW_DISTINCT = 0.5  # fewer distinct feature rows than half the rows: identical rows are the table's nature
+LOW_DISTINCT_SHARE = 0.05  # >= 5% of the training rows have an exact twin in training: twins are the table's nature
+EXPECTED_RATIO = 1.5  # ... and a later split shares rows with training at most 1.5x that share (+2 points)
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
 
@@ -107,10 +108,11 @@ def label_conflicts(x: torch.Tensor | None, y: torch.Tensor | None) -> dict:
     p = pair_counts.double() / group_counts[pair_ids[:, 0]]
     floor = float(-(pair_counts.double() * p.log()).sum() / len(x))
     conflicting = int(group_counts[labels_per_group > 1].sum())
+    repeated = int(group_counts[group_counts > 1].sum())  # rows with an exact twin inside the training split
     share = torch.bincount(y.detach().cpu().long()).double() / len(y)
     constant = float(-(share[share > 0] * share[share > 0].log()).sum())  # H(label): a constant prediction's loss
-    return {"rows": len(x), "distinct": len(group_counts), "conflicting": conflicting, "floor": floor,
-            "constant": constant}
+    return {"rows": len(x), "distinct": len(group_counts), "conflicting": conflicting, "repeated": repeated,
+            "floor": floor, "constant": constant}
 
 
 def ambiguous_features(conflicts: dict) -> Finding | None:
@@ -140,13 +142,17 @@ def revise(diag: Diagnosis, comparison: dict | None = None) -> Diagnosis:
     if not (linear_as_good or (train is not None and train <= FLOOR_MARGIN * floor)):
         return diag
     evidence = {**under.evidence, **note.evidence, "linear_as_good": linear_as_good}
-    lines = [f"the features do not determine the label: {note.evidence['conflicting']:,} of "
-             f"{note.evidence['rows']:,} training rows share their exact features with a row of another label, so "
-             f"no model gets below a training loss of {floor:.4g}"]
-    lines.append(f"the training loss {train:.4g} is close to it" if train is not None else "")
+    c = note.evidence
+    parts = [f"{c['conflicting']:,} of {c['rows']:,} training rows share their exact features with a row of "
+             f"another label"]
+    if train is not None and train <= FLOOR_MARGIN * floor:
+        parts.append(f"the training loss {train:.4g} is at the floor no model can go below ({floor:.4g})")
     if linear_as_good:
-        lines.append("a linear model already does as well as the network")
-    cause = "; ".join(x for x in lines if x) + " - a bigger model or longer training will not help"
+        name = list(beats)[-1]
+        parts.append(f"a {name} does as well as the network ({comparison['metric']} {comparison['baselines'][name]:.4g}"
+                     f" vs {comparison['network']:.4g})")
+    cause = ("the features do not determine the label: " + "; ".join(parts)
+             + " - a bigger model or longer training will not help")
     fix = ["new information per row: more or better features (the limit is the data's, not the model's)",
            "judge the model against the baselines and the loss floor, not against zero loss",
            "if the task allows, predict probabilities (predict_proba) rather than hard labels"]
@@ -155,23 +161,31 @@ def revise(diag: Diagnosis, comparison: dict | None = None) -> Diagnosis:
     return Diagnosis(found, diag.checks, diag.baselines)
 
 
-def expected_duplicates(found: Finding | None, conflicts: dict) -> Finding | None:
-    """A 'leakage' finding on a table with few distinct feature rows: identical rows are expected there (the
-    same answers given by different people), so say that and what to do instead of calling it leakage."""
-    if found is None or found.code != "duplicates" or not conflicts:
+def expected_duplicates(found: Finding | None, conflicts: dict, splits: dict[str, list]) -> Finding | None:
+    """A 'leakage' finding on a table whose training split repeats its own rows about as often as later splits
+    repeat training rows: with few distinct values per column (a survey's answer codes) identical rows are what
+    a random split gives, so say that and what to do, instead of calling it leakage without qualification.
+    `splits`: {split: one digest per row}, as `duplicates` took them (only their sizes are read)."""
+    if found is None or found.code != "duplicates" or not conflicts.get("rows"):
         return found
-    rows, distinct = conflicts["rows"], conflicts["distinct"]
-    if distinct >= LOW_DISTINCT * rows:
+    split_sizes = {split: len(rows) for split, rows in splits.items()}
+    inside = conflicts["repeated"] / conflicts["rows"]  # share of training rows with a twin in training
+    counts = found.evidence.get("counts", {})
+    across = max(n / max(split_sizes.get(split, 0), 1) for split, n in counts.items())  # worst later split
+    if inside < LOW_DISTINCT_SHARE or across > EXPECTED_RATIO * inside + 0.02:
         return found
-    shared = sum(found.evidence.get("counts", {}).values())
-    cause = (f"{shared:,} rows of a later split are identical to rows of an earlier one, but this table has only "
-             f"{distinct:,} distinct feature rows among its {rows:,} training rows (few values per column): "
-             f"identical rows are expected here and are not by themselves leakage; it is leakage only if they "
-             f"are the same record (the same person or item) counted twice")
+    shared = ", ".join(f"{n:,} of {split_sizes.get(split, 0):,} {split} rows" for split, n in counts.items())
+    cause = (f"{shared} are identical to training rows, but the training split repeats its own rows as often "
+             f"({conflicts['repeated']:,} of {conflicts['rows']:,} training rows, {inside:.0%}, have an exact twin "
+             f"there; {conflicts['distinct']:,} distinct feature rows): with few values per column identical rows "
+             f"are expected and are not by themselves leakage - only if they are the same record (the same person "
+             f"or item) counted twice: then split by group, or deduplicate before splitting")
     fix = ["if a person or item has several rows: split by group (keep each group's rows in one split)",
            "if rows are copies of one record: deduplicate before splitting (pandas drop_duplicates)",
            "otherwise nothing to do: validation then measures what the model does on such rows"]
-    return Finding("duplicates", "note", cause, fix, {**found.evidence, **conflicts, "expected": True}, "before")
+    return Finding("duplicates", "note", cause, fix,
+                   {**found.evidence, **conflicts, "share_inside": inside, "share_across": across, "expected": True},
+                   "before")
 
 
 # ----------------------------------------------------------------------------- regression

@@ -146,11 +146,12 @@ class Guide:
         n, bs = self.train_b.num_samples, getattr(self.train_b, "batch_size", None) or len(yb)
         drop = bool(getattr(self.train_b, "drop_last", False))
         conflicts = advice.label_conflicts(getattr(self.train_b, "x", None), labels)  # identical rows of a table
+        hashes = self.hashes or self._batch_hashes()
         found = [pitfalls.output_activation(module, probe_out, loss, yb, bool(self.settings.get("output_activation"))),
                  pitfalls.input_scale(xb),
                  pitfalls.class_imbalance(labels, k, remedies, self.classes) if trainer.task == "classification"
                  else None,
-                 advice.expected_duplicates(pitfalls.duplicates(self.hashes or self._batch_hashes()), conflicts),
+                 advice.expected_duplicates(pitfalls.duplicates(hashes), conflicts, hashes),
                  pitfalls.batch_norm(trainer.model, n, bs, drop), pitfalls.drop_last_waste(n, bs, drop),
                  *advice.before_training(s, self.settings, trainer.epochs_planned, len(self.train_b), conflicts,
                                          trainer.task, labels, trainer.model)]
