@@ -56,7 +56,10 @@ def test_label_conflicts_counts_rows_and_the_entropy_floor():
     assert c["rows"] == 8 and c["distinct"] == 5 and c["conflicting"] == 4 and c["repeated"] == 4
     assert c["floor"] == pytest.approx(4 * math.log(2) / 8)
     assert c["constant"] == pytest.approx(math.log(2))
-    assert advice.label_conflicts(x, y.float()) == {}  # regression: no label to conflict
+    assert "conflicting" not in advice.label_conflicts(x, y.float())  # regression: no label to conflict
+    # 2 columns of 2 equally frequent values: a random pair is identical with P = 1/4; 8 rows -> 1 - (3/4)^7
+    codes = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 2)
+    assert advice.chance_twins(codes) == pytest.approx(1 - 0.75 ** 7)
     assert advice.label_conflicts(x.reshape(8, 1, 2), y) == {}  # images, sequences: not a table
 
 
@@ -83,12 +86,13 @@ def test_duplicates_in_a_low_cardinality_table_are_explained_not_called_leakage(
     leak = Finding("duplicates", "warning", "leakage: 163 of the val split ...", ["remove exact duplicates"],
                    {"counts": {"val": 163, "test": 431}}, "before")
     splits = {"train": [b""] * 4584, "val": [b""] * 509, "test": [b""] * 1273}
-    table = {"rows": 4584, "distinct": 3669, "conflicting": 675, "repeated": 1500, "floor": 0.09}
+    table = {"rows": 4584, "distinct": 3669, "conflicting": 675, "repeated": 1500, "floor": 0.09, "chance": 0.26}
     f = advice.expected_duplicates(leak, table, splits)  # 33% twins inside training, 32% / 34% across
     assert f.severity == "note" and "expected" in f.cause and "163 of 509 val rows" in f.cause
     assert f.evidence["share_inside"] == pytest.approx(1500 / 4584)
     assert any("split by group" in x for x in f.fix) and any("drop_duplicates" in x for x in f.fix)
     # training rows nearly all distinct, yet a third of validation copies them: that is leakage
+    assert advice.expected_duplicates(leak, {**table, "chance": 0.0}, splits) is leak  # real values: no chance twins
     assert advice.expected_duplicates(leak, {**table, "repeated": 40}, splits) is leak
     # twins inside training are common, but validation shares far more with training than that: leakage still
     assert advice.expected_duplicates(Finding("duplicates", "warning", "leakage", [], {"counts": {"val": 400}}),

@@ -25,6 +25,8 @@ HEAD_PHASE_STUCK = 0.97  # frozen epochs whose training loss stays above 97% of 
 CONFLICT_SHARE = 0.05  # >= 5% of the training rows share their exact features with a row of another label
 FLOOR_MARGIN = 1.15  # a training loss within 15% of the features' floor (H(label | features)) is at that limit
 LOW_DISTINCT_SHARE = 0.05  # >= 5% of the training rows have an exact twin in training: twins are the table's nature
+CHANCE_MIN = 0.01  # ... and the columns' value frequencies make >= 1% of rows twins by chance (wine: ~1e-20;
+#                   a survey: 7%, correlated columns then give several times more)
 EXPECTED_RATIO = 1.5  # ... and a later split shares rows with training at most 1.5x that share (+2 points)
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
@@ -95,30 +97,47 @@ def head_phase(freeze: str, freeze_epochs: int, train_losses: list[float], const
 # ----------------------------------------------------------------------------- tables
 
 def label_conflicts(x: torch.Tensor | None, y: torch.Tensor | None) -> dict:
-    """Identical feature rows of a table (x: (N, F) floats, y: (N,) class indices): {"rows", "distinct",
-    "conflicting" (rows whose exact features also carry another label), "floor" (H(label | features) in nats:
-    the lowest mean cross-entropy any model can reach on these rows)}; {} for other inputs."""
-    if x is None or y is None or x.ndim != 2 or y.ndim != 1 or y.is_floating_point() or len(x) != len(y):
+    """Identical feature rows of a table (x: (N, F) floats or token ids): {"rows", "distinct", "repeated" (rows
+    with an exact twin), "chance" (the share of rows expected to have a twin if columns were independent, from
+    each column's value frequencies)}, and for class labels y (N,) also "conflicting" (rows whose exact features
+    also carry another label), "floor" (H(label | features) in nats: the lowest mean cross-entropy any model
+    can reach on these rows) and "constant" (H(label): a constant prediction's); {} for other inputs."""
+    if x is None or x.ndim != 2 or len(x) < 2:
         return {}
-    _, group = torch.unique(x.detach().cpu(), dim=0, return_inverse=True)  # (N,) row -> its distinct row
+    x = x.detach().cpu()
+    _, group = torch.unique(x, dim=0, return_inverse=True)  # (N,) row -> its distinct row
+    group_counts = torch.bincount(group).double()  # (G,)
+    out = {"rows": len(x), "distinct": len(group_counts), "repeated": int(group_counts[group_counts > 1].sum()),
+           "chance": chance_twins(x)}
+    if y is None or y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
+        return out
     pairs = torch.stack([group, y.detach().cpu().long()], 1)
     pair_ids, pair_counts = torch.unique(pairs, dim=0, return_counts=True)  # (P, 2): (row, label) and count
-    group_counts = torch.bincount(group).double()  # (G,)
     labels_per_group = torch.bincount(pair_ids[:, 0], minlength=len(group_counts))
     p = pair_counts.double() / group_counts[pair_ids[:, 0]]
-    floor = float(-(pair_counts.double() * p.log()).sum() / len(x))
-    conflicting = int(group_counts[labels_per_group > 1].sum())
-    repeated = int(group_counts[group_counts > 1].sum())  # rows with an exact twin inside the training split
     share = torch.bincount(y.detach().cpu().long()).double() / len(y)
-    constant = float(-(share[share > 0] * share[share > 0].log()).sum())  # H(label): a constant prediction's loss
-    return {"rows": len(x), "distinct": len(group_counts), "conflicting": conflicting, "repeated": repeated,
-            "floor": floor, "constant": constant}
+    return {**out, "conflicting": int(group_counts[labels_per_group > 1].sum()),
+            "floor": float(-(pair_counts.double() * p.log()).sum() / len(x)),
+            "constant": float(-(share[share > 0] * share[share > 0].log()).sum())}
+
+
+def chance_twins(x: torch.Tensor, max_columns: int = 500) -> float:
+    """Share of N rows expected to have an identical twin if the columns were independent: a random pair is
+    identical with P = prod_j sum_v p_jv^2 (p_jv: column j's share of value v), so 1 - (1 - P)^(N - 1). A
+    survey of answer codes: tens of percent; real-valued measurements: ~0."""
+    if x.shape[1] > max_columns:
+        return 0.0
+    log_p = 0.0
+    for column in x.T:  # (N,) per column
+        _, counts = torch.unique(column, return_counts=True)
+        log_p += math.log(float((counts.double() / len(column)).square().sum()))
+    return float(-math.expm1((len(x) - 1) * math.log1p(-min(math.exp(log_p), 1 - 1e-12))))
 
 
 def ambiguous_features(conflicts: dict) -> Finding | None:
     """Before training: many training rows whose exact features also carry another label (a survey with a few
     answer codes per column) - no model can tell those apart; the note gives the loss floor."""
-    if not conflicts or conflicts["conflicting"] < CONFLICT_SHARE * conflicts["rows"]:
+    if "conflicting" not in conflicts or conflicts["conflicting"] < CONFLICT_SHARE * conflicts["rows"]:
         return None
     c = conflicts
     versus = f" (a constant prediction's: {c['constant']:.4g})"
@@ -172,12 +191,13 @@ def expected_duplicates(found: Finding | None, conflicts: dict, splits: dict[str
     inside = conflicts["repeated"] / conflicts["rows"]  # share of training rows with a twin in training
     counts = found.evidence.get("counts", {})
     across = max(n / max(split_sizes.get(split, 0), 1) for split, n in counts.items())  # worst later split
-    if inside < LOW_DISTINCT_SHARE or across > EXPECTED_RATIO * inside + 0.02:
-        return found
+    if inside < LOW_DISTINCT_SHARE or across > EXPECTED_RATIO * inside + 0.02 or conflicts["chance"] < CHANCE_MIN:
+        return found  # few twins inside training, far more across splits, or values too varied for chance twins
     shared = ", ".join(f"{n:,} of {split_sizes.get(split, 0):,} {split} rows" for split, n in counts.items())
     cause = (f"{shared} are identical to training rows, but the training split repeats its own rows as often "
              f"({conflicts['repeated']:,} of {conflicts['rows']:,} training rows, {inside:.0%}, have an exact twin "
-             f"there; {conflicts['distinct']:,} distinct feature rows): with few values per column identical rows "
+             f"there, and the columns' value frequencies alone make {conflicts['chance']:.0%} expected): with few "
+             f"values per column identical rows "
              f"are expected and are not by themselves leakage - only if they are the same record (the same person "
              f"or item) counted twice: then split by group, or deduplicate before splitting")
     fix = ["if a person or item has several rows: split by group (keep each group's rows in one split)",
