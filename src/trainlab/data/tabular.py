@@ -263,7 +263,7 @@ def encode_rows(df: pd.DataFrame, meta: dict) -> tuple[np.ndarray, dict[int, str
             values = s.astype(str)
             for i in np.flatnonzero(~values.isin(meta["categories"][col]).to_numpy() & ~missing):
                 warns.setdefault(int(i), []).append(f"unseen category {values.iloc[i]!r} in column {col!r} "
-                                                    f"(known: {', '.join(meta['categories'][col][:5])})")
+                                                    f"(known: {known_list(meta['categories'][col])})")
             parts.append(np.stack([(values == c).to_numpy(np.float32) for c in meta["categories"][col]], axis=1))
             continue
         num = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
@@ -283,3 +283,10 @@ def encoding(meta: dict) -> dict:
             "features": meta["features"], "missing": f"rows with a missing value are not predicted "
                                                      f"(data.missing={meta.get('missing', 'error')})",
             "layout": "(B, features)", "dtype": "float32"}
+
+
+def known_list(categories: list[str], shown: int = 5) -> str:
+    """'a, b, c, d, e and 13 more (18 in all)': a long list of known categories, cut where the reader sees it is."""
+    head = ", ".join(map(str, categories[:shown]))
+    rest = len(categories) - shown
+    return f"{head} and {rest} more ({len(categories)} in all)" if rest > 0 else head
