@@ -275,3 +275,22 @@ def test_a_survey_table_gets_the_features_limit_not_a_bigger_model_and_no_bare_l
     assert dup["severity"] == "note" and dup["evidence"]["expected"]
     assert dup["evidence"]["share_across"] <= 1.5 * dup["evidence"]["share_inside"] + 0.02
     assert "leakage:" not in out
+
+
+def test_a_library_model_is_not_told_to_change_model_activation():
+    dead = Finding("dead_units", "warning", "dead ReLUs", ["a lower learning rate", "model.activation: leaky_relu"])
+    fixed = advice.revise(Diagnosis([dead]), facts={"model": "timm:mobilenetv3_small_100"}).findings[0]
+    assert not any("model.activation" in x for x in fixed.fix) and "train.warmup" in fixed.fix[1]
+    own = Finding("dead_units", "warning", "dead ReLUs", ["model.activation: leaky_relu"])
+    assert advice.revise(Diagnosis([own]), facts={"model": "mlp"}).findings[0].fix == ["model.activation: leaky_relu"]
+
+
+def test_the_mistakes_strip_shows_only_mistakes(tmp_path):
+    from trainlab.observe.mistakes import mistakes_png
+
+    img = np.zeros((1, 8, 8), np.uint8)
+    right = {"image": img, "true": "3", "predicted": "3", "probability": 0.9}
+    wrong = {"image": img, "true": "3", "predicted": "8", "probability": 0.6}
+    assert mistakes_png([right, right], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+    assert mistakes_png([right, wrong], tmp_path / "one.png") is not None
+    assert Image.open(tmp_path / "one.png").width == 56 + 4  # one thumbnail (THUMB 56) and its gap

@@ -28,6 +28,8 @@ LOW_DISTINCT_SHARE = 0.05  # >= 5% of the training rows have an exact twin in tr
 CHANCE_MIN = 0.01  # ... and the columns' value frequencies make >= 1% of rows twins by chance (wine: ~1e-20;
 #                   a survey: 7%, correlated columns then give several times more)
 EXPECTED_RATIO = 1.5  # ... and a later split shares rows with training at most 1.5x that share (+2 points)
+LIBRARY = ("timm:", "torchvision:")  # their activations are the library's: model.activation does not exist
+LIBRARY_FIX = "train.warmup (e.g. 100 steps) or a lower learning rate (a library model's activations are fixed)"
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
 
@@ -147,10 +149,14 @@ def ambiguous_features(conflicts: dict) -> Finding | None:
                    dict(c), "before")
 
 
-def revise(diag: Diagnosis, comparison: dict | None = None) -> Diagnosis:
-    """Underfitting on rows the features cannot tell apart: a bigger model is the wrong advice. When the
-    training loss is near the features' floor, or a linear model does as well as the network, the honest
-    finding is that the features do not determine the label."""
+def revise(diag: Diagnosis, comparison: dict | None = None, facts: dict | None = None) -> Diagnosis:
+    """Advice the run cannot apply or that misleads, rewritten: a timm/torchvision model has no
+    model.activation; underfitting on rows the features cannot tell apart is no case for a bigger model (when
+    the training loss is near the features' floor, or a linear model does as well as the network, the honest
+    finding is that the features do not determine the label)."""
+    if str((facts or {}).get("model", "")).startswith(LIBRARY):
+        for f in diag.findings:
+            f.fix = [LIBRARY_FIX if "model.activation" in x else x for x in f.fix]
     note = next((f for f in diag.findings if f.code == "ambiguous_features"), None)
     under = next((f for f in diag.findings if f.code == "underfitting" and f.severity == "warning"), None)
     if note is None or under is None:

@@ -210,7 +210,8 @@ class Guide:
 
     def diagnose(self, trainer, final: bool = True) -> Diagnosis:
         after = self._after_findings(trainer) if final else []
-        return advice.revise(diagnose(self.signals(trainer), self.before, after, self.comparison), self.comparison)
+        return advice.revise(diagnose(self.signals(trainer), self.before, after, self.comparison), self.comparison,
+                             self.settings)
 
     def _after_findings(self, trainer) -> list[Finding]:
         out = []
