@@ -30,6 +30,8 @@ CHANCE_MIN = 0.01  # ... and the columns' value frequencies make >= 1% of rows t
 EXPECTED_RATIO = 1.5  # ... and a later split shares rows with training at most 1.5x that share (+2 points)
 LIBRARY = ("timm:", "torchvision:")  # their activations are the library's: model.activation does not exist
 LIBRARY_FIX = "train.warmup (e.g. 100 steps) or a lower learning rate (a library model's activations are fixed)"
+SETTING_CAUSES = ("ema_horizon", "frozen_backbone")  # found before training, they explain the curves' symptoms
+GENERIC = ("lr-find", "learning rate", "train longer", "more epochs", "bigger model")  # remedies they make useless
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
 
@@ -157,6 +159,9 @@ def revise(diag: Diagnosis, comparison: dict | None = None, facts: dict | None =
     if str((facts or {}).get("model", "")).startswith(LIBRARY):
         for f in diag.findings:
             f.fix = [LIBRARY_FIX if "model.activation" in x else x for x in f.fix]
+    for f in diag.findings:  # a setting that keeps the run from learning: lr-find or more epochs cannot help
+        if f.evidence.get("likely_cause") in SETTING_CAUSES:
+            f.fix = [x for x in f.fix if x.startswith("first:") or not any(w in x for w in GENERIC)]
     note = next((f for f in diag.findings if f.code == "ambiguous_features"), None)
     under = next((f for f in diag.findings if f.code == "underfitting" and f.severity == "warning"), None)
     if note is None or under is None:
