@@ -230,7 +230,8 @@ def unscaled_targets(mean: float, std: float, scaled: bool) -> Finding | None:
         return None
     if scaled:
         return Finding("target_scale", "note", f"the regression targets (mean {mean:.4g}, std {std:.4g}) are "
-                       f"standardized for the network with the training split's mean and std (data.scale_target); "
+                       f"standardized for the network with the training split's mean and std (its output layer scales "
+                       f"back; data.scale_target for tables); "
                        f"loss, metrics, predictions, export and serve stay in the original units", [],
                        {"mean": mean, "std": std, "scaled": True}, "before")
     return Finding("target_scale", "warning", f"the regression targets are far from unit scale (mean {mean:.4g}, "
