@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests.conftest import assert_one_line_error
+from conftest import assert_one_line_error
 
 from trainlab.core.errors import UserError
 from trainlab.engine import advice
