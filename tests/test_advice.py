@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import assert_one_line_error
 
+from conftest import assert_one_line_error
 from trainlab.core.errors import UserError
 from trainlab.engine import advice
 from trainlab.engine.diagnosis import Diagnosis, Finding
