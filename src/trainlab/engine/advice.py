@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from trainlab.core.errors import UserError
@@ -32,6 +33,9 @@ LIBRARY = ("timm:", "torchvision:")  # their activations are the library's: mode
 LIBRARY_FIX = "train.warmup (e.g. 100 steps) or a lower learning rate (a library model's activations are fixed)"
 SETTING_CAUSES = ("ema_horizon", "frozen_backbone")  # found before training, they explain the curves' symptoms
 GENERIC = ("lr-find", "learning rate", "train longer", "more epochs", "bigger model")  # remedies they make useless
+TABLE_COLUMNS = 500  # identical-row checks only on tables up to 500 columns ...
+TABLE_ROWS = 500_000  # ... and 500,000 rows (0.1 s for the 4,584 x 8 survey here)
+CHANCE_ROWS = 20_000  # rows whose value frequencies estimate the chance of twins
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
 
@@ -106,31 +110,35 @@ def label_conflicts(x: torch.Tensor | None, y: torch.Tensor | None) -> dict:
     each column's value frequencies)}, and for class labels y (N,) also "conflicting" (rows whose exact features
     also carry another label), "floor" (H(label | features) in nats: the lowest mean cross-entropy any model
     can reach on these rows) and "constant" (H(label): a constant prediction's); {} for other inputs."""
-    if x is None or x.ndim != 2 or len(x) < 2:
-        return {}
-    x = x.detach().cpu()
-    _, group = torch.unique(x, dim=0, return_inverse=True)  # (N,) row -> its distinct row
+    if x is None or x.ndim != 2 or len(x) < 2 or x.shape[1] > TABLE_COLUMNS or len(x) > TABLE_ROWS:
+        return {}  # flattened images and huge tables: no survey-like table, and fit's checks must stay cheap
+    x = x.detach().cpu().contiguous()
+    rows = x.numpy().view(np.dtype((np.void, x.element_size() * x.shape[1]))).ravel()  # (N,) one bytes value per row
+    _, inverse = np.unique(rows, return_inverse=True)  # a byte sort: ~5x faster than torch.unique(dim=0) here
+    group = torch.from_numpy(inverse.ravel().astype(np.int64))  # (N,) row -> its distinct row
     group_counts = torch.bincount(group).double()  # (G,)
-    out = {"rows": len(x), "distinct": len(group_counts), "repeated": int(group_counts[group_counts > 1].sum()),
-           "chance": chance_twins(x)}
+    repeated = int(group_counts[group_counts > 1].sum())
+    # chance twins matter only where twins are common (real-valued tables have none): skip the per-column pass
+    chance = chance_twins(x[:CHANCE_ROWS]) if repeated >= LOW_DISTINCT_SHARE * len(x) else 0.0
+    out = {"rows": len(x), "distinct": len(group_counts), "repeated": repeated, "chance": chance}
     if y is None or y.ndim != 1 or y.is_floating_point() or len(y) != len(x):
         return out
-    pairs = torch.stack([group, y.detach().cpu().long()], 1)
-    pair_ids, pair_counts = torch.unique(pairs, dim=0, return_counts=True)  # (P, 2): (row, label) and count
-    labels_per_group = torch.bincount(pair_ids[:, 0], minlength=len(group_counts))
-    p = pair_counts.double() / group_counts[pair_ids[:, 0]]
-    share = torch.bincount(y.detach().cpu().long()).double() / len(y)
+    labels = y.detach().cpu().long()
+    k = int(labels.max()) + 1
+    pair_ids, pair_counts = torch.unique(group * k + labels, return_counts=True)  # (P,): one id per (row, label)
+    pair_group = pair_ids // k
+    labels_per_group = torch.bincount(pair_group, minlength=len(group_counts))
+    p = pair_counts.double() / group_counts[pair_group]
+    share = torch.bincount(labels).double() / len(y)
     return {**out, "conflicting": int(group_counts[labels_per_group > 1].sum()),
             "floor": float(-(pair_counts.double() * p.log()).sum() / len(x)),
             "constant": float(-(share[share > 0] * share[share > 0].log()).sum())}
 
 
-def chance_twins(x: torch.Tensor, max_columns: int = 500) -> float:
+def chance_twins(x: torch.Tensor) -> float:
     """Share of N rows expected to have an identical twin if the columns were independent: a random pair is
     identical with P = prod_j sum_v p_jv^2 (p_jv: column j's share of value v), so 1 - (1 - P)^(N - 1). A
     survey of answer codes: tens of percent; real-valued measurements: ~0."""
-    if x.shape[1] > max_columns:
-        return 0.0
     log_p = 0.0
     for column in x.T:  # (N,) per column
         _, counts = torch.unique(column, return_counts=True)
