@@ -34,7 +34,7 @@ LIBRARY_FIX = "train.warmup (e.g. 100 steps) or a lower learning rate (a library
 SETTING_CAUSES = ("ema_horizon", "frozen_backbone")  # found before training, they explain the curves' symptoms
 GENERIC = ("lr-find", "learning rate", "train longer", "more epochs", "bigger model")  # remedies they make useless
 TABLE_COLUMNS = 500  # identical-row checks only on tables up to 500 columns ...
-TABLE_ROWS = 500_000  # ... and 500,000 rows (0.1 s for the 4,584 x 8 survey here)
+TABLE_ROWS = 500_000  # ... and 500,000 rows (here: 2 ms for the 4,584 x 8 survey, 60 ms for 60,000 x 13 floats)
 CHANCE_ROWS = 20_000  # rows whose value frequencies estimate the chance of twins
 TARGET_FAR = 10.0  # regression targets with |mean| or std above 10 (or std below 1/10) are far from unit scale
 
