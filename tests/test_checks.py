@@ -76,7 +76,9 @@ def test_a_new_check_is_one_registered_function(registry, capsys):
 def test_every_finding_a_run_can_produce_has_a_registered_title():
     assert [c.code for c in checks.of_stage("during")] == ["overfitting", "underfitting", "divergence",
                                                           "learning_rate", "gradients", "dead_units", "input_pipeline"]
-    assert [c.code for c in checks.of_stage("after")] == ["baselines", "small_validation"]
+    assert [c.code for c in checks.of_stage("after")] == ["baselines", "head_phase", "small_validation"]
+    assert [c.code for c in checks.of_stage("revise")] == ["features_limit"]  # it adds a finding of that code
+    assert checks.title("features_limit") == "Features' limit" and checks.title("ema_horizon") == "EMA horizon"
     assert checks.title("duplicates") == "Leakage" and checks.title("gradients") == "Vanishing / exploding gradients"
     assert checks.title("from_an_older_run") == "From an older run"  # an unregistered code reads as its words
     with pytest.raises(ValueError, match="registered twice"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 
 import pytest
 import torch
@@ -47,12 +46,21 @@ def test_fit_speaks_like_the_cli_when_verbose(capsys):
     assert any(t.startswith(f"note: validation accuracy: network {best:.4g} vs majority class 0.09") for t in out)
 
 
-def test_quiet_in_tests_and_library_use(capsys, monkeypatch):
+def test_a_log_file_gets_one_line_per_epoch_and_the_diagnosis_without_a_bar(capsys):
     train, val = digits_split()
-    Trainer(net(), num_threads=1).fit(train, val, epochs=1)  # verbose auto: pytest's stdout is no terminal
+    trainer = Trainer(net(), lr=3e-3, num_threads=1)  # verbose auto; pytest's stdout is no terminal, like a log
+    trainer.fit(train, val, epochs=2)
+    out, err = capsys.readouterr()
+    assert [t[:11] for t in out.splitlines() if t.startswith("epoch ")] == ["epoch   1/2", "epoch   2/2"]
+    assert out.splitlines()[-len(trainer.diagnosis.lines()):] == trainer.diagnosis.lines()
+    assert "batch/s" not in out + err and "\r" not in out + err  # no live bar outside a terminal
+
+
+def test_quiet_when_told_or_in_library_use(capsys):
+    train, val = digits_split()
     Trainer(net(), verbose=False, num_threads=1).fit(train, val, epochs=1)
+    Trainer(net(), progress=False, num_threads=1).fit(train, val, epochs=1)  # tuning, CV: the caller reports
     assert capsys.readouterr().out == ""
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     assert guide.resolve_verbose("auto", None) and not guide.resolve_verbose("auto", False)
     assert guide.resolve_verbose(True, False) and not guide.resolve_verbose(False, None)
 

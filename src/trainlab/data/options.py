@@ -39,6 +39,10 @@ class CSVParams:
     missing: Literal["error", "drop"] = opt("error", help="rows with missing values: error, or drop (counted and "
                                             "printed; predict reports such rows instead of predicting them)")
     test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
+    scale_target: bool | Literal["auto"] = opt(
+        "auto", help="regression: the network learns (y - mean) / std of the training split and its output layer "
+                     "gives back original units (loss, metrics, predict, export, serve); auto = when the targets "
+                     "are far from unit scale (|mean| or std > 10, or std < 0.1)")
 
 
 @dataclass

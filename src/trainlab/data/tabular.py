@@ -6,6 +6,7 @@ missing values refused or dropped (every dropped row counted, printed and listed
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,24 @@ def read_csv_bundle(params) -> DataBundle:
     test = _test_split(test_df, features, target, params, cats, classes, task) if test_df is not None else None
     meta = {"features": names, "raw_features": features, "target": target, "categories": cats,
             "missing": params.missing, "categorical": params.categorical, "intake": intake}
-    return DataBundle(pool, test, task, "tabular", classes, meta=meta)
+    bundle = DataBundle(pool, test, task, "tabular", classes, meta=meta)
+    if task == "regression" and params.scale_target is not False:
+        bundle.fit = lambda train_idx: fit_target_scale(bundle, train_idx, params.scale_target == "auto")
+    return bundle
+
+
+TARGET_FAR = 10.0  # data.scale_target: auto standardizes targets with |mean| or std above 10 (or std below 0.1)
+
+
+def fit_target_scale(bundle: DataBundle, train_idx: np.ndarray, only_if_far: bool) -> DataBundle:
+    """Regression targets' mean/std of the training rows (never val/test) for the model's output scale
+    (models/seqlayers.OutputScale: out * std + mean), so the network learns targets of mean 0, std 1."""
+    y = bundle.pool.y[torch.as_tensor(train_idx, dtype=torch.long)].double()
+    mean, std = float(y.mean()), float(y.std(unbiased=False)) if len(y) > 1 else 1.0
+    if only_if_far and not (abs(mean) > TARGET_FAR or std > TARGET_FAR or 0 < std < 1 / TARGET_FAR):
+        return dataclasses.replace(bundle, fit=None)
+    info = {**bundle.model_info, "target_mean": [mean], "target_std": [std if std > 1e-8 else 1.0]}
+    return dataclasses.replace(bundle, model_info=info, fit=None)
 
 
 def _multi_hot(df: pd.DataFrame, targets: list[str], path) -> torch.Tensor:
@@ -246,7 +264,7 @@ def encode_rows(df: pd.DataFrame, meta: dict) -> tuple[np.ndarray, dict[int, str
             values = s.astype(str)
             for i in np.flatnonzero(~values.isin(meta["categories"][col]).to_numpy() & ~missing):
                 warns.setdefault(int(i), []).append(f"unseen category {values.iloc[i]!r} in column {col!r} "
-                                                    f"(known: {', '.join(meta['categories'][col][:5])})")
+                                                    f"(known: {known_list(meta['categories'][col])})")
             parts.append(np.stack([(values == c).to_numpy(np.float32) for c in meta["categories"][col]], axis=1))
             continue
         num = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
@@ -266,3 +284,10 @@ def encoding(meta: dict) -> dict:
             "features": meta["features"], "missing": f"rows with a missing value are not predicted "
                                                      f"(data.missing={meta.get('missing', 'error')})",
             "layout": "(B, features)", "dtype": "float32"}
+
+
+def known_list(categories: list[str], shown: int = 5) -> str:
+    """'a, b, c, d, e and 13 more (18 in all)': a long list of known categories, cut where the reader sees it is."""
+    head = ", ".join(map(str, categories[:shown]))
+    rest = len(categories) - shown
+    return f"{head} and {rest} more ({len(categories)} in all)" if rest > 0 else head

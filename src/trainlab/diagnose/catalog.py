@@ -9,11 +9,12 @@ fix. A new check is one more decorated function here (the registry: diagnose/che
 """
 from __future__ import annotations
 
-from trainlab.diagnose import curves, pitfalls
+from trainlab.diagnose import advice, curves, pitfalls
 from trainlab.diagnose.baselines import sentence
-from trainlab.diagnose.checks import Outcome, Probe, after, curve, pitfall
+from trainlab.diagnose.checks import Outcome, Probe, Review, after, curve, pitfall, revision
 from trainlab.diagnose.curves import Signals
 from trainlab.diagnose.finding import Finding, accuracy_interval, wilson
+from trainlab.models.seqlayers import OutputScale
 
 # ----------------------------------------------------------------------------- before training (a Probe)
 
@@ -52,8 +53,9 @@ def class_imbalance(p: Probe) -> Finding | None:
 
 @pitfall("duplicates", "Leakage")
 def duplicates(p: Probe) -> Finding | None:
-    """Samples of a later split identical to one of an earlier split."""
-    return pitfalls.duplicates(p.hashes)
+    """Samples of a later split identical to one of an earlier split - or, on a table whose training split repeats
+    its own rows as often (few values per column), a note that such twins are expected and what to do."""
+    return advice.expected_duplicates(pitfalls.duplicates(p.hashes), p.conflicts, p.hashes)
 
 
 @pitfall("batch_norm", "BatchNorm")
@@ -66,6 +68,34 @@ def batch_norm(p: Probe) -> Finding | None:
 def drop_last(p: Probe) -> Finding | None:
     """drop_last throwing away a fifth or more of the training set every epoch."""
     return pitfalls.drop_last_waste(p.samples, p.batch_size, p.drop_last)
+
+
+@pitfall("ema_horizon", "EMA horizon", applies=lambda p: p.run is not None)
+def ema_horizon(p: Probe) -> Finding | None:
+    """train.ema averaging over more optimizer steps than the whole run has."""
+    return advice.ema_horizon(p.run.ema, p.run.steps)
+
+
+@pitfall("frozen_backbone", "Frozen random backbone", applies=lambda p: p.run is not None)
+def frozen_backbone(p: Probe) -> Finding | None:
+    """train.freeze: backbone on a backbone that is not pretrained (frozen for the whole run: a UserError)."""
+    r = p.run
+    return advice.frozen_backbone(r.freeze, r.freeze_epochs, r.epochs, p.settings.get("pretrained"), r.lr_mult)
+
+
+@pitfall("ambiguous_features", "Ambiguous rows")
+def ambiguous_features(p: Probe) -> Finding | None:
+    """Many training rows of a table whose exact features also carry another label: the loss floor."""
+    return advice.ambiguous_features(p.conflicts)
+
+
+@pitfall("target_scale", "Target scale", applies=lambda p: p.task == "regression"
+         and p.labels.is_floating_point() and p.labels.numel() > 1)
+def target_scale(p: Probe) -> Finding | None:
+    """Regression targets far from unit scale, standardized by the model's output scale (a note) or not."""
+    y = p.labels.double()
+    scaled = any(isinstance(m, OutputScale) for m in p.model.modules())
+    return advice.unscaled_targets(float(y.mean()), float(y.std()), scaled)
 
 
 # ----------------------------------------------------------------------------- the curves (the Signals)
@@ -122,6 +152,13 @@ def baselines(o: Outcome) -> Finding:
     return Finding("baselines", "note", text + hint, [], o.comparison, "after")
 
 
+@after("head_phase", "Head-only phase", applies=lambda o: o.run is not None)
+def head_phase(o: Outcome) -> Finding | None:
+    """The epochs with the backbone frozen (train.freeze: backbone) that stayed at a constant prediction's loss."""
+    losses = [float(r["train_loss"]) for r in o.history if "train_loss" in r]
+    return advice.head_phase(o.run.freeze, o.run.freeze_epochs, losses, o.baseline_loss)
+
+
 @after("small_validation", "Validation split size",
        applies=lambda o: "val_accuracy" in o.best and bool(accuracy_interval(o.best["val_accuracy"], o.val_size)))
 def small_validation(o: Outcome) -> Finding:
@@ -131,3 +168,13 @@ def small_validation(o: Outcome) -> Finding:
     return Finding("small_validation", "note", f"the validation split has {n} samples: accuracy {acc:.4f} is "
                    f"known only to 95% CI {lo:.3f}-{hi:.3f}; differences smaller than that between epochs or "
                    f"runs are noise", [], {"n": n, "low": lo, "high": hi}, "after")
+
+
+# ----------------------------------------------------------------------------- the assembled diagnosis (a Review)
+
+@revision("features_limit", "Features' limit")
+def features_limit(r: Review):
+    """Underfitting on rows the features cannot tell apart becomes 'the features do not determine the label';
+    remedies the run cannot apply (model.activation for a timm/torchvision model, lr-find for an EMA/freeze
+    trap) are rewritten or dropped."""
+    return advice.revise(r.diagnosis, r.comparison, r.settings)

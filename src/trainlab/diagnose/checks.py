@@ -11,8 +11,10 @@ the built-in ones) and every renderer - console, result.json, report.html, `trai
 Three stages, one signature each: `pitfall` checks run before training on a `Probe` and return a `Finding` or
 None (or raise a one-line UserError for a mistake that would crash the first step); `curve` checks run on the
 `Signals` (diagnose/curves.py) after every epoch and return a check dict {"status", "message", "remedies",
-...numbers}; `after` checks run once training is over on an `Outcome` and return a `Finding` or None. Checks
-run in registration order, which is the order their findings are printed in.
+...numbers}; `after` checks run once training is over on an `Outcome` and return a `Finding` or None; a
+`revision` reads the assembled diagnosis (a `Review`) and returns it rewritten (advice the run cannot apply,
+a symptom whose honest name is another: underfitting on rows the features cannot tell apart). Checks run in
+registration order, which is the order their findings are printed in.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from trainlab.diagnose.finding import Finding
 
-STAGES = ("before", "during", "after")
+STAGES = ("before", "during", "after", "revise")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Probe:
     hashes: dict = field(default_factory=dict)  # {split: one digest per sample} for the leakage check
     classes: list[str] | None = None  # class names, when the data has them
     settings: dict = field(default_factory=dict)  # config facts the remedies name (Brief.settings)
+    run: Any = None  # the RunSetup (diagnose/facts.py): planned epochs, optimizer steps, fine-tuning settings
+    conflicts: dict = field(default_factory=dict)  # identical training rows of a table (advice.label_conflicts)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,18 @@ class Outcome:
     comparison: dict  # the network next to the baselines on validation (diagnose/baselines.compare), or {}
     best: dict  # the history row of the best epoch, or {}
     val_size: int  # validation samples (0: no validation split)
+    history: list = field(default_factory=list)  # the Trainer's history rows
+    baseline_loss: float | None = None  # a constant prediction's training loss
+    run: Any = None  # the RunSetup (diagnose/facts.py), None when no fit started
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a revision reads: the assembled diagnosis and the facts around it."""
+
+    diagnosis: Any  # the Diagnosis (diagnose/diagnosis.py) as assembled from every stage
+    comparison: dict  # the network next to the baselines, or {}
+    settings: dict  # config facts (Brief.settings: "model", "pretrained", ...)
 
 
 def register(stage: str, code: str, title: str, applies: Callable[[Any], bool] | None = None,
@@ -95,6 +111,11 @@ def curve(code: str, title: str, judged_when_diverged: bool = True) -> Callable:
 def after(code: str, title: str, applies: Callable[[Outcome], bool] | None = None) -> Callable:
     """An after-training check: fn(Outcome) -> Finding | None."""
     return register("after", code, title, applies)
+
+
+def revision(code: str, title: str) -> Callable:
+    """A rewrite of the assembled diagnosis: fn(Review) -> Diagnosis (`code`: the finding it may add)."""
+    return register("revise", code, title)
 
 
 def of_stage(stage: str) -> list[Check]:

@@ -23,8 +23,9 @@ from trainlab.diagnose.finding import Finding, wilson
 __all__ = ["Diagnosis", "Finding", "Signals", "curve_checks", "diagnose", "from_check", "wilson"]
 
 # curve symptoms that a cause found before training explains better than their generic remedies
-SYMPTOMS = ("underfitting", "learning_rate", "divergence")
-CAUSES = ("output_activation", "input_scale")  # pitfalls that stall or blow up training
+SYMPTOMS = ("underfitting", "learning_rate", "divergence", "baselines")
+CAUSES = ("output_activation", "input_scale", "ema_horizon", "frozen_backbone", "target_scale")  # pitfalls that
+#                                                                          stall or blow up training
 
 
 @dataclass
@@ -105,7 +106,7 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     during = [f for name, c in judged.items() if (f := from_check(name, c)) is not None]
     causes = [f for f in before if f.severity == "warning" and f.code in CAUSES]
     if causes:
-        for f in during:
+        for f in [*during, *after]:
             if f.code in SYMPTOMS and f.severity == "warning":
                 f.cause += f" - likely because of the {causes[0].code.replace('_', ' ')} found before training"
                 f.fix = [f"first: {causes[0].fix[0]}" if causes[0].fix else "first: fix the problem found before "
@@ -114,5 +115,8 @@ def diagnose(sig: Signals, before: list[Finding] = (), after: list[Finding] = ()
     found = [*before, *during, *after]
     order = {"warning": 0, "note": 1}
     found.sort(key=lambda f: order.get(f.severity, 2))  # stable: stages keep their order within a severity
-    return Diagnosis(found, judged, baselines or {})
+    diag = Diagnosis(found, judged, baselines or {})
+    for c in checks.of_stage("revise"):  # rewrites of the whole diagnosis (diagnose/catalog.py: features_limit)
+        diag = c.measure(checks.Review(diag, baselines or {}, sig.settings))
+    return diag
 

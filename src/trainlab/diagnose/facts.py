@@ -30,6 +30,13 @@ class RunSetup:
     early_stopping: int  # patience (0: off)
     class_weights: bool  # train.class_weights is on (a class-imbalance remedy)
     baselines: bool  # fit the baselines after training
+    # fine-tuning settings the off-path checks judge (diagnose/advice.py: an EMA longer than the run, a frozen
+    # random backbone, a head-only phase that learned nothing); the defaults are "off"
+    ema: float | None = None  # train.ema decay
+    freeze: str = "none"  # train.freeze: "none" or "backbone"
+    freeze_epochs: int = 0
+    lr_mult: float = 1.0  # the backbone's learning rate multiplier
+    steps: int = 0  # optimizer steps of the whole planned run (epochs x steps per epoch)
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class EpochFacts:
 class Brief:
     """What the layers above tell the guide before `fit` (observe.monitor.brief for `trainlab train`)."""
 
-    settings: dict = field(default_factory=dict)  # config facts the remedies name (dropout, data path, ...)
+    settings: dict = field(default_factory=dict)  # config facts the remedies name (dropout, data path, ...),
+    #   among them "pretrained" (the backbone starts from trained weights; absent: not known) and "model" (its name)
     classes: list[str] | None = None  # class names for the class-imbalance finding
     hashes: dict | None = None  # {split: digests} of the raw train/val/test samples (leakage), None: unknown
     hash_names: dict | None = None  # {split: file names} for those digests, when the samples are files

@@ -2,7 +2,7 @@
 epoch it appears, and the final diagnosis - the same words from `Trainer.fit` in a notebook and from
 `trainlab train` in a terminal, because both go through this Guide (every Trainer has one: `trainer.guide`).
 
-    trainer = Trainer(model, lr=1e-3)            # verbose: auto = speak in a terminal or notebook
+    trainer = Trainer(model, lr=1e-3)            # verbose: auto = speak (a live bar only in a terminal)
     trainer.fit(train, val, epochs=10)           # prints pitfalls, epoch lines, the diagnosis
     trainer.diagnosis                            # the same diagnosis, structured (diagnose/diagnosis.py)
 
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from trainlab.core.errors import DamagedRun, UserError
 from trainlab.core.files import Check, a, check_fields, is_count, is_number
-from trainlab.diagnose import checks, pitfalls
+from trainlab.diagnose import advice, checks, pitfalls
 from trainlab.diagnose.baselines import Baselines, compare
 from trainlab.diagnose.checks import Outcome, Probe
 from trainlab.diagnose.curves import Signals
@@ -51,11 +51,12 @@ STATE: dict[str, Check] = {  # what Guide.state_dict keeps in last.pt, and what 
 
 
 def resolve_verbose(verbose, progress: bool | None) -> bool:
-    """auto: speak in a terminal or a Jupyter kernel, unless the caller turned progress off (library use)."""
+    """auto: speak wherever fit runs, unless the caller turned progress off (library use). As in Keras, a
+    terminal or notebook gets the live bar (tqdm) and the epoch lines, a log file or pipe the epoch lines only
+    (tqdm shows no bar there): a script redirected to a log must not stay silent for minutes."""
     if verbose != "auto":
         return bool(verbose)
-    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
-    return interactive and progress is not False
+    return progress is not False
 
 
 def epoch_line(record: dict, epochs: int, best_epoch: int | None, val_size: int = 0) -> str:
@@ -152,9 +153,10 @@ class Guide:
         s, b = self.setup, self.train_b
         balancing = [r for r, on in (("train.class_weights", s.class_weights),
                                      ("data.sampler: balanced", getattr(b, "sample_weights", None) is not None)) if on]
+        conflicts = advice.label_conflicts(getattr(b, "x", None), labels)  # identical rows of a table
         return Probe(s.model, xb, yb, labels, self.num_outputs, s.task, s.loss_name, b.num_samples,
                      getattr(b, "batch_size", None) or len(yb), bool(getattr(b, "drop_last", False)), balancing,
-                     self.brief.hashes or self._batch_hashes(), self.brief.classes, self.brief.settings)
+                     self.brief.hashes or self._batch_hashes(), self.brief.classes, self.brief.settings, s, conflicts)
 
     def _batch_hashes(self) -> dict[str, list[bytes]]:
         """Without hashes from above: the in-memory train/val inputs as the model sees them."""
@@ -214,7 +216,9 @@ class Guide:
 
     def diagnose(self, final: bool = True) -> Diagnosis:
         """The diagnosis of what was handed over so far (final: with the after-training checks)."""
-        after = checks.findings("after", Outcome(self.comparison, self._best_row(), self.val_size)) if final else []
+        outcome = Outcome(self.comparison, self._best_row(), self.val_size, self.history, self.baseline_loss,
+                          self.setup)
+        after = checks.findings("after", outcome) if final else []
         return diagnose(self.signals(), self.before, after, self.comparison)
 
     def _best_row(self) -> dict:

@@ -72,8 +72,8 @@ class TrainConfig:
         None, help="weigh the loss per class against imbalance: auto = N / (K * count) from the training labels, "
                    "or one weight per class")
     verbose: bool | Literal["auto"] = opt(
-        "auto", help="print pitfalls, epoch lines and the diagnosis; auto = in a terminal or notebook, unless "
-                     "the Trainer was made with progress=False")
+        "auto", help="print pitfalls, epoch lines and the diagnosis; auto = yes (with a live bar in a terminal "
+                     "or notebook, one line per epoch in a log), unless the Trainer was made with progress=False")
     baselines: bool = opt(True, help="fit a majority-class / mean and a linear model (scikit-learn) on the "
                                      "training split and say whether the network beats them")
     # the chosen optimizer's and scheduler's own options (engine/catalog.py), flattened into the section

@@ -85,3 +85,16 @@ def non_finite_layer(model: nn.Module) -> str:
     """The first parameter whose gradient holds NaN/Inf, or "none"."""
     return next((name for name, p in model.named_parameters()
                  if p.grad is not None and not torch.isfinite(p.grad).all()), "none")
+
+
+def improves(value: float, best_value: float | None, higher: bool, min_delta: float, val_loss: float,
+             best_val_loss: float) -> bool:
+    """Whether an epoch's monitored `value` beats the best so far by more than `min_delta`. A tie (accuracy 1.0
+    on a small validation split, reached early) goes to the lower validation loss, so the kept epoch is not
+    the first that happened to reach it."""
+    if best_value is None:
+        return True
+    if not math.isfinite(value):
+        return False
+    sign = 1.0 if higher else -1.0
+    return sign * (value - best_value) > min_delta or (value == best_value and val_loss < best_val_loss)

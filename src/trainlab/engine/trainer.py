@@ -11,7 +11,6 @@ atomic checkpoints that resume bit-exactly, and no host-device sync inside the s
 from __future__ import annotations
 
 import copy
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -162,7 +161,8 @@ class Trainer:
         s = self.settings  # the guide is handed plain facts (diagnose/facts.py): one-line errors, then pitfalls
         self.guide.start(RunSetup(self.model, self.task, self.loss_name, self.device.type, self.seed, tuple(
             self.metrics), epochs, self.epoch, s.lr, s.weight_decay, s.early_stopping, s.class_weights is not None,
-            s.baselines), train_b, val_b)
+            s.baselines, s.ema, s.freeze, s.freeze_epochs, s.lr_mult,
+            epochs * finetune.steps_per_epoch(len(train_b), s.accumulate)), train_b, val_b)
         ckpt = self._read_checkpoint(resume) if resume else None
         self.prepare(train_b, batch_size, choice=ckpt.get("choice") if ckpt else None)
         self._weigh_classes(train_b)
@@ -353,11 +353,9 @@ class Trainer:
     def _track_best(self, record: dict) -> None:
         if self.monitor not in record:
             raise UserError(f"train.monitor={self.monitor!r} is not in the history; choose from: {', '.join(record)}")
-        value = record[self.monitor]
-        sign = 1.0 if higher_is_better(self.monitor) else -1.0
-        improved = self.best_value is None or (math.isfinite(value)
-                                               and sign * (value - self.best_value) > self.settings.min_delta)
-        if improved:
+        value, best = record[self.monitor], self.history[(self.best_epoch or 1) - 1]
+        if tally.improves(value, self.best_value, higher_is_better(self.monitor), self.settings.min_delta,
+                          record.get("val_loss", 0), best.get("val_loss", 0)):  # a tie goes to the lower val_loss
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
             self.best_state = copy.deepcopy(self.tricks.eval_model(self.model).state_dict())
             self.save_checkpoint("best.pt", weights_only=True)

@@ -7,6 +7,7 @@ from torch import nn
 
 from trainlab.models.activations import ACTIVATIONS, activation
 from trainlab.models.options import CourseMLPConfig, MLPConfig
+from trainlab.models.seqlayers import output_scale
 
 
 def mlp_layers(n_in: int, hidden: list[int], n_out: int, act: str, dropout: float, batch_norm: bool) -> list[nn.Module]:
@@ -29,6 +30,8 @@ def build_mlp(cfg: MLPConfig, input_shape: tuple, num_outputs: int, **info) -> n
     layers = mlp_layers(math.prod(input_shape), cfg.hidden, num_outputs, cfg.activation, cfg.dropout, cfg.batch_norm)
     if cfg.output_activation:
         layers.append(activation(cfg.output_activation))
+    if "target_mean" in info:  # standardized regression targets (data.scale_target): back to the data's units
+        layers.append(output_scale(info, num_outputs))
     return nn.Sequential(*layers)
 
 

@@ -93,8 +93,10 @@ def summary(p: SplitPredictions, classes: list[str], k: int = 8) -> tuple[dict, 
 
 def mistakes_png(samples: list[dict], path: Path, gap: int = 4) -> Path | None:
     """The top-loss images in a row, each captioned "true -> predicted" and the predicted probability (PIL:
-    cheap enough to draw after every training). None when the samples are not images."""
-    images = [s["image"] for s in samples if "image" in s]
+    cheap enough to draw after every training). Only the misclassified ones: a strip called mistakes must not
+    show correct predictions. None when none is misclassified or the samples are not images."""
+    samples = [s for s in samples if "image" in s and s["true"] != s["predicted"]]
+    images = [s["image"] for s in samples]
     if not images:
         return None
     sheet = Image.new("RGB", (len(images) * (THUMB + gap), THUMB + CAPTION_H), "white")

@@ -101,7 +101,9 @@ def remedy_settings(cfg, view) -> dict:
             "kind": view.bundle.kind, "augment": view.train_pipe.random,
             "data_path": "in-memory" if view.in_memory(ds) else "streaming",
             "num_workers": cfg.data.num_workers, "pin_memory": cfg.data.pin_memory, "cpu_count": os.cpu_count() or 2,
-            "output_activation": getattr(params, "output_activation", None)}
+            "output_activation": getattr(params, "output_activation", None),
+            "pretrained": bool(getattr(params, "pretrained", False) or getattr(params, "weights", None)),
+            "model": cfg.model.name}
 
 
 def _monitor(trainer) -> Monitor | None:

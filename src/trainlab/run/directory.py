@@ -31,7 +31,8 @@ RUN_FILES = ("config.yaml", "manifest.json")
 # start, so a run killed at any point can still be replaced with --overwrite; plots and later outputs
 # (inspect-val/, model.onnx) are added to its "files" when they are written.
 TRAIN_FILES = ("config.yaml", "manifest.json", "splits.json", "data.json", "summary.txt", "last.pt", "best.pt",
-               "history.csv", "diagnostics.jsonl", "tb", "result.json", "report.html")
+               "history.csv", "diagnostics.jsonl", "tb", "result.json", "report.html",
+               "audit.json", "audit")  # the cheap data audit of every run; `trainlab audit RUN`'s default --out
 
 
 def run_name(cfg: Config) -> str:

@@ -3,7 +3,7 @@
     evaluation_facts(run_dir, result, manifest, evaluate=True)   # test metrics with 95% intervals, baselines, ECE
     limitation_facts(result, evaluation, audit)                   # diagnosis, worst classes, confused pairs, audit
 
-Accuracy's interval is Wilson's from n (engine/diagnosis.wilson, the interval the console prints); the other
+Accuracy's interval is Wilson's from n (diagnose/finding.wilson, the interval the console prints); the other
 metrics get a percentile bootstrap over the test samples (use/card_eval.py). Both are only computed when
 best.pt, re-run on the run's own test indices, reproduces the recorded metrics.
 """

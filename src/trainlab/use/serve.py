@@ -120,8 +120,9 @@ def create_app(run_or_path, max_bytes: int = DEFAULT_MAX_BYTES, trust_code: bool
     @app.post("/predict", openapi_extra=PREDICT_OPENAPI, responses=PREDICT_ERRORS)
     async def predict(request: Request, top: int = Query(5, ge=1, description="classes listed per answer")) -> dict:
         payload = await read_payload(request, predictor.data)  # the body: I/O on the event loop
-        out = await run_in_threadpool(answer, payload, predictor)  # decoding and the model: off the event loop
-        return {"predictions": prediction_rows(out, predictor, top)}
+        out, warns = await run_in_threadpool(answer, payload, predictor)  # decoding, the model: off the event loop
+        rows = prediction_rows(out, predictor, top)
+        return {"predictions": [{**row, "warning": w} if w else row for row, w in zip(rows, warns, strict=True)]}
 
     return app
 
@@ -158,13 +159,15 @@ def public_info(data: dict, max_bytes: int) -> dict:
                        "samples": MAX_SAMPLES}}
 
 
-def answer(payload, predictor) -> torch.Tensor:
-    """read_payload's result -> the model's (B, classes) probabilities or (B, outputs) predictions."""
-    out = predictor(to_batch(payload, predictor.data))
+def answer(payload, predictor) -> tuple[torch.Tensor, list]:
+    """read_payload's result -> the model's (B, classes) probabilities or (B, outputs) predictions, and one
+    warning or None per sample."""
+    x, warns = to_batch(payload, predictor.data)
+    out = predictor(x)
     if out.is_floating_point() and not torch.isfinite(out).all():  # JSON has no NaN: FastAPI would send null
         raise BadRequest(422, "the model's output is not a finite number for these inputs "
                               "(values far outside what it was trained on?)")
-    return out
+    return out, warns
 
 
 def prediction_rows(out: torch.Tensor, predictor, top: int) -> list[dict]:

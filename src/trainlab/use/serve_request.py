@@ -1,7 +1,10 @@
 """How `trainlab serve` reads `POST /predict`: image uploads or JSON -> one checked raw input batch.
 
     payload = await read_payload(request, data)      # I/O only: the body, or the uploaded files
-    x = to_batch(payload, data)                      # CPU (in a worker thread): check, decode, parse
+    x, warns = to_batch(payload, data)               # CPU (in a worker thread): check, decode, parse
+
+A table's run takes rows as in its CSV, {"occupation": "white-collar", "age": 32, ...} (or {"features": {...}}),
+encoded as in training; `warns` holds one warning or None per sample (an unseen category, an empty text).
 
 Every refusal is a `BadRequest` with the status docs/use.md lists: 400 empty or malformed, 413 too large
 (bytes, declared pixels, files, samples), 415 wrong content type, 422 values the model cannot take.
@@ -12,11 +15,13 @@ from __future__ import annotations
 import io
 import json
 
+import pandas as pd
 import torch
 
 from trainlab.core.errors import UserError
 from trainlab.data.images import ImageTooLarge, check_image_bytes, load_image
-from trainlab.data.text import encode
+from trainlab.data.tabular import encode_rows
+from trainlab.data.text import encode, text_warnings
 
 MAX_PIXELS = 4096 * 4096  # per request: a small PNG can still decode to gigabytes
 MAX_SIDE = 8192  # per side: a 1 x 16,000,000 strip is under MAX_PIXELS and still costs seconds to decode
@@ -98,12 +103,19 @@ def check_images(files: list[tuple[str, bytes]]) -> None:
 
 # ----------------------------------------------------------------------------- to a batch
 
-def to_batch(payload: list[tuple[str, bytes]] | bytes, data: dict) -> torch.Tensor:
-    """What read_payload returned -> the raw input batch (B, *raw_shape) in the run's dtype."""
+Warned = tuple[torch.Tensor, list]  # (B, *raw_shape) and one warning (str) or None per sample
+
+
+def to_batch(payload: list[tuple[str, bytes]] | bytes, data: dict) -> Warned:
+    """What read_payload returned -> the raw input batch (B, *raw_shape) in the run's dtype, with its warnings."""
     if isinstance(payload, list):
         check_images(payload)  # sizes from the headers, before any pixel is decoded
-        return decode_images(payload, data["raw_shape"])
+        return quiet(decode_images(payload, data["raw_shape"]))
     return parse_json(payload, data)
+
+
+def quiet(x: torch.Tensor) -> Warned:
+    return x, [None] * len(x)
 
 
 def decode_images(files: list[tuple[str, bytes]], raw_shape: list[int]) -> torch.Tensor:
@@ -119,7 +131,7 @@ def decode_images(files: list[tuple[str, bytes]], raw_shape: list[int]) -> torch
     return torch.stack(images)
 
 
-def parse_json(body: bytes, data: dict) -> torch.Tensor:
+def parse_json(body: bytes, data: dict) -> Warned:
     """{"features": ...}, {"text": ...} (text runs) or {"instances": [...]} -> (B, *raw_shape)."""
     try:
         obj = json.loads(body)
@@ -128,42 +140,71 @@ def parse_json(body: bytes, data: dict) -> torch.Tensor:
     except ValueError:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise BadRequest(400, "malformed JSON body") from None
     if isinstance(obj, dict) and "instances" in obj:
-        x = instances_batch(obj["instances"], data)
+        x, warns = instances_batch(obj["instances"], data)
     else:
-        x = sample_batch(obj, data)
+        x, warns = sample_batch(obj, data)
     if len(x) > MAX_SAMPLES:
         raise BadRequest(413, f"too many samples: {len(x)} (limit {MAX_SAMPLES} per request)")
-    return x
+    return x, warns
 
 
-def sample_batch(obj, data: dict) -> torch.Tensor:
-    """One request body (an object with "features" or "text") -> (B, *raw_shape)."""
+def sample_batch(obj, data: dict) -> Warned:
+    """One request body (an object with "features" or "text", or a table's row by column) -> (B, *raw_shape)."""
     if isinstance(obj, dict) and data["kind"] == "text" and "text" in obj:
         return encode_text(obj["text"], data)
+    if isinstance(obj, dict) and data["kind"] == "tabular" and is_row(obj.get("features", obj), data):
+        return table_row(obj.get("features", obj), data)
     if not isinstance(obj, dict) or "features" not in obj:
-        want = '{"text": "..."} or {"features": [token ids]}' if data["kind"] == "text" else '{"features": [...]}'
+        want = ('{"text": "..."} or {"features": [token ids]}' if data["kind"] == "text" else
+                '{"column": value, ...} as in the training CSV, or {"features": [...]}' if data["kind"] == "tabular"
+                else '{"features": [...]}')
         raise BadRequest(400, f'expected a JSON object {want}, or {{"instances": [...]}}')
-    return features_batch(obj["features"], data)
+    return quiet(features_batch(obj["features"], data))
 
 
-def instances_batch(instances, data: dict) -> torch.Tensor:
+def is_row(obj, data: dict) -> bool:
+    """A table's row by column: an object naming at least one of the training CSV's feature columns."""
+    columns = (data.get("meta") or {}).get("raw_features") or []
+    return isinstance(obj, dict) and any(c in obj for c in columns)
+
+
+def table_row(row: dict, data: dict) -> Warned:
+    """{column: value} as in the training CSV -> (1, F) encoded as in training (one-hot categories), like
+    `trainlab predict` on a CSV: a missing or non-numeric value is refused, an unseen category warned about."""
+    meta = data.get("meta") or {}
+    columns = meta.get("raw_features") or []
+    missing = [c for c in columns if c not in row]
+    if missing:
+        raise BadRequest(422, f"missing column(s) {', '.join(map(repr, missing[:5]))}; a row needs the training "
+                              f"CSV's feature columns: {', '.join(columns)}")
+    values = {c: row[c] for c in columns}
+    if any(isinstance(v, (dict, list)) for v in values.values()):
+        raise BadRequest(422, "each column takes one number or one category (a string)")
+    x, errors, warns = encode_rows(pd.DataFrame([values], columns=columns), meta)
+    if errors:
+        raise BadRequest(422, errors[0])
+    return torch.from_numpy(x), [warns.get(0)]
+
+
+def instances_batch(instances, data: dict) -> Warned:
     """{"instances": [...]}: each item one sample, as its own body ({"features": ...}), a list of features,
     or (text runs) a string; the answer lists one prediction per instance, in order."""
     if not isinstance(instances, list) or not instances:
         raise BadRequest(422, '"instances" must be a non-empty list')
     if len(instances) > MAX_SAMPLES:
         raise BadRequest(413, f"too many instances: {len(instances)} (limit {MAX_SAMPLES} per request)")
-    rows = []
+    rows, warns = [], []
     for i, item in enumerate(instances):
         try:
-            x = (encode_text(item, data) if isinstance(item, str) and data["kind"] == "text"
-                 else features_batch(item, data) if isinstance(item, list) else sample_batch(item, data))
+            x, w = (encode_text(item, data) if isinstance(item, str) and data["kind"] == "text"
+                    else quiet(features_batch(item, data)) if isinstance(item, list) else sample_batch(item, data))
             if len(x) != 1:
                 raise BadRequest(422, f"one sample per instance, got {len(x)}")
         except BadRequest as e:
             raise BadRequest(e.status, f"instances[{i}]: {e.message}") from None
         rows.append(x)
-    return torch.cat(rows)
+        warns += w
+    return torch.cat(rows), warns
 
 
 def features_batch(values, data: dict) -> torch.Tensor:
@@ -201,11 +242,13 @@ def check_shape(x: torch.Tensor, data: dict) -> torch.Tensor:
     return x
 
 
-def encode_text(text, data: dict) -> torch.Tensor:
-    """A text or a list of texts -> (B, max_len) token ids with the run's training vocabulary."""
+def encode_text(text, data: dict) -> Warned:
+    """A text or a list of texts -> (B, max_len) token ids with the run's training vocabulary, and a warning for
+    a text the model cannot read (empty, or no token seen in training), as `trainlab predict` gives."""
     texts = [text] if isinstance(text, str) else text
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise BadRequest(422, "text must be a string or a non-empty list of strings")
     if len(texts) > MAX_SAMPLES:
         raise BadRequest(413, f"too many texts: {len(texts)} (limit {MAX_SAMPLES} per request)")
-    return encode(texts, data["meta"])
+    warns = text_warnings(texts, data["meta"])
+    return encode(texts, data["meta"]), [warns.get(i) for i in range(len(texts))]

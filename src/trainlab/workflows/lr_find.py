@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
@@ -100,7 +101,8 @@ def sweep(cfg, model, batches, task: str, start: float, end: float, steps: int) 
     factor = (end / start) ** (1 / (steps - 1))
     lrs, losses, smoothed, avg, best = [], [], [], 0.0, math.inf
     model.train()
-    for i, (xb, yb) in zip(range(steps), _batches(batches, generator), strict=False):
+    bar = tqdm(range(steps), desc="lr-find", unit="step", leave=False, disable=None)  # a bar in a terminal only
+    for i, (xb, yb) in zip(bar, _batches(batches, generator), strict=False):
         lr = start * factor ** i
         for group in opt.param_groups:
             group["lr"] = lr
