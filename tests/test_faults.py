@@ -5,13 +5,21 @@ before is lost or left half-written. README's "Reliability" section points at th
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
 import types
 import typing
+from pathlib import Path
 
 import pytest
 
 from conftest import assert_one_line_error, tiny_config
+from trainlab.core.checkpoint import safe_load
 from trainlab.core.errors import UserError
 from trainlab.core.schema import NUMBER_LIMIT
 from trainlab.data.catalog import DATASETS, TRANSFORMS
@@ -21,6 +29,7 @@ from trainlab.engine.settings import TrainConfig
 from trainlab.models.catalog import ACTIVATIONS, MODELS
 from trainlab.models.config import ModelConfig
 from trainlab.run.config import Config, build_config
+from trainlab.workflows.train import train_run
 
 
 # ----------------------------------------------------------------------------- extreme numbers, from the schema
@@ -92,3 +101,138 @@ def test_cli_refuses_a_70_digit_number_in_one_line(cli, write_config, tmp_path, 
     code, _, err = cli("train", write_config(), f"{override}={10**70}", "--dry-run", "--out", tmp_path / "r")
     assert_one_line_error(code, err, override)
     assert not (tmp_path / "r").exists()
+
+
+# ----------------------------------------------------------------------------- full disk
+
+BIG_MODEL = tiny_config(model={"hidden": [512, 512]}, data={"batch_size": 256},  # best.pt 1.2 MB, last.pt 4.7 MB
+                        train={"epochs": 2, "num_threads": 1})
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, free_kb: int | None, size_mb: int = 8):
+    """A tmpfs of `size_mb` at `folder` with about `free_kb` left (a filler file takes the rest); unmounted after.
+    Skips where it cannot be mounted (not root, no mount permission): the size-limited-file tests still run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root; the RLIMIT_FSIZE tests cover a failing write")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()[:100]}")
+    try:
+        if free_kb is not None:
+            fill(folder, free_kb)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, free_kb: int) -> None:
+    """Grow folder/filler until about `free_kb` KB are left on its file system."""
+    (folder / "filler").unlink(missing_ok=True)
+    free = shutil.disk_usage(folder).free
+    with open(folder / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free - free_kb * 1024))
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files, and files under a final name that do not load: what a full disk must never leave."""
+    bad = [str(p) for p in folder.rglob("*.tmp")]
+    for p in folder.rglob("*"):
+        if p.suffix == ".pt":
+            try:
+                safe_load(p)
+            except UserError:
+                bad.append(str(p))
+        elif p.suffix == ".json":
+            try:
+                json.loads(p.read_text())
+            except ValueError:
+                bad.append(str(p))
+    return bad
+
+
+def saved(run: Path) -> dict[str, bytes]:
+    return {n: (run / n).read_bytes() for n in ("best.pt", "last.pt", "result.json", "history.csv")}
+
+
+@pytest.mark.parametrize("free_kb", [20, 1000, 3000, 5500])
+def test_fresh_run_into_a_full_disk_is_one_line_and_leaves_nothing_half_written(cli, write_config, tmp_path,
+                                                                                  free_kb):
+    with small_disk(tmp_path / "disk", free_kb) as disk:
+        code, _, err = cli("train", write_config(BIG_MODEL), "--out", disk / "run")
+        assert_one_line_error(code, err, "disk full", str(disk / "run"), "free")
+        assert leftovers(disk) == []
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train_run(build_config(BIG_MODEL), run, quiet=True)
+    return run
+
+
+@pytest.mark.parametrize("free_kb", [100, 1500, 3000])
+def test_resume_into_a_full_disk_keeps_best_last_and_result(cli, finished_run, tmp_path, free_kb):
+    with small_disk(tmp_path / "disk", None, size_mb=24) as disk:
+        shutil.copytree(finished_run, disk / "run")
+        before = saved(disk / "run")
+        fill(disk, free_kb)
+        code, _, err = cli("train", "--resume", disk / "run", "train.epochs=4")
+        assert_one_line_error(code, err, "disk full", str(disk / "run"))
+        assert leftovers(disk) == []
+        after = saved(disk / "run")
+        assert after["last.pt"] == before["last.pt"] and after["result.json"] == before["result.json"]
+        if free_kb < 1200:  # no room for even best.pt: every file is byte for byte what it was
+            assert after == before
+        (disk / "filler").unlink()  # room again: the same command completes the run
+        code, _, err = cli("train", "--resume", disk / "run", "train.epochs=4")
+        assert code == 0, err
+        assert json.loads((disk / "run" / "result.json").read_text())["epochs_run"] == 4
+
+
+def test_export_torchscript_into_a_full_disk(cli, finished_run, tmp_path):
+    with small_disk(tmp_path / "disk", 200) as disk:
+        code, _, err = cli("export", finished_run, "--format", "torchscript", "--out", disk / "m.pt")
+        assert_one_line_error(code, err, "disk full", str(disk / "m.pt"))
+        assert not (disk / "m.pt").exists() and leftovers(disk) == []
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+from trainlab.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_limited(limit: int, *args) -> subprocess.CompletedProcess:
+    """`trainlab ARGS` where no file may grow past `limit` bytes: every write past it fails (EFBIG), although
+    the disk reports free space, so the failing write itself (not the check before it) is exercised."""
+    return subprocess.run([sys.executable, "-c", LIMITED.format(limit=limit), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("limit", [40_000, 2_000_000])  # splits.json, or last.pt (best.pt fits), cannot be written
+def test_a_write_failing_midway_is_one_line_and_leaves_no_temporary(write_config, tmp_path, limit):
+    proc = run_limited(limit, "train", write_config(BIG_MODEL), "--out", tmp_path / "run")
+    assert_one_line_error(proc.returncode, proc.stderr, "disk full", str(tmp_path / "run"))
+    assert leftovers(tmp_path / "run") == []
+
+
+def test_resume_with_a_failing_write_keeps_what_was_saved(finished_run, tmp_path):
+    shutil.copytree(finished_run, tmp_path / "run")
+    before = saved(tmp_path / "run")
+    proc = run_limited(2_000_000, "train", "--resume", tmp_path / "run", "train.epochs=3")
+    assert_one_line_error(proc.returncode, proc.stderr, "disk full", "last.pt")
+    assert leftovers(tmp_path / "run") == []
+    after = saved(tmp_path / "run")
+    assert after["last.pt"] == before["last.pt"] and after["result.json"] == before["result.json"]
+
+
+def test_export_torchscript_with_a_failing_write(finished_run, tmp_path):
+    proc = run_limited(100_000, "export", finished_run, "--format", "torchscript", "--out", tmp_path / "m.pt")
+    assert_one_line_error(proc.returncode, proc.stderr, "disk full", "m.pt")
+    assert list(tmp_path.iterdir()) == []

@@ -22,6 +22,7 @@ from pathlib import Path
 from trainlab import __version__
 from trainlab.cli import arguments, commands
 from trainlab.core.errors import Interrupted, UserError
+from trainlab.core.files import disk_full, is_disk_full
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader stopped reading (`trainlab list | head -3`): it has what it wanted
         return 0
     except Exception as e:  # a bug in trainlab, not bad input: say so in one line, keep the traceback
+        if is_disk_full(e):  # a write outside core.files (a folder, TensorBoard's file): the user's situation
+            print(f"error: {disk_full(e)}", file=sys.stderr)
+            return EXIT_USAGE
         if args is not None and getattr(args, "debug", False):
             raise
         log = _write_traceback(args)

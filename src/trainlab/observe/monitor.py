@@ -25,7 +25,7 @@ import yaml
 from torch.utils.data import Subset
 
 from trainlab.core import forked
-from trainlab.core.files import write_history, write_json
+from trainlab.core.files import append_line, write_history, write_json
 from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.data import preview
 from trainlab.data.base import ArrayDataset
@@ -58,8 +58,7 @@ class Monitor:
                 "step_losses": [float(f"{v:.6g}") for v in steps]}
         if record["epoch"] == 1 and g.ratio is not None:
             line["update_ratio"] = g.ratio
-        with open(self.out / SIGNALS_FILE, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_line(self.out / SIGNALS_FILE, json.dumps(line))
 
     def _load_previous(self, guide, epoch: int) -> None:
         """After --resume: the signals of the epochs before the interruption (the last line per epoch wins)."""
@@ -67,9 +66,12 @@ class Monitor:
         if epoch <= 1 or not path.is_file():
             return
         rows = {}
-        for text in path.read_text().splitlines():
-            row = json.loads(text)
-            if row["epoch"] < epoch:
+        for text in path.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError:  # a line cut short by a kill or a full disk: that epoch is redone
+                continue
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] < epoch:
                 rows[row["epoch"]] = row
         earlier = [rows[e] for e in sorted(rows)]
         guide.grad_rms[:0] = [r["grad_rms"] for r in earlier]

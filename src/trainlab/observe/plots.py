@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json, write_json
+from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json, write_bytes, write_json
 from trainlab.models.catalog import ACTIVATIONS, activation
 
 DPI = 100
@@ -56,8 +57,10 @@ def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    png = io.BytesIO()  # rendered in memory, then written atomically: a full disk leaves no half image
+    fig.savefig(png, format="png", dpi=DPI)
     pyplot().close(fig)
+    write_bytes(path, png.getvalue())
     return path
 
 

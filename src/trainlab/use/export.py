@@ -14,6 +14,7 @@ inputs; the max abs difference is printed and stored in RUN_DIR/result.json unde
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from trainlab.core.checkpoint import tensor_bytes
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
+from trainlab.core.files import atomic_path, read_json, write_bytes, write_json, write_text
 from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
@@ -67,7 +69,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
     info = run_info(run)
     start = time.perf_counter()
     WRITERS[fmt](inference_module(run), x[:2], info, out)
-    sidecar_path(out).write_text(json.dumps(info, indent=2) + "\n")
+    write_text(sidecar_path(out), json.dumps(info, indent=2) + "\n")
     seconds = time.perf_counter() - start
     try:
         diff, tol = parity(run, out, x)
@@ -106,7 +108,8 @@ def write_onnx(module: torch.nn.Module, example: torch.Tensor, info: dict, path:
         except Exception as e:  # torch.export raises many types for models it cannot trace
             raise UserError(f"ONNX export of {info['model']!r} failed: {str(e).splitlines()[0][:200]}") from None
     program.model.metadata_props[INFO_KEY] = json.dumps(info)
-    program.save(str(path))
+    with atomic_path(path, needed=tensor_bytes(dict(module.state_dict()))) as tmp:  # a full disk leaves no half file
+        program.save(str(tmp))
 
 
 def write_torchscript(module: torch.nn.Module, example: torch.Tensor, info: dict, path: Path) -> None:
@@ -118,7 +121,9 @@ def write_torchscript(module: torch.nn.Module, example: torch.Tensor, info: dict
         except Exception as e:
             raise UserError(f"TorchScript export of {info['model']!r} failed: {str(e).splitlines()[0][:200]}") \
                 from None
-        torch.jit.save(traced, str(path), _extra_files={f"{INFO_KEY}.json": json.dumps(info)})
+        archive = io.BytesIO()  # in memory first: torch's writer aborts the process when a disk write fails
+        torch.jit.save(traced, archive, _extra_files={f"{INFO_KEY}.json": json.dumps(info)})
+    write_bytes(path, archive.getvalue())
 
 
 WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript}

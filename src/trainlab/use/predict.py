@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import atomic_file, write_json
 from trainlab.data.images import IMAGE_EXTENSIONS, list_folder, load_image
 from trainlab.data.tabular import encode_rows, read_table
 from trainlab.data.text import encode, predict_texts, text_warnings
@@ -207,7 +207,7 @@ def write_predictions(out: Path, rows: list[dict]) -> None:
     write_json(out / "result.json", {"predictions": rows, "inputs": len(rows), "predicted": len(rows) - failed,
                                      "failed": failed})
     columns = [c for c in CSV_COLUMNS if any(c in r for r in rows)]
-    with open(out / "predictions.csv", "w", newline="") as f:
+    with atomic_file(out / "predictions.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:

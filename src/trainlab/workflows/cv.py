@@ -24,7 +24,7 @@ import torch
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_history, write_json
+from trainlab.core.files import write_history, write_json, write_text
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
 from trainlab.data.prepare import load_data
@@ -74,7 +74,7 @@ def prepare_out(out: Path, cfg, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out {out} is not empty; pass --overwrite to replace it")
     prepare_run_dir(out, cfg, overwrite=True)
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
 
 
 # ----------------------------------------------------------------------------- fold assignment

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainlab.core.files import write_text
 from trainlab.data.describe import describe_sample
 from trainlab.observe.gallery import cards_html, gallery_page
 
@@ -65,4 +66,4 @@ def write_label_issues(out: Path, bundle, oof: dict, issues: list[dict]) -> None
             f"out-of-fold probabilities; quality = out-of-fold probability of the given label.</p>")
     panel = ("issues", "Likely label errors", note + cards_html(cards))
     page = gallery_page(f"likely label errors: {out.name}", [panel])
-    (out / "label_issues.html").write_text(page, encoding="utf-8")
+    write_text(out / "label_issues.html", page)

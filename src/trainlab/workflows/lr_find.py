@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import math
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import write_bytes, write_json
 from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
@@ -148,4 +149,6 @@ def plot(result: dict, path: Path) -> None:
     ax.set(xscale="log", ylim=(0, top), xlabel="learning rate", ylabel="training loss",
            title="learning-rate range test")
     ax.legend()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()  # rendered in memory, written atomically
+    fig.savefig(png, format="png", dpi=100)
+    write_bytes(path, png.getvalue())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainlab.core.files import write_json
+from trainlab.core.files import write_json, write_text
 from trainlab.data import preview
 from trainlab.data.prepare import load_data
 from trainlab.observe import data_page, data_plots
@@ -43,7 +43,7 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
     sections.append(("transforms", "Transforms", transforms_html(result)))
     page = data_page.show_page(f"trainlab show {config_name or cfg.data.name}", sections,
                                f"dataset {cfg.data.name}, seed {cfg.seed}: what `trainlab train` would feed the model")
-    (out / "show.html").write_text(page, encoding="utf-8")
+    write_text(out / "show.html", page)
     result["files"] = sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png"))
     result["out"] = str(out)
     write_json(out / "result.json", result)

@@ -79,11 +79,11 @@ def model_input(cfg: Config) -> dict:
 
 def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
 
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
     write_json(out / "manifest.json", manifest(cfg, device, argv))
     write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
     write_json(out / "data.json", {**data_description(data, view), **model_input(cfg)})
-    (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
+    write_text(out / "summary.txt", model_summary(model, view.input_shape) + "\n")
 
 
 def dry_run_view(view, cfg: Config):

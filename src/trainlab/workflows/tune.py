@@ -32,7 +32,7 @@ import numpy as np
 from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.device import select_device
 from trainlab.core.errors import Interrupted, UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import write_json, write_text
 from trainlab.core.metrics import default_metrics, higher_is_better
 from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_provenance(out: Path, cfg, test_evaluations: int) -> None:
     """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
     m = manifest(cfg, select_device(cfg.train.device), sys.argv)
     write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
 
