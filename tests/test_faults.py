@@ -31,7 +31,6 @@ from trainlab.models.config import ModelConfig
 from trainlab.run.config import Config, build_config
 from trainlab.workflows.train import train_run
 
-
 # ----------------------------------------------------------------------------- extreme numbers, from the schema
 
 def _is_numeric(tp) -> bool:
@@ -236,3 +235,31 @@ def test_export_torchscript_with_a_failing_write(finished_run, tmp_path):
     proc = run_limited(100_000, "export", finished_run, "--format", "torchscript", "--out", tmp_path / "m.pt")
     assert_one_line_error(proc.returncode, proc.stderr, "disk full", "m.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- resume with more epochs
+
+@pytest.mark.parametrize("scheduler", [None, *SCHEDULERS.names()])
+def test_resume_with_more_epochs_for_every_scheduler(cli, tmp_path, scheduler):
+    """cosine and onecycle are planned over the whole run: lengthening them is refused in one line that says
+    what to do, nothing changes; the others continue with the same LR rule and finish the longer run."""
+    cfg = tiny_config(train={"epochs": 2, "scheduler": scheduler, "num_threads": 1}, data={"batch_size": 128})
+    run = tmp_path / "run"
+    train_run(build_config(cfg), run, quiet=True)
+    before = saved(run)
+    code, _, err = cli("train", "--resume", run, "train.epochs=3")
+    if SCHEDULERS.entry(scheduler).meta["fixed_length"] if scheduler else False:
+        assert_one_line_error(code, err, "train.epochs=3", f"{scheduler} schedule planned over 2 epochs",
+                              "train.epochs=2", "new run")
+        assert saved(run) == before
+        return
+    assert code == 0, err
+    history = json.loads((run / "result.json").read_text())
+    assert history["epochs_run"] == 3
+    ckpt = safe_load(run / "last.pt")
+    assert ckpt["epoch"] == 3 and len(ckpt["history"]) == 3
+
+
+def test_every_scheduler_says_whether_it_can_be_lengthened():
+    assert {n: SCHEDULERS.entry(n).meta["fixed_length"] for n in SCHEDULERS.names()} == {
+        "cosine": True, "onecycle": True, "reduce_on_plateau": False, "step": False}

@@ -20,12 +20,13 @@ from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
 from trainlab.engine import guide
 from trainlab.engine.baselines import sentence
+from trainlab.engine.catalog import check_resume_epochs
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
-from trainlab.run.config import Config, dump_config
+from trainlab.run.config import Config, dump_config, read_run_config
 from trainlab.run.directory import (
     count_test_evaluation,
     default_run_dir,
@@ -104,6 +105,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     info = distributed.from_env()
     if resume:  # files the end of the run rewrites: a damaged one is refused before any epoch is trained
         read_manifest(resume), read_data_description(resume)
+        check_resume_epochs(cfg.train.scheduler, read_run_config(resume).train.epochs, cfg.train.epochs, resume)
     done = nothing_left(resume, cfg) if resume else None
     if done is not None:  # a complete run: say so, run nothing, look at nothing
         return done if info is None or info.is_main else {}
