@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import types
@@ -17,6 +18,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab.core.checkpoint import safe_load
@@ -26,8 +28,9 @@ from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.data.config import DataConfig
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 from trainlab.engine.settings import TrainConfig
-from trainlab.models.catalog import ACTIVATIONS, MODELS
+from trainlab.models.catalog import ACTIVATIONS, MODELS, LibraryModelConfig
 from trainlab.models.config import ModelConfig
+from trainlab.models.library import build_library_model
 from trainlab.run.config import Config, build_config
 from trainlab.workflows.train import train_run
 
@@ -263,3 +266,87 @@ def test_resume_with_more_epochs_for_every_scheduler(cli, tmp_path, scheduler):
 def test_every_scheduler_says_whether_it_can_be_lengthened():
     assert {n: SCHEDULERS.entry(n).meta["fixed_length"] for n in SCHEDULERS.names()} == {
         "cosine": True, "onecycle": True, "reduce_on_plateau": False, "step": False}
+
+
+# ----------------------------------------------------------------------------- model.weights from other sources
+
+def _resnet(channels: int = 3, name: str = "torchvision:resnet18", weights: str | None = None):
+    torch.manual_seed(0)
+    return build_library_model(name, LibraryModelConfig(weights=weights), (channels, 32, 32), 4)
+
+
+def _safetensors_cases(good: bytes) -> dict[str, bytes]:
+    """Truncated, garbage, an oversized header length, overlapping data offsets, empty."""
+    n = struct.unpack("<Q", good[:8])[0]
+    header = json.loads(good[8:8 + n])
+    a, b = [k for k in header if k != "__metadata__"][:2]
+    start = header[a]["data_offsets"][0]
+    width = header[b]["data_offsets"][1] - header[b]["data_offsets"][0]
+    header[b] = {**header[b], "data_offsets": [start, start + width]}  # b's bytes now overlap a's
+    crafted = json.dumps(header).encode()
+    return {"truncated": good[: len(good) // 2], "garbage": bytes(range(256)) * 10,
+            "huge-header": struct.pack("<Q", 2**62) + b"{}", "overlapping": struct.pack("<Q", len(crafted)) + crafted
+            + good[8 + n:], "empty": b"", "header-only": good[: 8 + n], "not-json": struct.pack("<Q", 4) + b"\xff{[x"}
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory) -> dict[str, Path]:
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("weights")
+    state = _resnet().state_dict()
+    save_file(state, str(folder / "good.safetensors"))
+    files = {}
+    for name, data in _safetensors_cases((folder / "good.safetensors").read_bytes()).items():
+        files[f"{name}.safetensors"] = folder / f"{name}.safetensors"
+        files[f"{name}.safetensors"].write_bytes(data)
+    torch_files = {"empty.pt": b"", "garbage.pt": b"\x80\x02garbage" * 10,
+                   "truncated.pt": None,
+                   "partial.pt": {k: v for k, v in state.items() if k.startswith(("conv1", "bn1"))},
+                   "resnet34.pt": _resnet(name="torchvision:resnet34").state_dict(),
+                   "prefixed.pt": {f"module.{k}": v for k, v in state.items()},
+                   "stem1.pt": _resnet(1).state_dict(), "stem4.pt": _resnet(4).state_dict(),
+                   "stem6.pt": _resnet(6).state_dict()}
+    for name, content in torch_files.items():
+        files[name] = folder / name
+        if isinstance(content, bytes):
+            files[name].write_bytes(content)
+        elif content is None:
+            torch.save(state, files[name])
+            files[name].write_bytes(files[name].read_bytes()[:5000])
+        else:
+            torch.save(content, files[name])
+    return files
+
+
+WEIGHT_CASES = [  # (file, input channels, words the one line must hold)
+    ("truncated.safetensors", 3, ["truncated"]), ("garbage.safetensors", 3, ["not a readable safetensors"]),
+    ("huge-header.safetensors", 3, ["header claims"]), ("overlapping.safetensors", 3, ["overlap", "122 tensors"]),
+    ("empty.safetensors", 3, ["empty"]), ("header-only.safetensors", 3, ["damaged"]),
+    ("not-json.safetensors", 3, ["not JSON"]), ("empty.pt", 3, ["empty"]),
+    ("garbage.pt", 3, ["not a plain weights file"]), ("truncated.pt", 3, ["truncated"]),
+    ("partial.pt", 3, ["lacks tensor 'layer1.0.conv1.weight'", "the file holds 6 tensors", "has 122"]),
+    ("resnet34.pt", 3, ["has tensor 'layer1.2.conv1.weight'", "218 tensors", "another architecture"]),
+    ("prefixed.pt", 3, ["'module.'", "strip the prefix"]),
+    ("stem1.pt", 3, ["takes 1 input channel ", "(64, 1, 7, 7)", "this data has 3", "(64, 3, 7, 7)"]),
+    ("stem4.pt", 3, ["takes 4 input channels", "this data has 3", "data with 4 channels"]),
+    ("stem6.pt", 3, ["takes 6 input channels", "(64, 6, 7, 7)"]),
+    ("stem4.pt", 1, ["takes 4 input channels", "this data has 1"]),
+    ("stem1.pt", 4, ["takes 1 input channel ", "this data has 4"]),
+]
+
+
+@pytest.mark.parametrize("name,channels,words", WEIGHT_CASES, ids=[f"{n}-{c}ch" for n, c, _ in WEIGHT_CASES])
+def test_foreign_weights_are_one_line_naming_what_does_not_fit(weight_files, name, channels, words):
+    with pytest.raises(UserError) as e:
+        _resnet(channels, weights=str(weight_files[name]))
+    message = str(e.value)
+    assert "\n" not in message and str(weight_files[name]) in message
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_an_rgb_stem_is_still_adapted_to_one_channel(weight_files, tmp_path):
+    torch.save(_resnet(3).state_dict(), tmp_path / "rgb.pt")
+    model = _resnet(1, weights=str(tmp_path / "rgb.pt"))
+    assert torch.allclose(model.state_dict()["conv1.weight"], _resnet(3).state_dict()["conv1.weight"].sum(1, True))

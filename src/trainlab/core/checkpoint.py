@@ -66,7 +66,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dic
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"refusing to load {path}: {_refusal(e)}; it is not a plain trainlab checkpoint "
+        raise UserError(f"refusing to load {path}: {unpickling_refusal(e)}; it is not a plain trainlab checkpoint "
                         f"(loading it could run code)") from None
     except OSError as e:
         raise UserError(f"cannot read checkpoint {path}: {e.strerror or type(e).__name__}") from None
@@ -162,7 +162,7 @@ def _check_readable(path: Path) -> None:
         raise UserError(f"cannot read checkpoint {path}: permission denied")
 
 
-def _refusal(e: Exception) -> str:
+def unpickling_refusal(e: Exception) -> str:
     """The line of torch's refusal that names the offending global or opcode, not its general advice."""
     for line in str(e).splitlines():
         line = line.strip()
