@@ -17,8 +17,10 @@ import types
 import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab.core.checkpoint import safe_load
@@ -350,3 +352,88 @@ def test_an_rgb_stem_is_still_adapted_to_one_channel(weight_files, tmp_path):
     torch.save(_resnet(3).state_dict(), tmp_path / "rgb.pt")
     model = _resnet(1, weights=str(tmp_path / "rgb.pt"))
     assert torch.allclose(model.state_dict()["conv1.weight"], _resnet(3).state_dict()["conv1.weight"].sum(1, True))
+
+
+# ----------------------------------------------------------------------------- file-system oddities
+
+def _png(path: bytes, seed: int) -> None:
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 255, (12, 12, 3), dtype=np.uint8)
+    with open(path, "wb") as f:  # a bytes path: names that are not UTF-8 stay as the bytes they are
+        Image.fromarray(pixels).save(f, format="PNG")
+
+
+@pytest.fixture
+def odd_folder(tmp_path) -> Path:
+    """photos/<cat, d\\xffog>/ with PNGs, one named with bytes that are not UTF-8, and a FIFO named pipe.png."""
+    root = os.fsencode(tmp_path / "photos")
+    for c, cls in enumerate((b"cat", b"d\xffog")):
+        os.makedirs(root + b"/" + cls)
+        for i in range(10):
+            _png(root + b"/" + cls + b"/img%d.png" % i, 10 * c + i)
+        _png(root + b"/" + cls + b"/bad\xfe\xffname.png", 100 + c)
+    os.mkfifo(root + b"/cat/pipe.png")
+    new = os.fsencode(tmp_path / "new")
+    os.makedirs(new)
+    _png(new + b"/x\xff.png", 7)
+    os.mkfifo(new + b"/pipe.png")
+    return tmp_path
+
+
+def _trainlab(*args, cwd: Path, timeout: int = 180) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess with a UTF-8 locale: a hang fails the test (timeout) instead of stopping the suite."""
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "trainlab", *map(str, args)], cwd=cwd, capture_output=True,
+                          timeout=timeout, env=env)
+
+
+IMAGE_CFG = {"seed": 0, "data": {"name": "image_folder", "path": "photos", "image_size": [12, 12], "channels": 3,
+                                 "val_fraction": 0.2, "test_fraction": 0.2, "batch_size": 8},
+             "model": {"name": "mlp", "hidden": [16]}, "train": {"epochs": 1, "num_threads": 1}}
+
+
+def test_fifo_and_non_utf8_names_in_an_image_folder(odd_folder):
+    """train --dry-run, show and predict finish (a FIFO is never opened), show undecodable bytes as U+FFFD and
+    write the input names of predictions.csv back byte for byte."""
+    (odd_folder / "cfg.yaml").write_text(yaml.safe_dump(IMAGE_CFG))
+    done = _trainlab("train", "cfg.yaml", "--dry-run", "--out", "run", cwd=odd_folder)
+    assert done.returncode == 0, done.stderr[-600:]
+    assert b"cat/pipe.png (not an image file" in done.stdout + done.stderr
+    assert json.loads((odd_folder / "run" / "data.json").read_text())["classes"] == ["cat", "d\ufffdog"]
+    shown = _trainlab("show", "cfg.yaml", "--out", "shown", cwd=odd_folder)
+    assert shown.returncode == 0, shown.stderr[-600:]
+    predicted = _trainlab("predict", "run", "new", "--out", "pred", cwd=odd_folder)
+    assert predicted.returncode == 3, predicted.stderr[-600:]  # 3: some inputs (the FIFO) could not be predicted
+    csv_bytes = (odd_folder / "pred" / "predictions.csv").read_bytes()
+    assert b"new/x\xff.png," in csv_bytes and b"new/pipe.png,,,,not an image file" in csv_bytes
+    rows = json.loads((odd_folder / "pred" / "result.json").read_text())["predictions"]
+    assert [r["input"] for r in rows] == ["new/x\udcff.png", "new/pipe.png"]  # JSON: the name as Python reads it
+
+
+@pytest.mark.parametrize("out", ["afile/sub", "/proc/trainlab-test/x"])
+def test_out_that_cannot_be_a_folder_is_one_line(cli, finished_run, tmp_path, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("a user's file")
+    code, _, err = cli("inspect", finished_run, "--out", out)
+    assert_one_line_error(code, err, "cannot create the folder", out)
+    assert (tmp_path / "afile").read_text() == "a user's file"
+
+
+def test_inspect_text_with_a_lone_surrogate(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
+    labels = rng.choice(["pos", "neg"], 120)
+    texts = [" ".join(rng.choice(words[label], 4)) for label in labels]
+    (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels, strict=True)))
+    cfg = {"seed": 0, "data": {"name": "text", "path": str(tmp_path / "texts.csv"), "text_column": "text",
+                               "label_column": "label", "max_len": 8, "batch_size": 16,
+                               "transforms": {"train": [], "eval": []}},
+           "model": {"name": "transformer"}, "train": {"epochs": 1, "num_threads": 1}}
+    train_run(build_config(cfg), tmp_path / "run", quiet=True)
+    for text in ("\ud800 good", "ab\udcffc bad"):
+        code, _, err = cli("inspect", tmp_path / "run", "--internals", "--text", text, "--out", tmp_path / "i")
+        assert code == 0, err
+        page = (tmp_path / "i" / "inspect.html").read_bytes()
+        page.decode("utf-8")  # strict: no lone surrogate reached the page (its token plots are drawn from U+FFFD)
+        assert b"<img" in page

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import make_dir, printable, write_json
 from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
@@ -89,6 +89,7 @@ def inspect(args) -> int:
     from trainlab.use.inspect import inspect_run  # start-up time
 
     if args.text is not None:
+        args.text = printable(args.text)  # bytes that are not UTF-8 (lone surrogates) as U+FFFD: plots can draw it
         if not (args.internals or args.attribution):
             raise UserError("--text is shown by --internals or --attribution; add one of them")
         from trainlab.use.text_views import check_text_request  # start-up time
@@ -273,7 +274,7 @@ def _check_out_is_dir(out: Path | None) -> None:
 def write_result(out: Path | None, result: dict) -> None:
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     write_json(out / "result.json", result)
 
 

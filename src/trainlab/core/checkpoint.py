@@ -19,14 +19,25 @@ import torch
 from torch import nn
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, TEMP_SUFFIX, Check, DiskFull, a, atomic_file, check_fields, is_count, is_number
+from trainlab.core.files import (
+    COUNT,
+    TEMP_SUFFIX,
+    Check,
+    DiskFull,
+    a,
+    atomic_file,
+    check_fields,
+    is_count,
+    is_number,
+    make_dir,
+)
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename: a crash never leaves half a file,
     and a full disk is DiskFull (one line naming the file and the room it needs), the previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     needed = tensor_bytes(obj) + 2**16  # the tensors' bytes plus the pickled structure around them
     try:
         with atomic_file(path, "wb", needed=needed) as f:

@@ -57,6 +57,21 @@ class DiskFull(UserError):
                          f"choose another output folder; files written before are unchanged")
 
 
+def make_dir(folder: Path) -> Path:
+    """mkdir -p, with a folder that cannot be made (under a regular file, in /proc, read-only, not ours) as one
+    UserError line naming it and why."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(folder) from None
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        why = f"{_shown_path(blocker)} is a file, not a folder" if blocker else (e.strerror or type(e).__name__)
+        raise UserError(f"cannot create the folder {_shown_path(folder)}: {why}; choose another --out") from None
+    return folder
+
+
 def disk_full(e: OSError) -> DiskFull:
     """The DiskFull for an OSError raised outside atomic_file (a folder made, a library's own file)."""
     return DiskFull(Path(os.fsdecode(e.filename)) if e.filename else Path("output"), None)
@@ -93,7 +108,10 @@ def atomic_file(path: Path, mode: str = "w", needed: int | None = None, **open_k
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as e:
-        raise (DiskFull(path, needed) if is_disk_full(e) else e) from None
+        if is_disk_full(e):
+            raise DiskFull(path, needed) from None
+        raise UserError(f"cannot write {_shown_path(path)}: {e.strerror or type(e).__name__}; choose another "
+                        f"output folder") from None
     written = 0
     try:
         with os.fdopen(fd, mode, **open_kw) as f:
@@ -173,9 +191,19 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{max(n, 0) / 1024:.0f} KB"
 
 
+def printable(text: str | Path) -> str:
+    """A name as a person should see it: bytes of a file name that are not UTF-8 (kept by Python as lone
+    surrogates, which no UTF-8 stream, JSON reader or font takes) shown as U+FFFD replacement characters."""
+    text = os.fspath(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name (\ud800 typed in)
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _shown_path(path: Path) -> str:
     """A path for a one-line message: undecodable bytes as replacement characters, long ones shortened."""
-    text = os.fsencode(path).decode("utf-8", "replace")
+    text = printable(path)
     return text if len(text) <= 160 else "..." + text[-157:]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trainlab.core.configfile import read_yaml
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import is_number, read_run_json, write_json
+from trainlab.core.files import is_number, make_dir, read_run_json, write_json
 from trainlab.observe.plots import compare_curves, metric_to_show, read_history, read_result
 from trainlab.observe.seeds import mean_history, noise_notes, pm, read_seeds
 
@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     columns, rows = runs_table(args.dir, args.sort, args.reverse)
     print(format_table(columns, rows))
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        make_dir(args.out)
         write_json(args.out / "result.json", {"root": str(args.dir), "columns": columns, "runs": rows})
     return 0
 
@@ -238,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
 
     out = args.out if args.out is not None else Path(".")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     result = compare(args.runs, out)
     print(format_compare(result))
     for p in result["plots"]:

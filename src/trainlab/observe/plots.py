@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json, write_bytes, write_json
+from trainlab.core.files import COUNT, Check, a, is_count, is_number, make_dir, read_run_json, write_bytes, write_json
 from trainlab.models.catalog import ACTIVATIONS, activation
 
 DPI = 100
@@ -55,7 +55,7 @@ def save(fig, path: Path) -> Path:
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     fig.tight_layout()
     png = io.BytesIO()  # rendered in memory, then written atomically: a full disk leaves no half image
     fig.savefig(png, format="png", dpi=DPI)

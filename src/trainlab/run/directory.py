@@ -22,7 +22,7 @@ import torch
 
 from trainlab import __version__
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, read_run_json, write_json
+from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, make_dir, read_run_json, write_json
 from trainlab.run.config import Config, dump_config
 
 RUN_FILES = ("config.yaml", "manifest.json")
@@ -53,7 +53,7 @@ def prepare_run_dir(out: Path, cfg: Config, overwrite: bool) -> None:
             shutil.rmtree(out)
         else:
             raise UserError(f"--out {out} holds files that are not a trainlab run; refusing to delete them")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
 
 
 def git_hash() -> str | None:

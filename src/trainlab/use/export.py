@@ -25,7 +25,7 @@ import torch
 
 from trainlab.core.checkpoint import tensor_bytes
 from trainlab.core.errors import UserError
-from trainlab.core.files import atomic_path, read_json, write_bytes, write_json, write_text
+from trainlab.core.files import atomic_path, make_dir, read_json, write_bytes, write_json, write_text
 from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
@@ -64,7 +64,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.dir / FORMATS[fmt]
     check_out(out, run.dir / FORMATS[fmt])
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     x, split = parity_inputs(run, samples)
     info = run_info(run)
     start = time.perf_counter()

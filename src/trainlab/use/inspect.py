@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json, write_text
+from trainlab.core.files import make_dir, write_json, write_text
 from trainlab.observe.gallery import cards_html, gallery_page, json_safe
 from trainlab.observe.mistakes import (  # noqa: F401  (re-exported: `from trainlab.use.inspect import ...`)
     SplitPredictions,
@@ -120,7 +120,7 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
     sections = page_sections(result, losses, pairs, by_class)
     for extra in extra_sections or ():
         sections += extra(run, p)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
     write_text(out / "inspect.html", gallery_page(f"inspect {run.dir.name}", sections, subtitle))
     write_json(out / "result.json", result)

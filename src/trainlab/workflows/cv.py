@@ -24,7 +24,7 @@ import torch
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_history, write_json, write_text
+from trainlab.core.files import make_dir, write_history, write_json, write_text
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
 from trainlab.data.prepare import load_data
@@ -176,7 +176,7 @@ def run_fold(data, fold: int, train_idx: np.ndarray, val_idx: np.ndarray, fold_d
     probs = val_probabilities(trainer.model, view.batches("val", device)) if view.bundle.task == "classification" \
         else None
     if fold_dir is not None:
-        fold_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(fold_dir)
         write_history(fold_dir / "history.csv", trainer.history)
     return {"fold": fold, "train_size": len(view.train_idx), "val_size": len(view.val_idx), "metrics": metrics,
             "best_epoch": trainer.best_epoch, "epochs_run": len(trainer.history),

@@ -23,7 +23,7 @@ import torch
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_bytes, write_json
+from trainlab.core.files import make_dir, write_bytes, write_json
 from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 10:
         raise UserError(f"--steps must be >= 10, got {args.steps}")
     out = args.out or Path("runs") / f"{run_name(cfg)}-lr-find"
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     result = lr_range_test(cfg, args.start, args.end, 10 if args.dry_run else args.steps)
     plot(result, out / "lr_find.png")
     write_json(out / "result.json", result)

@@ -20,7 +20,7 @@ import numpy as np
 
 from trainlab.core import distributed
 from trainlab.core.errors import UserError
-from trainlab.core.files import is_number, write_json, write_text
+from trainlab.core.files import is_number, make_dir, write_json, write_text
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
 from trainlab.observe.seeds import SEEDS_KIND, num, pm, render_report
@@ -79,7 +79,7 @@ def prepare_seeds_dir(out: Path, overwrite: bool) -> None:
         if not is_seeds_dir(out):
             raise UserError(f"--out {out} holds files that --seeds did not write; refusing to delete them")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
 
 
 def is_seeds_dir(out: Path) -> bool:

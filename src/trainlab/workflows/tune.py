@@ -32,7 +32,7 @@ import numpy as np
 from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.device import select_device
 from trainlab.core.errors import Interrupted, UserError
-from trainlab.core.files import write_json, write_text
+from trainlab.core.files import make_dir, write_json, write_text
 from trainlab.core.metrics import default_metrics, higher_is_better
 from trainlab.core.schema import to_dict
 from trainlab.data.prepare import load_data
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     metric = objective_metric(cfg, args.metric, args.cv)
     name = args.study or Path(args.config).stem
     out = args.out or Path("runs") / f"{name}-tune"
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     storage = "in-memory" if args.dry_run else (args.storage or f"sqlite:///{out.resolve() / 'study.db'}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
     t0 = time.perf_counter()
