@@ -425,7 +425,8 @@ def test_inspect_text_with_a_lone_surrogate(cli, tmp_path):
     words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
     labels = rng.choice(["pos", "neg"], 120)
     texts = [" ".join(rng.choice(words[label], 4)) for label in labels]
-    (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels, strict=True)))
+    rows = "".join(f"{t},{lab}\n" for t, lab in zip(texts, labels, strict=True))
+    (tmp_path / "texts.csv").write_text("text,label\n" + rows)
     cfg = {"seed": 0, "data": {"name": "text", "path": str(tmp_path / "texts.csv"), "text_column": "text",
                                "label_column": "label", "max_len": 8, "batch_size": 16,
                                "transforms": {"train": [], "eval": []}},
