@@ -6,6 +6,7 @@ before is lost or left half-written. README's "Reliability" section points at th
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import json
 import os
@@ -438,3 +439,97 @@ def test_inspect_text_with_a_lone_surrogate(cli, tmp_path):
         page = (tmp_path / "i" / "inspect.html").read_bytes()
         page.decode("utf-8")  # strict: no lone surrogate reached the page (its token plots are drawn from U+FFFD)
         assert b"<img" in page
+
+
+# ----------------------------------------------------------------------------- exactly-once data accounting
+
+class Killed(Exception):
+    """Stands for SIGKILL: the process stops at once, nothing after the last checkpoint is kept."""
+
+
+def _record_steps(monkeypatch, seen: list, kill_at: int | None = None) -> None:
+    """Spy on Trainer._train_step: seen gets (epoch, batch index, hashes of the batch's rows); raise Killed
+    after the `kill_at`-th step (1-based), as a SIGKILL there would."""
+    from trainlab.engine.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def spy(self, xb, yb, i, n_steps):
+        seen.append((self.epoch, i, [hash(row.numpy().tobytes()) for row in xb.cpu()]))
+        if kill_at is not None and len(seen) == kill_at:
+            raise Killed
+        return original(self, xb, yb, i, n_steps)
+
+    monkeypatch.setattr(Trainer, "_train_step", spy)
+
+
+def _per_epoch(steps) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for epoch, _, rows in steps:
+        out.setdefault(epoch, []).extend(rows)
+    return {e: sorted(rows) for e, rows in out.items()}
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "streaming"])
+@pytest.mark.parametrize("drop_last", [False, True], ids=["keep-last", "drop-last"])
+def test_a_run_killed_and_resumed_at_random_steps_trains_every_sample_exactly_once_per_epoch(
+        tmp_path, monkeypatch, in_memory, drop_last):
+    cfg = tiny_config(data={"batch_size": 100, "drop_last": drop_last, "in_memory": in_memory},
+                      train={"epochs": 3, "checkpoint_every": 2, "num_threads": 1})
+    reference: list = []
+    _record_steps(monkeypatch, reference)
+    ref = train_run(build_config(cfg), tmp_path / "ref", quiet=True)
+    monkeypatch.undo()
+    expected = _per_epoch(reference)
+    n_train = json.loads((tmp_path / "ref" / "splits.json").read_text())
+    n_train = len(n_train["train"]) if isinstance(n_train.get("train"), list) else None
+    steps_per_epoch = len(reference) // 3
+    history = list(csv.DictReader((tmp_path / "ref" / "history.csv").open()))
+    for e, row in enumerate(history):  # the counts history.csv records are the rows the steps saw
+        assert int(row["samples_train"]) == len(expected[e])
+        assert int(row["samples_val"]) > 0
+    if n_train:
+        assert len(expected[0]) == (n_train // 100 * 100 if drop_last else n_train)
+    rng = np.random.default_rng(int(in_memory) * 2 + int(drop_last))
+    run = tmp_path / "run"
+    committed: list = []
+    kills = sorted(rng.choice(np.arange(2, 3 * steps_per_epoch), 2, replace=False).tolist())
+    for kill_at in kills:  # kill, resume, kill again later, resume to the end
+        seen: list = []
+        _record_steps(monkeypatch, seen, kill_at=kill_at - len(committed))
+        with pytest.raises(Killed):
+            if run.exists():
+                train_run(build_config(cfg), resume=run, quiet=True)
+            else:
+                train_run(build_config(cfg), run, quiet=True)
+        monkeypatch.undo()
+        ckpt = torch.load(run / "last.pt", weights_only=True)
+        done_batches = ckpt["resume_point"]["batch"] if ckpt["resume_point"] else 0
+        keep = [s for s in seen if s[0] < ckpt["epoch"] or (s[0] == ckpt["epoch"] and s[1] < done_batches)]
+        committed = [s for s in committed if s[0] < ckpt["epoch"] or (s[0] == ckpt["epoch"] and s[1] < done_batches)]
+        committed += [s for s in keep if s not in committed]
+    rest: list = []
+    _record_steps(monkeypatch, rest)
+    result = train_run(build_config(cfg), resume=run, quiet=True)
+    monkeypatch.undo()
+    assert _per_epoch(committed + rest) == expected  # every sample once per epoch: none lost, none repeated
+    assert result["final"]["samples_train"] == ref["final"]["samples_train"]
+    assert [int(r["samples_train"]) for r in csv.DictReader((run / "history.csv").open())] == \
+        [len(expected[e]) for e in range(3)]
+
+
+def test_torchrun_records_each_ranks_samples(tmp_path):
+    """Two CPU processes (gloo): history.csv holds each rank's count; together they are the single run's."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(data={"batch_size": 32}, train={"epochs": 2, "checkpoint_every": 5})))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29537"]
+    proc = subprocess.run([*torchrun, "-m", "trainlab", "train", str(cfg), "--out", str(tmp_path / "ddp")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single = train_run(build_config(yaml.safe_load(cfg.read_text())), tmp_path / "single", quiet=True)
+    rows = list(csv.DictReader((tmp_path / "ddp" / "history.csv").open()))
+    for row in rows:
+        ranks = int(row["samples_train_rank0"]), int(row["samples_train_rank1"])
+        assert min(ranks) > 0 and abs(ranks[0] - ranks[1]) <= 32
+        # DDP drops a last batch that cannot give every rank a row; the rest is the single run's count
+        assert sum(ranks) == int(row["samples_train"]) > single["final"]["samples_train"] - 32
