@@ -533,3 +533,22 @@ def test_torchrun_records_each_ranks_samples(tmp_path):
         assert min(ranks) > 0 and abs(ranks[0] - ranks[1]) <= 32
         # DDP drops a last batch that cannot give every rank a row; the rest is the single run's count
         assert sum(ranks) == int(row["samples_train"]) > single["final"]["samples_train"] - 32
+
+
+# ----------------------------------------------------------------------------- library models on inputs too small
+
+@pytest.mark.parametrize("name,side", [("timm:test_vit", 16), ("torchvision:vit_b_16", 224)])
+def test_a_vit_on_8x8_images_says_its_smallest_input_and_the_image_size_that_fits(cli, write_config, tmp_path,
+                                                                                     name, side):
+    cfg = tiny_config(model={"name": name, "pretrained": False})  # nothing is downloaded
+    cfg["model"].pop("hidden")
+    code, _, err = cli("train", write_config(cfg), "--dry-run", "--out", tmp_path / "r")
+    assert_one_line_error(code, err, name, "inputs 1x8x8", f"smallest input is {side}x{side}",
+                          f"model.image_size={side}", "model.preprocess=model")
+
+
+def test_the_suggested_image_size_trains(cli, write_config, tmp_path):
+    cfg = tiny_config(model={"name": "timm:test_vit", "image_size": 16, "preprocess": "model"})
+    cfg["model"].pop("hidden")
+    code, _, err = cli("train", write_config(cfg), "--dry-run", "--out", tmp_path / "r")
+    assert code == 0, err
