@@ -180,11 +180,9 @@ class Trainer:
     def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
         t0 = time.perf_counter()
         stats = self.train_one_epoch(train_b, epochs)
-        record = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
+        record = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in stats.items()}, **self.last_samples}
         if val_b is not None:
-            record.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
-            record["samples_val"] = self.last_eval_samples
-        record.update(self.last_samples)  # samples per split (and per rank): exactly-once accounting
+            record.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()}, samples_val=val_b.num_samples)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["time"] = time.perf_counter() - t0
         self._step_scheduler_epoch(record)
@@ -234,12 +232,8 @@ class Trainer:
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
         correct = correct + count_correct(preds, targets)
         loss_sum, n, correct = float((losses * weights).sum()), sum(sizes), float(correct)
-        ranks = [float(n) * (r == self.dist.rank) for r in range(self.dist.world)] if self.dist else []
-        if self.dist:  # every rank trained on its own rows: sum over ranks (and each rank's own count)
-            loss_sum, n, correct, *ranks = distributed.all_reduce_sum([loss_sum, n, correct, *ranks], self.device)
-        # samples trained this epoch, those before a mid-epoch resume point included: history.csv's accounting
-        self.last_samples = {"samples_train": int(n), **{f"samples_train_rank{r}": int(c)
-                                                         for r, c in enumerate(ranks)}}
+        # every rank trained on its own rows: sums over ranks, and the samples each rank trained (for history.csv)
+        loss_sum, n, correct, self.last_samples = distributed.epoch_totals(loss_sum, n, correct, self.dist, self.device)
         stats = {"loss": loss_sum / n, "data_time": data_time}  # data_time: seconds spent waiting for batches
         if self.task == "classification":
             stats["accuracy"] = correct / n
@@ -315,7 +309,6 @@ class Trainer:
         """Loss and every metric on `data` (Dataset, DataLoader or Batches): {"loss": ..., "accuracy": ...}."""
         batches = self._batches(data, batch_size, shuffle=False)
         outputs, targets, loss_sum = self.collect(batches)
-        self.last_eval_samples = len(targets)
         values = {"loss": loss_sum / len(targets), **compute_metrics(self.metrics, outputs, targets, self.task)}
         stacked = torch.stack([v.float().reshape(()) for v in values.values()]).cpu().tolist()  # one sync
         return dict(zip(values, stacked, strict=False))
