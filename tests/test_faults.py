@@ -31,9 +31,11 @@ from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.data.config import DataConfig
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
 from trainlab.engine.settings import TrainConfig
-from trainlab.models.catalog import ACTIVATIONS, MODELS, LibraryModelConfig
+from trainlab.models.activations import ACTIVATIONS
+from trainlab.models.catalog import MODELS
 from trainlab.models.config import ModelConfig
 from trainlab.models.library import build_library_model
+from trainlab.models.options import LibraryModelConfig
 from trainlab.run.config import Config, build_config
 from trainlab.workflows.train import train_run
 
@@ -433,12 +435,17 @@ def test_inspect_text_with_a_lone_surrogate(cli, tmp_path):
                                "transforms": {"train": [], "eval": []}},
            "model": {"name": "transformer"}, "train": {"epochs": 1, "num_threads": 1}}
     train_run(build_config(cfg), tmp_path / "run", quiet=True)
-    for text in ("\ud800 good", "ab\udcffc bad"):
+    # --text must be UTF-8 (cli/arguments.utf8_text): refused in one line naming what is wrong, nothing written
+    for text, what in (("\ud800 good", "lone surrogate U+D800 at character 0"),
+                       ("ab\udcffc bad", "byte 0xff at character 2")):
         code, _, err = cli("inspect", tmp_path / "run", "--internals", "--text", text, "--out", tmp_path / "i")
-        assert code == 0, err
-        page = (tmp_path / "i" / "inspect.html").read_bytes()
-        page.decode("utf-8")  # strict: no lone surrogate reached the page (its token plots are drawn from U+FFFD)
-        assert b"<img" in page
+        assert code == 2 and err.count("\n") == 1 and "--text" in err and what in err, err
+        assert not (tmp_path / "i").exists()
+    code, _, err = cli("inspect", tmp_path / "run", "--internals", "--text", "\ufffd good", "--out", tmp_path / "i")
+    assert code == 0, err
+    page = (tmp_path / "i" / "inspect.html").read_bytes()
+    page.decode("utf-8")  # strict: U+FFFD itself (what a decoder puts for bad bytes) is drawn
+    assert b"<img" in page
 
 
 # ----------------------------------------------------------------------------- exactly-once data accounting

@@ -21,7 +21,6 @@ from pathlib import Path
 from trainlab.cli.outputs import check_out_is_dir, write_result
 from trainlab.core.configfile import apply_overrides, read_yaml
 from trainlab.core.errors import Interrupted, UserError
-from trainlab.core.files import printable
 from trainlab.core.metrics import METRICS
 from trainlab.data.catalog import DATASETS, TRANSFORMS
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, SCHEDULERS
@@ -127,7 +126,6 @@ def inspect(args) -> int:
     from trainlab.use.inspect import inspect_run  # start-up time
 
     if args.text is not None:
-        args.text = printable(args.text)  # bytes that are not UTF-8 (lone surrogates) as U+FFFD: plots can draw it
         if not (args.internals or args.attribution):
             raise UserError("--text is shown by --internals or --attribution; add one of them")
         from trainlab.use.text_views import check_text_request  # start-up time
