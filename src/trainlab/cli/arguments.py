@@ -62,8 +62,10 @@ def utf8_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise argparse.ArgumentTypeError(f"is not valid UTF-8 (byte {ord(text[e.start]) - 0xDC00:#04x} at "
-                                         f"character {e.start}); give the text as UTF-8") from None
+        code = ord(text[e.start])  # a byte that is not UTF-8 arrives as U+DC80..U+DCFF (PEP 383); else a lone surrogate
+        what = f"byte {code - 0xDC00:#04x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise argparse.ArgumentTypeError(f"is not valid UTF-8 ({what} at character {e.start}); give the text as "
+                                         f"UTF-8") from None
     return text
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from trainlab.cli import arguments, commands, outputs, use_commands
 from trainlab.core.errors import Interrupted, UserError
+from trainlab.core.files import disk_full, is_disk_full
 from trainlab.core.version import __version__
 
 EXIT_USAGE = 2
@@ -149,6 +150,9 @@ def _debug(args) -> bool:
 
 def _internal_error(e: Exception, args) -> int:
     """One line naming the bug and where its traceback is; nothing here may raise (it is the last guard)."""
+    if is_disk_full(e):  # a write outside core.files (a folder, TensorBoard's file): the user's situation
+        _say(f"error: {disk_full(e)}")
+        return EXIT_USAGE
     if _debug(args):
         raise e
     try:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
+from trainlab.core.files import make_dir, read_json, write_json
 
 OWNS_OUT = {"tune": ("tune",)}  # a command that may write into trainlab output of its own kind
 INPUTS = ("run_dir", "runs", "dir", "names")  # the argument names that hold the runs a command reads
@@ -104,5 +104,5 @@ def check_out_is_dir(out: Path | None) -> None:
 def write_result(out: Path | None, result: dict) -> None:
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     write_json(out / "result.json", result)

@@ -9,7 +9,6 @@ import os
 import pickle
 import random
 import stat
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,35 +19,50 @@ import torch
 from torch import nn
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, Check, a, check_fields, is_count, is_number
+from trainlab.core.files import (
+    COUNT,
+    TEMP_SUFFIX,
+    Check,
+    DiskFull,
+    a,
+    atomic_file,
+    check_fields,
+    is_count,
+    is_number,
+    make_dir,
+)
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then rename: a crash never leaves half a file."""
+    """torch.save to a temporary file in the same folder, fsync, then rename: a crash never leaves half a file,
+    and a full disk is DiskFull (one line naming the file and the room it needs), the previous file intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_dir(path.parent)
+    needed = tensor_bytes(obj) + 2**16  # the tensors' bytes plus the pickled structure around them
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path, "wb", needed=needed) as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except RuntimeError as e:  # torch's zip writer reports a failed write as "unexpected pos" / "file write failed"
+        if any(words in str(e) for words in ("unexpected pos", "file write failed", "No space left")):
+            raise DiskFull(path, needed) from None
         raise
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported on every platform (Windows)
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the distinct tensor storages inside nested dicts/lists/tuples: about what torch.save writes."""
+    seen, total, stack = set(), 0, [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            if storage.data_ptr() not in seen or storage.data_ptr() == 0:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total
 
 
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -63,7 +77,7 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> dic
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"refusing to load {path}: {_refusal(e)}; it is not a plain trainlab checkpoint "
+        raise UserError(f"refusing to load {path}: {unpickling_refusal(e)}; it is not a plain trainlab checkpoint "
                         f"(loading it could run code)") from None
     except OSError as e:
         raise UserError(f"cannot read checkpoint {path}: {e.strerror or type(e).__name__}") from None
@@ -129,10 +143,10 @@ def _check_optimizer_shapes(optimizer: torch.optim.Optimizer, what: str) -> None
 
 
 def remove_orphan_temps(folder: str | Path) -> list[Path]:
-    """Delete the temporary files a kill during `atomic_save` (or files.write_text) left in `folder`; returns them.
+    """Delete the temporary files a kill during `atomic_save` (or files.atomic_file) left in `folder`; returns them.
     Call only where no other process writes into `folder` (a run directory being resumed or replaced)."""
     folder = Path(folder)
-    patterns = (".*.pt.*.tmp", "*.json.tmp", "*.yaml.tmp") if folder.is_dir() else ()
+    patterns = (f".*{TEMP_SUFFIX}", "*.json.tmp", "*.yaml.tmp") if folder.is_dir() else ()
     stale = [p for pattern in patterns for p in folder.glob(pattern)]
     for p in stale:
         p.unlink(missing_ok=True)
@@ -159,7 +173,7 @@ def _check_readable(path: Path) -> None:
         raise UserError(f"cannot read checkpoint {path}: permission denied")
 
 
-def _refusal(e: Exception) -> str:
+def unpickling_refusal(e: Exception) -> str:
     """The line of torch's refusal that names the offending global or opcode, not its general advice."""
     for line in str(e).splitlines():
         line = line.strip()

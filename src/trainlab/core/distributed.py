@@ -68,6 +68,16 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
+def epoch_totals(loss_sum: float, n: int, correct: float, info: DistInfo | None, device: torch.device):
+    """An epoch's training sums over every rank, and the samples trained (per rank under torchrun) for
+    history.csv: {"samples_train": N, "samples_train_rank0": N0, ...}; a mid-epoch resume's samples included."""
+    ranks = [float(n) * (r == info.rank) for r in range(info.world)] if info else []
+    if info:
+        loss_sum, n, correct, *ranks = all_reduce_sum([loss_sum, n, correct, *ranks], device)
+    counts = {"samples_train": int(n), **{f"samples_train_rank{r}": int(c) for r, c in enumerate(ranks)}}
+    return loss_sum, n, correct, counts
+
+
 def broadcast(obj, info: DistInfo):
     """Rank 0's value of a picklable object on every rank (e.g. the run directory)."""
     box = [obj if info.is_main else None]

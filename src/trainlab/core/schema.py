@@ -19,6 +19,10 @@ from typing import Any, Literal
 
 from trainlab.core.errors import UserError
 
+# The largest magnitude a number setting may have when its declaration gives no bound on that side: no count or
+# rate trainlab reads needs more, every integer up to it is exact as a float, and it fits a C int64.
+NUMBER_LIMIT = 2**53
+
 
 def opt(default: Any = dataclasses.MISSING, help: str = "", **checks) -> Any:
     """A dataclass field with a help text and range checks (ge, gt, le, lt) used by validation and docs.
@@ -48,7 +52,7 @@ def _type_name(tp: Any) -> str:
 def coerce(value: Any, tp: Any, key: str) -> Any:
     """Return `value` as type `tp` or raise UserError naming `key`."""
     origin = typing.get_origin(tp)
-    bad = UserError(f"bad value for {key}: {value!r}; expected {_type_name(tp)}")
+    bad = UserError(f"bad value for {key}: {_shown_number(value)}; expected {_type_name(tp)}")
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
@@ -98,6 +102,9 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 raise bad from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > NUMBER_LIMIT:  # float(10**400) raises OverflowError
+                raise UserError(f"bad value for {key}: {_shown_number(value)}; expected a number between "
+                                f"-{NUMBER_LIMIT} and {NUMBER_LIMIT}")
             if not math.isfinite(value):  # .inf / .nan would train and write NaN into result.json
                 raise UserError(f"bad value for {key}: {value!r}; expected a finite number")
             return float(value)
@@ -113,7 +120,9 @@ MAX_ITEMS = 10_000  # any list in a config (layer sizes, features, metrics): a t
 
 
 def _check_range(value: Any, meta: dict, key: str) -> None:
-    if isinstance(value, list):
+    """The declared bounds (ge, gt, le, lt) and, on a side without one, +-NUMBER_LIMIT. Called on the value as
+    given too, before coercion: Python compares a 70-digit int with a float exactly, float() of it may overflow."""
+    if isinstance(value, (list, tuple)):
         most = meta.get("max_items", MAX_ITEMS)
         if len(value) > most:
             raise UserError(f"bad value for {key}: a list of {len(value)} items; at most {most}")
@@ -122,12 +131,26 @@ def _check_range(value: Any, meta: dict, key: str) -> None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
-    for name, ok, _word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                           ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
-        if name in meta and not ok(value, meta[name]):
-            allowed = " and ".join(f"{w} {meta[n]}" for n, w in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-                                   if n in meta)
-            raise UserError(f"bad value for {key}: {value!r}; must be {allowed}")
+    bounds = [(n, meta[n]) for n in ("ge", "gt", "le", "lt") if n in meta]
+    if not any(n in meta for n in ("ge", "gt")):
+        bounds.insert(0, ("ge", -NUMBER_LIMIT))
+    if not any(n in meta for n in ("le", "lt")):
+        bounds.append(("le", NUMBER_LIMIT))
+    tests = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
+             "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
+    if all(tests[n][0](value, b) for n, b in bounds if not (isinstance(value, float) and math.isnan(value))):
+        return
+    allowed = " and ".join(f"{tests[n][1]} {b}" for n, b in bounds)
+    raise UserError(f"bad value for {key}: {_shown_number(value)}; must be {allowed}")
+
+
+def _shown_number(value: Any) -> str:
+    """A 4,300-digit int cannot even be printed (ValueError since Python 3.11): show its size instead."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        digits = int(abs(value).bit_length() * math.log10(2)) + 1  # about; str() is refused past 4,300 digits
+        return f"a{' negative' if value < 0 else 'n'} integer of about {digits} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def from_dict(cls: type, values: dict, prefix: str = "", extra_ok: bool = False) -> Any:
@@ -143,6 +166,7 @@ def from_dict(cls: type, values: dict, prefix: str = "", extra_ok: bool = False)
         if name not in values:
             continue
         key = f"{prefix}.{name}" if prefix else name
+        _check_range(values[name], f.metadata, key)  # before coercion: float(10**400) would overflow
         kwargs[name] = coerce(values[name], hints[name], key)
         _check_range(kwargs[name], f.metadata, key)
     try:

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from trainlab.core.errors import UserError
+from trainlab.core.files import printable
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -86,12 +87,13 @@ def image_problem(path: Path) -> str | None:
 
 
 def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, other files) under `folder`, recursively and sorted; hidden files and folders left out."""
+    """(image files, other files) under `folder`, recursively and sorted; hidden files and folders left out.
+    Only regular files count as images: opening a FIFO or a device named x.png would wait forever."""
     images, others = [], []
     for p in sorted(folder.rglob("*")):
         if p.is_dir() or any(part.startswith(".") for part in p.relative_to(folder).parts):
             continue
-        (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+        (images if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() else others).append(p)
     return images, others
 
 
@@ -130,16 +132,20 @@ class ImageFiles(Dataset):
         root = Path(root)
         if not root.is_dir():
             raise UserError(f"image folder not found: {root} (expected {root}/<class name>/<image files>)")
-        found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if classes is not None and set(found) - set(classes):
+        folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        by_name = {printable(f): f for f in folders}  # a class is named as shown; its folder keeps its bytes
+        if len(by_name) < len(folders):
+            raise UserError(f"image folder {root} has class folders whose names differ only in bytes that are not "
+                            f"UTF-8: {sorted(printable(f) for f in folders)}; rename them")
+        if classes is not None and set(by_name) - set(classes):
             raise UserError(f"test folder {root} has classes not in the training folder: "
-                            f"{sorted(set(found) - set(classes))}")
-        self.classes = classes if classes is not None else found
+                            f"{sorted(set(by_name) - set(classes))}")
+        self.classes = classes if classes is not None else list(by_name)
         if not self.classes:
             raise UserError(f"image folder {root} has no class sub-folders "
                             f"(expected {root}/<class name>/<image files>)")
-        present = [c for c in self.classes if (root / c).is_dir()]
-        self.paths, labels, self.skipped = _list_files(root, present, bad_files)
+        present = [c for c in self.classes if c in by_name]
+        self.paths, labels, self.skipped = _list_files(root, [by_name[c] for c in present], bad_files)
         labels = [self.classes.index(present[i]) for i in labels]  # sub-folder order -> training class indices
         if not self.paths:
             raise UserError(f"image folder {root} holds no readable images")

@@ -127,7 +127,7 @@ class PlateauOptions:
     scheduler_patience: int = opt(2, help="epochs without improvement before the LR drops", ge=0, le=100_000)
 
 
-@SCHEDULERS.register("step", config=StepOptions)
+@SCHEDULERS.register("step", config=StepOptions, fixed_length=False)
 def _step(opt_, epochs: int, steps_per_epoch: int, lr: float, options: StepOptions):
     """Multiply the LR by gamma every step_size epochs."""
     from torch.optim import lr_scheduler  # start-up time
@@ -135,7 +135,7 @@ def _step(opt_, epochs: int, steps_per_epoch: int, lr: float, options: StepOptio
     return lr_scheduler.StepLR(opt_, step_size=options.step_size, gamma=options.gamma), "epoch"
 
 
-@SCHEDULERS.register("cosine")
+@SCHEDULERS.register("cosine", fixed_length=True)
 def _cosine(opt_, epochs: int, steps_per_epoch: int, lr: float, options=None):
     """Cosine decay from lr to 0 over the whole run (per step)."""
     from torch.optim import lr_scheduler  # start-up time
@@ -143,7 +143,7 @@ def _cosine(opt_, epochs: int, steps_per_epoch: int, lr: float, options=None):
     return lr_scheduler.CosineAnnealingLR(opt_, T_max=max(1, epochs * steps_per_epoch)), "step"
 
 
-@SCHEDULERS.register("onecycle")
+@SCHEDULERS.register("onecycle", fixed_length=True)
 def _onecycle(opt_, epochs: int, steps_per_epoch: int, lr: float, options=None):
     """One-cycle: warm up to lr, then anneal (per step)."""
     from torch.optim import lr_scheduler  # start-up time
@@ -152,9 +152,21 @@ def _onecycle(opt_, epochs: int, steps_per_epoch: int, lr: float, options=None):
     return lr_scheduler.OneCycleLR(opt_, max_lr=peaks, total_steps=max(2, epochs * steps_per_epoch)), "step"
 
 
-@SCHEDULERS.register("reduce_on_plateau", config=PlateauOptions)
+@SCHEDULERS.register("reduce_on_plateau", config=PlateauOptions, fixed_length=False)
 def _plateau(opt_, epochs: int, steps_per_epoch: int, lr: float, options: PlateauOptions):
     """Multiply the LR by gamma when the monitored value stops improving."""
     from torch.optim import lr_scheduler  # start-up time
 
     return lr_scheduler.ReduceLROnPlateau(opt_, factor=options.gamma, patience=options.scheduler_patience), "plateau"
+
+
+def check_resume_epochs(scheduler: str | None, planned: int, epochs: int, run_dir) -> None:
+    """`train --resume RUN train.epochs=N`: a schedule planned over the whole run (fixed_length: cosine, onecycle)
+    cannot change length mid-way (cosine would climb back up, onecycle has no steps past its end); step,
+    reduce_on_plateau and no scheduler only count epochs, so they continue for any N."""
+    if scheduler is None or epochs == planned or not SCHEDULERS.entry(scheduler).meta["fixed_length"]:
+        return
+    raise UserError(f"train.epochs={epochs}: {run_dir} has a {scheduler} schedule planned over {planned} epochs, "
+                    f"which a resume cannot {'lengthen' if epochs > planned else 'shorten'}; resume with "
+                    f"train.epochs={planned}, or start a new run with train.epochs={epochs} (step, "
+                    f"reduce_on_plateau or no scheduler can be resumed with more epochs)")

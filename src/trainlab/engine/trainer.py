@@ -206,9 +206,9 @@ class Trainer:
     def _run_epoch(self, train_b, val_b, epochs: int) -> dict:
         t0 = time.perf_counter()
         stats = self.train_one_epoch(train_b, epochs)
-        record = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in stats.items()}}
+        record = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in stats.items()}, **self.last_samples}
         if val_b is not None:
-            record.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+            record.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()}, samples_val=val_b.num_samples)
         record["lr"] = self.optimizer.param_groups[0]["lr"]
         record["time"] = time.perf_counter() - t0
         self._step_scheduler_epoch(record)
@@ -260,8 +260,8 @@ class Trainer:
         weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
         correct = correct + count_correct(preds, targets)
         loss_sum, n, correct = float((losses * weights).sum()), sum(sizes), float(correct)
-        if self.dist:  # every rank trained on its own rows: sum over ranks
-            loss_sum, n, correct = distributed.all_reduce_sum([loss_sum, n, correct], self.device)
+        # every rank trained on its own rows: sums over ranks, and the samples each rank trained (for history.csv)
+        loss_sum, n, correct, self.last_samples = distributed.epoch_totals(loss_sum, n, correct, self.dist, self.device)
         stats = {"loss": loss_sum / n, "data_time": data_time}  # data_time: seconds spent waiting for batches
         if self.task == "classification":
             stats["accuracy"] = correct / n

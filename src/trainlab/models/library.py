@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import pickle
-from pathlib import Path
 
 import timm
 import torch
@@ -26,9 +24,9 @@ from torch import nn
 from torchvision import models as tvm
 
 from trainlab.core.errors import UserError
-from trainlab.core.report import print_progress
-from trainlab.models.heads import first_conv_name, head_names
+from trainlab.models.heads import first_conv_name
 from trainlab.models.options import LibraryModelConfig
+from trainlab.models.weights import load_matching, read_weights
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -152,83 +150,3 @@ def adapt_stem(model: nn.Module, in_chans: int) -> None:
             new.bias.copy_(conv.bias)
     parent, _, child = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
-
-
-# ----------------------------------------------------------------------------- local weights
-
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a .pt/.pth file (plain, or a checkpoint holding `model` / `state_dict`) or .safetensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model.weights: file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file  # optional heavy dependency: comes with timm
-
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UserError(f"refusing to load model.weights {path}: not a plain weights file (weights_only=True: "
-                        f"{str(e).splitlines()[0][:120]})") from None
-    except Exception as e:  # noqa: BLE001  truncated or random bytes fail deep inside the unpickler
-        raise UserError(f"cannot read model.weights {path}: {str(e).splitlines()[0][:120]}") from None
-    for key in ("model", "state_dict"):  # a trainlab checkpoint (best.pt, last.pt) or a common training script's
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"model.weights {path} holds no state_dict (a mapping of parameter names to tensors)")
-    return obj
-
-
-def _dtype_kind(dtype: torch.dtype) -> str:
-    return ("complex" if dtype.is_complex else "floating-point" if dtype.is_floating_point
-            else "bool" if dtype == torch.bool else "integer")
-
-
-def check_dtype(tensor: torch.Tensor, own: torch.Tensor, key: str, source: str) -> None:
-    """Refuse a tensor of another kind than the model's (int64, bool or complex for float weights): load_state_dict
-    would cast it silently (complex -> its real part, bool -> 0/1), giving a model that is not the file's."""
-    if _dtype_kind(tensor.dtype) != _dtype_kind(own.dtype):
-        raise UserError(f"{source}: refusing tensor {key!r}: it holds {str(tensor.dtype).replace('torch.', '')} "
-                        f"({_dtype_kind(tensor.dtype)}) values where the model has "
-                        f"{str(own.dtype).replace('torch.', '')} ones; save the weights as floating-point tensors")
-
-
-def load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
-    """Load `state` into `model`, shape-checked; returns the head keys left out (another class count).
-
-    A head tensor of another shape (1000 ImageNet classes vs the data's) is skipped and the model's new head
-    kept; a 3-channel stem for a 1-channel model is adapted (timm's adapt_input_conv). Any other missing,
-    unexpected or mismatched tensor is a one-line error naming the first one.
-    """
-    own, heads, stem = model.state_dict(), head_names(model), first_conv_name(model)
-
-    def in_head(key: str) -> bool:
-        return any(key.startswith(f"{h}.") for h in heads)
-
-    kept, skipped = {}, []
-    for key, tensor in state.items():
-        if key not in own:
-            raise UserError(f"{source} has tensor {key!r} that the model does not have; is it a file for "
-                            f"another architecture?")
-        want = tuple(own[key].shape)
-        check_dtype(tensor, own[key], key, source)
-        if tuple(tensor.shape) == want:
-            kept[key] = tensor
-        elif in_head(key):
-            skipped.append(key)
-        elif (key == f"{stem}.weight" and tensor.ndim == 4 and tensor.shape[0] == want[0]
-              and tensor.shape[2:] == want[2:]):
-            kept[key] = adapt_input_conv(want[1], tensor)
-        else:
-            raise UserError(f"{source}: tensor {key!r} has shape {tuple(tensor.shape)} but the model expects {want}")
-    missing = [k for k in own if k not in kept and not in_head(k) and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise UserError(f"{source} lacks tensor {missing[0]!r} that the model needs; is it a file for another "
-                        f"architecture?")
-    model.load_state_dict(kept, strict=False)
-    if skipped or not any(in_head(k) for k in kept):
-        print_progress(f"note: {source}: the head ({', '.join(heads)}) starts fresh: "
-              + (f"the file's has shape {tuple(state[skipped[0]].shape)}, this data needs "
-                 f"{tuple(own[skipped[0]].shape)}" if skipped else "the file has none"), warning=True)
-    return skipped

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainlab.core.files import make_dir, write_text
 from trainlab.data.audit import AuditInput
 from trainlab.data.audit_full import public
 from trainlab.observe.gallery import gallery_page, png_base64
@@ -43,8 +44,8 @@ CSS = """<style>
 def write_audit(out: Path, title: str, result: dict, data: AuditInput, facts: dict) -> dict:
     """Write out/audit.html; -> the public result (the user's references, not positions) with the page's path."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "audit.html").write_text(audit_html(title, {**result, **facts}, data), encoding="utf-8")
+    make_dir(out)
+    write_text(out / "audit.html", audit_html(title, {**result, **facts}, data))
     return {**facts, **public(result, data), "out": str(out), "page": str(out / "audit.html")}
 
 

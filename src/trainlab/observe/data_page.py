@@ -8,11 +8,13 @@ Images are inlined as base64 PNGs (observe.gallery): the page is one self-contai
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from trainlab.core.files import make_dir, write_bytes
 from trainlab.observe.gallery import gallery_page, png_base64
 from trainlab.observe.report import counts_table, esc, image, table
 
@@ -143,6 +145,8 @@ def strip_png(aug: dict, path: Path, gap: int = 4) -> Path:
         pen.text((2, y + CELL // 2 - 5), name, fill="black")
         for c in range(n):
             sheet.paste(_cell(images[c]), (LABEL_W + c * (CELL + gap), y))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path, format="PNG")
+    make_dir(path.parent)
+    png = io.BytesIO()
+    sheet.save(png, format="PNG")
+    write_bytes(path, png.getvalue())
     return path

@@ -1,7 +1,7 @@
 """Sample galleries as self-contained HTML: image thumbnails (base64 PNG), texts and table rows as cards.
 
     page = gallery_page("inspect runs/demo", [("top", "Top losses", cards_html(samples))])
-    (out / "inspect.html").write_text(page)
+    write_text(out / "inspect.html", page)         # core.files: atomic
 
 A sample is the dict `trainlab.data.describe.describe_sample` returns plus any labels to print under it
 (`true`, `predicted`, `probability`, `loss`, ...). Used by `trainlab inspect` and the cv report.

@@ -10,12 +10,14 @@ surely the model contradicts their label.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from trainlab.core.files import write_bytes
 from trainlab.data.describe import describe_sample
 from trainlab.data.prepare import LoadedData
 from trainlab.observe.gallery import json_safe
@@ -109,5 +111,7 @@ def mistakes_png(samples: list[dict], path: Path, gap: int = 4) -> Path | None:
         sheet.paste(img, (x, 0))
         pen.text((x + 1, THUMB + 1), f"{s['true']}->{s['predicted']}"[:10], fill="black")
         pen.text((x + 1, THUMB + 13), f"p={s['probability']:.2f}", fill="firebrick")
-    sheet.save(path, format="PNG")
+    png = io.BytesIO()
+    sheet.save(png, format="PNG")
+    write_bytes(path, png.getvalue())
     return path

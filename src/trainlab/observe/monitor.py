@@ -24,7 +24,7 @@ import yaml
 from torch.utils.data import Subset
 
 from trainlab.core import forked
-from trainlab.core.files import write_history, write_json
+from trainlab.core.files import append_line, write_history, write_json
 from trainlab.core.metrics import confusion_matrix, per_class_scores
 from trainlab.core.report import print_progress
 from trainlab.data import preview
@@ -58,8 +58,7 @@ class Monitor:
                 "step_losses": [float(f"{v:.6g}") for v in steps]}
         if record["epoch"] == 1 and g.ratio is not None:
             line["update_ratio"] = g.ratio
-        with open(self.out / SIGNALS_FILE, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_line(self.out / SIGNALS_FILE, json.dumps(line))
 
     def close(self) -> None:
         if self.writer is not None:

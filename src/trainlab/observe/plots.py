@@ -11,6 +11,7 @@ Every function writes one PNG and returns its path; matplotlib is imported insid
 from __future__ import annotations
 
 import csv
+import io
 import math
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, Check, a, is_count, is_number, read_run_json
+from trainlab.core.files import COUNT, Check, a, is_count, is_number, make_dir, read_run_json, write_bytes
 from trainlab.models.activations import ACTIVATIONS, activation
 
 DPI = 100
@@ -53,10 +54,12 @@ def save(fig, path: Path) -> Path:
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    png = io.BytesIO()  # rendered in memory, then written atomically: a full disk leaves no half image
+    fig.savefig(png, format="png", dpi=DPI)
     pyplot().close(fig)
+    write_bytes(path, png.getvalue())
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from trainlab.core.files import read_json
+from trainlab.core.files import read_json, write_text
 from trainlab.diagnose import checks
 from trainlab.diagnose.diagnosis import Diagnosis  # (importing it registers every check: diagnose/catalog.py)
 
@@ -292,7 +292,7 @@ def write_report(run_dir: Path, result: dict | None = None) -> Path:
                            nav="".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title, _ in sections),
                            body="\n".join(body for _, _, body in sections))
     path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, read_run_json, write_json
+from trainlab.core.files import COUNT, SHAPE, Check, a, is_count, make_dir, read_run_json, write_json
 from trainlab.core.version import __version__
 from trainlab.run.config import Config, dump_config
 
@@ -61,7 +61,7 @@ def prepare_run_dir(out: Path, cfg: Config, overwrite: bool, keep: tuple[Path, .
             raise UserError(f"--out {out} already holds {what}; pass --overwrite to replace it "
                             f"or --resume {out} to continue it")
         remove_run_files(out, (*keep, *data_paths(cfg)))
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
 
 
 def data_paths(cfg: Config) -> list[Path]:

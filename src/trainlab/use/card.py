@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from trainlab.core.errors import DamagedRun, UserError
-from trainlab.core.files import COUNT, a, is_number, read_json, read_run_json, write_text
+from trainlab.core.files import COUNT, a, is_number, make_dir, read_json, read_run_json, write_text
 from trainlab.core.schema import to_dict
 from trainlab.observe.card import render_card
 from trainlab.observe.plots import read_history, read_result
@@ -37,7 +37,7 @@ def build_card(path: Path, out: Path | None = None, evaluate: bool = True, audit
     kind = card_kind(path)
     facts = {"seeds": seeds_facts, "cv": cv_facts, "run": run_facts}[kind](path, evaluate, audit)
     target = Path(out) if out is not None else path
-    target.mkdir(parents=True, exist_ok=True)
+    make_dir(target)
     card = target / CARD
     if target.resolve() == path.resolve() and (path / "manifest.json").is_file():
         record_files(path, [CARD])  # a run's or cv's own file from now on: --overwrite may remove it

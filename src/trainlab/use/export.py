@@ -14,6 +14,7 @@ The run's model card (`trainlab card`: MODEL_CARD.md) is written beside the expo
 """
 from __future__ import annotations
 
+import io
 import json
 import time
 import warnings
@@ -21,8 +22,9 @@ from pathlib import Path
 
 import torch
 
+from trainlab.core.checkpoint import tensor_bytes
 from trainlab.core.errors import UserError
-from trainlab.core.files import read_json, write_json
+from trainlab.core.files import atomic_path, make_dir, read_json, write_bytes, write_json, write_text
 from trainlab.data.base import ArrayDataset
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
@@ -62,12 +64,12 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
     check_out(out, run.dir / FORMATS[fmt])
     if out.parent.resolve() == run.dir.resolve():  # an export beside the run's files: --overwrite may remove it
         record_files(run.dir, [out.name, sidecar_path(out).name])
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     x, split = parity_inputs(run, samples)
     info = run_info(run)
     start = time.perf_counter()
     WRITERS[fmt](inference_module(run), x[:2], info, out)
-    sidecar_path(out).write_text(json.dumps(info, indent=2) + "\n")
+    write_text(sidecar_path(out), json.dumps(info, indent=2) + "\n")
     seconds = time.perf_counter() - start
     try:
         diff, tol = parity(run, out, x)
@@ -112,7 +114,8 @@ def write_onnx(module: torch.nn.Module, example: torch.Tensor, info: dict, path:
         except Exception as e:  # torch.export raises many types for models it cannot trace
             raise UserError(f"ONNX export of {info['model']!r} failed: {str(e).splitlines()[0][:200]}") from None
     program.model.metadata_props[INFO_KEY] = json.dumps(info)
-    program.save(str(path))
+    with atomic_path(path, needed=tensor_bytes(dict(module.state_dict()))) as tmp:  # a full disk leaves no half file
+        program.save(str(tmp))
 
 
 def write_torchscript(module: torch.nn.Module, example: torch.Tensor, info: dict, path: Path) -> None:
@@ -124,7 +127,9 @@ def write_torchscript(module: torch.nn.Module, example: torch.Tensor, info: dict
         except Exception as e:
             raise UserError(f"TorchScript export of {info['model']!r} failed: {str(e).splitlines()[0][:200]}") \
                 from None
-        torch.jit.save(traced, str(path), _extra_files={f"{INFO_KEY}.json": json.dumps(info)})
+        archive = io.BytesIO()  # in memory first: torch's writer aborts the process when a disk write fails
+        torch.jit.save(traced, archive, _extra_files={f"{INFO_KEY}.json": json.dumps(info)})
+    write_bytes(path, archive.getvalue())
 
 
 WRITERS = {"onnx": write_onnx, "torchscript": write_torchscript}

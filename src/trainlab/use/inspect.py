@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.core.errors import UserError
+from trainlab.core.files import make_dir, write_text
 from trainlab.observe.gallery import cards_html, gallery_page, json_safe
 from trainlab.observe.mistakes import (  # noqa: F401  (re-exported: `from trainlab.use.inspect import ...`)
     SplitPredictions,
@@ -124,9 +125,9 @@ def inspect_run(run_dir: str | Path, split: str = "val", top: int = 16, out: Pat
         sections += extra(run, p)
     if default_out:  # listed before it exists: --overwrite of the run may remove it even after a kill
         record_files(run.dir, [out.name])
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     subtitle = f"{split} split: {result['errors']} of {result['samples']} misclassified"
-    (out / "inspect.html").write_text(gallery_page(f"inspect {run.dir.name}", sections, subtitle), encoding="utf-8")
+    write_text(out / "inspect.html", gallery_page(f"inspect {run.dir.name}", sections, subtitle))
     result["out"] = str(out)
     return result
 

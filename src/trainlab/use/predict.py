@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import atomic_file, make_dir, write_json
 from trainlab.core.paths import not_utf8, path_kind, shown
 from trainlab.data.images import IMAGE_EXTENSIONS, list_folder, load_image
 from trainlab.data.tabular import encode_rows, read_table
@@ -205,12 +205,12 @@ def forecast_rows(run, files: list[str]) -> list[dict]:
 
 def write_predictions(out: Path, rows: list[dict]) -> None:
     """OUT/result.json (every row as JSON, and the counts) and OUT/predictions.csv (one line per row)."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     failed = sum("error" in r for r in rows)
     write_json(out / "result.json", {"predictions": rows, "inputs": len(rows), "predicted": len(rows) - failed,
                                      "failed": failed})
     columns = [c for c in CSV_COLUMNS if any(c in r for r in rows)]
-    with open(out / "predictions.csv", "w", newline="") as f:
+    with atomic_file(out / "predictions.csv", "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:

@@ -11,13 +11,15 @@ train, cv, tune and lr-find call it once per view.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from trainlab.core.errors import UserError
 from trainlab.core.metrics import REGRESSION, default_metrics
 from trainlab.engine.catalog import loss_for, task_of_loss
 from trainlab.engine.settings import MONITOR
-from trainlab.models.catalog import MODELS, build_model
+from trainlab.models.catalog import MODELS, build_model, is_library_model
 
 SAMPLES = 2  # inputs pushed through the pipelines and the meta model (2: BatchNorm needs more than 1 in training)
 
@@ -116,9 +118,33 @@ def check_model_fits(cfg, view, x: torch.Tensor) -> None:
             model(inputs)
     except NotImplementedError:  # an operation without a meta kernel: the trainer's own check covers it
         return
-    except (RuntimeError, ValueError, IndexError) as e:
+    except (RuntimeError, ValueError, IndexError, AssertionError) as e:  # timm/torchvision ViTs assert sizes
         raise UserError(f"model {cfg.model.name!r} does not fit the data: inputs {_shape(view.input_shape)} "
-                        f"({_first_line(e)})") from None
+                        f"({_first_line(e)}){_size_that_fits(cfg, view)}") from None
+
+
+# image sides to try, smallest first: powers of two, multiples of 16 (ViT patches), 75 and 299 (Inception)
+SIDES = (16, 24, 32, 48, 64, 75, 96, 112, 128, 160, 192, 224, 240, 256, 288, 299, 320, 384, 448, 512)
+
+
+def _size_that_fits(cfg, view) -> str:
+    """For an image model: the smallest square side it takes (probed on the meta device, no memory, nothing
+    downloaded) and how to give it that size; else ""."""
+    shape = tuple(view.input_shape)
+    if not is_library_model(cfg.model.name) or len(shape) != 3:
+        return ""
+    options = dataclasses.replace(cfg.model, params=dataclasses.replace(cfg.model.params, pretrained=False,
+                                                                        weights=None))
+    for side in (s for s in SIDES if s > min(shape[1:])):
+        model = build_model(options, (shape[0], side, side), view.bundle.num_outputs, device="meta")
+        try:
+            with torch.no_grad():
+                model(torch.zeros(2, shape[0], side, side, device="meta"))
+        except (RuntimeError, ValueError, IndexError, AssertionError, NotImplementedError):
+            continue
+        return (f"; its smallest input is {side}x{side}: set model.image_size={side} and model.preprocess=model "
+                f"(the images are resized to it), or resize them with a data transform")
+    return f"; it takes none of the sides {SIDES[0]}..{SIDES[-1]}"
 
 
 def _shape(shape) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_history, write_json
+from trainlab.core.files import make_dir, write_history, write_json, write_text
 from trainlab.core.machine import physical_cores
 from trainlab.core.report import Reporter, print_progress
 from trainlab.core.schema import to_dict
@@ -82,7 +82,7 @@ def prepare_out(out: Path, cfg, overwrite: bool, keep: tuple[Path, ...] = ()) ->
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"--out {out} is not empty; pass --overwrite to replace it")
     prepare_run_dir(out, cfg, overwrite=True, keep=keep)
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
 
 
 # ----------------------------------------------------------------------------- fold assignment
@@ -184,7 +184,7 @@ def run_fold(data, fold: int, train_idx: np.ndarray, val_idx: np.ndarray, fold_d
     probs = val_probabilities(trainer.model, view.batches("val", device)) if view.bundle.task == "classification" \
         else None
     if fold_dir is not None:
-        fold_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(fold_dir)
         write_history(fold_dir / "history.csv", trainer.history)
     return {"fold": fold, "train_size": len(view.train_idx), "val_size": len(view.val_idx), "metrics": metrics,
             "best_epoch": trainer.best_epoch, "epochs_run": len(trainer.history),

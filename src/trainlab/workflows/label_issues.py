@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainlab.core.files import atomic_file, write_text
 from trainlab.data.describe import describe_sample
 from trainlab.observe.gallery import cards_html, gallery_page
 
@@ -59,10 +60,11 @@ def label_issues(bundle, oof: dict) -> list[dict]:
 
 def write_label_issues(out: Path, bundle, oof: dict, issues: list[dict]) -> None:
     """oof.npz (every sample's out-of-fold probabilities) and label_issues.html (a gallery of the flagged)."""
-    np.savez_compressed(out / "oof.npz", **oof)
+    with atomic_file(out / "oof.npz", "wb") as f:  # a full disk or a kill leaves no half file
+        np.savez_compressed(f, **oof)
     cards = [{**describe_sample(bundle, "pool", e["index"]), **e} for e in issues[:GALLERY]]
     note = (f"<p>{len(issues)} of {len(oof['indices'])} samples flagged by cleanlab.filter.find_label_issues from "
             f"out-of-fold probabilities; quality = out-of-fold probability of the given label.</p>")
     panel = ("issues", "Likely label errors", note + cards_html(cards))
     page = gallery_page(f"likely label errors: {out.name}", [panel])
-    (out / "label_issues.html").write_text(page, encoding="utf-8")
+    write_text(out / "label_issues.html", page)

@@ -12,6 +12,7 @@ restored afterwards, and the same seed gives the same curve and suggestion.
 from __future__ import annotations
 
 import copy
+import io
 import math
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from trainlab.core.checkpoint import seed_everything
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
+from trainlab.core.files import make_dir, write_bytes
 from trainlab.data.prepare import load_data
 from trainlab.engine.catalog import LOSSES, OPTIMIZERS, loss_for
 from trainlab.models.catalog import build_model
@@ -40,7 +42,7 @@ def run_lr_find(cfg, out: Path, start: float = 1e-7, end: float = 10.0, steps: i
         raise UserError(f"--start ({start:g}) must be > 0 and < --end ({end:g})")
     if steps < 10:
         raise UserError(f"--steps must be >= 10, got {steps}")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     result = lr_range_test(cfg, start, end, 10 if dry_run else steps)
     plot(result, out / "lr_find.png")
     return result
@@ -149,4 +151,6 @@ def plot(result: dict, path: Path) -> None:
     ax.set(xscale="log", ylim=(0, top), xlabel="learning rate", ylabel="training loss",
            title="learning-rate range test")
     ax.legend()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()  # rendered in memory, written atomically
+    fig.savefig(png, format="png", dpi=100)
+    write_bytes(path, png.getvalue())

@@ -19,7 +19,7 @@ import numpy as np
 
 from trainlab.core import distributed
 from trainlab.core.errors import UserError
-from trainlab.core.files import is_number, write_json, write_text
+from trainlab.core.files import is_number, make_dir, write_json, write_text
 from trainlab.core.report import Reporter, print_progress
 from trainlab.observe.compare import HEADLINE
 from trainlab.observe.plots import read_history
@@ -82,7 +82,7 @@ def prepare_seeds_dir(out: Path, overwrite: bool, keep: tuple[Path, ...] = ()) -
             raise UserError(f"--overwrite would have removed {', '.join(sorted(foreign)[:5])} from {out}, which "
                             f"--seeds did not write; move them away first - nothing removed")
         remove_seeds(out, keep)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
 
 
 def is_seeds_dir(out: Path, entry: Path | None = None) -> bool:

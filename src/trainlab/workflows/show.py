@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainlab.core.files import make_dir, write_text
 from trainlab.data import preview
 from trainlab.data.prepare import load_data
 from trainlab.observe import data_page, data_plots
@@ -29,7 +30,7 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view, check_model=False)  # the same refusals as train (bad crop, one class, ...), model aside
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     bundle = view.bundle
     result = {"dataset": cfg.data.name, "config": config_name, "task": bundle.task, "kind": bundle.kind,
               "seed": cfg.seed, "classes": bundle.classes, "sizes": preview.split_sizes(view),
@@ -45,7 +46,7 @@ def show_data(cfg: Config, out: Path, n: int = 8, config_name: str = "") -> dict
     sections.append(("audit", "Data audit", audit_section(data, out, config_name, result)))
     page = data_page.show_page(f"trainlab show {config_name or cfg.data.name}", sections,
                                f"dataset {cfg.data.name}, seed {cfg.seed}: what `trainlab train` would feed the model")
-    (out / "show.html").write_text(page, encoding="utf-8")
+    write_text(out / "show.html", page)
     result["files"] = sorted(p.name for p in out.iterdir() if p.suffix in (".html", ".png"))
     result["out"] = str(out)
     return result

@@ -23,13 +23,14 @@ from trainlab.data.forecast import bundle_extras
 from trainlab.data.prepare import load_data
 from trainlab.diagnose import guide
 from trainlab.diagnose.baselines import sentence
+from trainlab.engine.catalog import check_resume_epochs
 from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
 from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
-from trainlab.run.config import Config, dump_config
+from trainlab.run.config import Config, dump_config, read_run_config
 from trainlab.run.directory import (
     check_overwrite,
     count_test_evaluation,
@@ -83,11 +84,11 @@ def model_input(cfg: Config) -> dict:
 
 def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> None:
 
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
     write_json(out / "manifest.json", manifest(cfg, device, argv))
     write_json(out / "splits.json", {**data.splits.to_json(), "official_test": data.bundle.test is not None})
     write_json(out / "data.json", {**data_description(data, view), **model_input(cfg)})
-    (out / "summary.txt").write_text(model_summary(model, view.input_shape) + "\n")
+    write_text(out / "summary.txt", model_summary(model, view.input_shape) + "\n")
 
 
 def dry_run_view(view, cfg: Config):
@@ -113,6 +114,7 @@ def train_run(cfg: Config, out: Path | None = None, resume: Path | None = None, 
     info = distributed.from_env()
     if resume:  # files the end of the run rewrites: a damaged one is refused before any epoch is trained
         read_manifest(resume), read_data_description(resume)
+        check_resume_epochs(cfg.train.scheduler, read_run_config(resume).train.epochs, cfg.train.epochs, resume)
     elif overwrite and (info is None or info.is_main):  # a folder --overwrite must not empty: said before any work
         check_overwrite(out, cfg, keep)
     done = nothing_left(resume, cfg) if resume else None

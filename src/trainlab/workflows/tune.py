@@ -29,7 +29,7 @@ import numpy as np
 
 from trainlab.core.device import select_device
 from trainlab.core.errors import UserError
-from trainlab.core.files import write_json
+from trainlab.core.files import make_dir, write_json, write_text
 from trainlab.core.metrics import default_metrics, higher_is_better
 from trainlab.core.report import Reporter, print_progress, silent
 from trainlab.core.schema import to_dict
@@ -66,7 +66,7 @@ def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, m
     cfg.track = track or cfg.track  # OUT/config.yaml records it: `trainlab track` logs to the same place
     space = parse_space(raw, cfg.tune)
     metric = objective_metric(cfg, metric, cv)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
     t0 = time.perf_counter()
     study = open_study(storage, study_name, cfg, metric, cv, prune)
@@ -102,7 +102,7 @@ TUNE_FILES = ("config.yaml", "manifest.json", "study.db", "trials.csv", "optimiz
 
 def write_provenance(out: Path, cfg, test_evaluations: int, argv: list[str]) -> None:
     """OUT/config.yaml and manifest.json of the latest command (test evaluations happen in OUT/final)."""
-    (out / "config.yaml").write_text(dump_config(cfg))
+    write_text(out / "config.yaml", dump_config(cfg))
     m = manifest(cfg, select_device(cfg.train.device), argv, "tune", TUNE_FILES)
     write_json(out / "manifest.json", {**m, "test_evaluations": test_evaluations})
 

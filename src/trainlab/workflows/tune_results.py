@@ -6,9 +6,11 @@
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from trainlab.core.errors import UserError
+from trainlab.core.files import write_bytes, write_text
 from trainlab.core.report import Reporter, print_progress
 from trainlab.data.prepare import load_data
 from trainlab.observe.plots import read_result
@@ -41,7 +43,7 @@ def summarize_study(study, space: dict, metric: str, cv: int | None, url: str) -
 
 def write_reports(study, out: Path, seed: int) -> dict:
     """trials.csv and the two plots; returns the parameter importances ({} when they cannot be computed)."""
-    study.trials_dataframe().to_csv(out / "trials.csv", index=False)
+    write_text(out / "trials.csv", study.trials_dataframe().to_csv(index=False))
     plot_history(study, out / "optimization_history.png")
     importances = param_importances(study, seed)
     if importances:
@@ -66,7 +68,9 @@ def plot_history(study, path: Path) -> None:
     ax.step([t.number for t in done], best, where="post", color="C3", label="best so far")
     ax.set(xlabel="trial", ylabel="objective", title=f"optimization history ({study.direction.name.lower()})")
     ax.legend()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()  # rendered in memory, written atomically
+    fig.savefig(png, format="png", dpi=100)
+    write_bytes(path, png.getvalue())
 
 
 def param_importances(study, seed: int) -> dict[str, float]:
@@ -88,7 +92,9 @@ def plot_importances(importances: dict[str, float], path: Path) -> None:
     ax = fig.add_subplot()
     ax.barh(names, [importances[n] for n in names])
     ax.set(xlabel="importance (fANOVA, share of objective variance)", title="parameter importances")
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()  # rendered in memory, written atomically
+    fig.savefig(png, format="png", dpi=100)
+    write_bytes(path, png.getvalue())
 
 
 # ----------------------------------------------------------------------------- the one test evaluation
