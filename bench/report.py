@@ -69,11 +69,14 @@ def epoch_section(r: dict) -> list[str]:
 
 def cpu_kinds_section(r: dict) -> list[str]:
     """Table 8: time to accuracy on this CPU as it is and restricted to AVX2 kernels (no native bf16)."""
-    lines = ["## 8. The same recipes on two kinds of CPU", "",
+    lines = ["## 9. The same recipes on two kinds of CPU", "",
              "`python bench/cpu_kinds.py` (bench/cpu_kinds.py): table 3 once on this CPU as it is and once "
              "restricted to AVX2 kernels without native bfloat16 (`ONEDNN_MAX_CPU_ISA=AVX2 "
              "ATEN_CPU_CAPABILITY=avx2`), each in its own process. The examples use `precision: auto`; the "
-             "hand-written recipes take bf16 only where oneDNN runs it natively.", "",
+             "hand-written recipes take bf16 only where oneDNN runs it natively. Seeds 0-1 for the MLP, seed 0 for "
+             "the CNN, measured with the machine otherwise quiet (load average 1-2); two earlier CNN runs under the "
+             "load of other jobs (trainlab 232 s vs 53 s, 281 s vs 168 s) are left out as noise: the same "
+             "comparison of 100 steps on a quiet machine gave 1.00-1.08x.", "",
              "| CPU | config | seed | trainlab: precision, epochs, seconds, test acc | hand-written: epochs, "
              "seconds, test acc | ratio |", "|---|---|---|---|---|---|"]
     for kind in r.values():
