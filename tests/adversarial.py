@@ -193,8 +193,11 @@ def bad_values(section: str, name: str, tp: Any, meta: dict) -> list[tuple[str, 
                       ("bad-argument", [{"name": "normalize", "bogus": 1}], REFUSE),
                       ("nan-mean", [{"name": "normalize", "mean": float("nan"), "std": 1.0}], REFUSE),
                       ("huge-resize", [{"name": "resize", "size": 10**6}], REFUSE), ("empty", [], ANY)]
-    if origin in (typing.Union, types.UnionType):  # bool | "auto", "auto" | list of metric names
-        return out + [("string", "no_such_choice", REFUSE), ("int", 7, REFUSE), ("nested-list", [[1]], REFUSE)]
+    if origin in (typing.Union, types.UnionType):  # bool | "auto", "auto" | list of metric names, int | "auto", URI
+        # a union that takes any string (track.mlflow: a URI) or any int in range (num_threads) accepts those
+        string = ANY if str in args else REFUSE
+        ints = [*_range_values(meta, int)] if int in args else [("int", 7, REFUSE)]
+        return out + [("string", "no_such_choice", string), *ints, ("nested-list", [[1]], REFUSE)]
     raise AssertionError(f"no bad values for {section}.{name}: {tp}")
 
 
