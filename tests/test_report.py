@@ -17,7 +17,7 @@ from trainlab.run.config import build_config
 from trainlab.workflows.train import train_run
 
 SECTIONS = ["Overview", "Diagnosis", "Learning curves", "Test metrics", "Confusion matrix", "Per-class metrics",
-            "Gradients per layer", "Activations per layer", "Mistakes", "Data",
+            "Gradients per layer", "Activations per layer", "Mistakes", "Data", "Data audit",
             "Model", "Config", "Environment"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
