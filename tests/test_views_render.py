@@ -112,6 +112,6 @@ def test_show_of_an_augmented_image_config_renders(browser, image_folder, tmp_pa
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(cfg))
     run_cli("show", tmp_path / "s.yaml", "--n", 4, "--out", tmp_path / "show")
     headings, widths = rendered(browser, tmp_path / "show" / "show.html")
-    assert headings == ["Splits", "Training samples before and after augmentation", "Transforms"]
+    assert headings == ["Splits", "Training samples before and after augmentation", "Transforms", "Data audit"]
     # the class-count chart + 4 samples x (stored, 2 training draws, eval pipeline)
     assert len(widths) == 1 + 4 * 4 and min(widths) > 0
