@@ -23,21 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from trainlab.core.machine import cpu_model  # noqa: E402
 from trainlab.run.config import build_config, load_config  # noqa: E402
 from trainlab.workflows.audit import audit_config  # noqa: E402
 
 TABLES = {"wine": "load_wine", "breast_cancer": "load_breast_cancer", "iris": "load_iris"}
-
-
-def cpu_name() -> str:
-    """The processor's model name (Linux /proc/cpuinfo), else the platform's word for it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_seconds() -> float:
@@ -84,7 +74,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['dataset']:16s} {r['samples']:6d} samples  {r['seconds']:6.1f} s wall  {r['cpu_seconds']:6.1f} s CPU"
               f"  load {r['load_average']:4.1f}  findings {r['counts'] or 'none'}")
-    machine = {"cpu": platform.processor() or platform.machine(), "cpu_name": cpu_name(), "cores": os.cpu_count(),
+    machine = {"cpu": platform.processor() or platform.machine(), "cpu_name": cpu_model(), "cores": os.cpu_count(),
                "python": platform.python_version(), "command": "python bench/audit.py" + (
                    " --mnist-root DIR" if args.mnist_root else "")}
     args.out.write_text(json.dumps({"machine": machine, "runs": rows}, indent=1) + "\n")
