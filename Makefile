@@ -35,6 +35,8 @@ figures: $(STAMP)
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python bench/bench.py --only 6 7 --as avx2
+	$(BIN)/python bench/cpu_kinds.py
 	$(BIN)/python bench/report.py --notes bench/notes.md
 
 # peers (Lightning, Keras 3, fastai, skorch, Ignite) in their own .venv-peers; not part of `make test`

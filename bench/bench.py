@@ -2,6 +2,7 @@
 
     python bench/bench.py                 # all seven, writes bench/results.json and prints markdown tables
     python bench/bench.py --only 1 2 --reps 5
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python bench/bench.py --only 6 7 --as avx2   # no native bf16
 
 1. Trainer.fit vs a minimal hand-written loop on identical tensors (course MLP, batch 64 and 256).
 2. One training epoch: trainlab's data path for the MNIST config vs the tutorial pipeline
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5, help="repetitions (medians are reported)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     p.add_argument("--threads", type=int, help="torch.set_num_threads for both sides (default: torch's choice)")
+    p.add_argument("--as", dest="kind", help="store each table as NAME@KIND beside this CPU's (e.g. avx2: run "
+                   "under ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, a CPU without native bf16)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -275,6 +278,7 @@ def main(argv=None) -> int:
     results["mnist_available"] = (MNIST_ROOT / "MNIST" / "raw").is_dir()
     for key in args.only:
         name, fn = BENCHES[key]
+        name = f"{name}@{args.kind}" if args.kind else name
         t0 = time.perf_counter()
         results[name] = fn(args.reps)
         results[name]["bench_seconds"] = time.perf_counter() - t0

@@ -241,9 +241,13 @@ def render(results: dict, notes: str = "") -> str:
                 ("scaling", scaling_section), ("startup", startup_section),
                 ("custom_dataset", custom_dataset_section), ("whole_process", lean_section),
                 ("cpu_kinds", cpu_kinds_section))
-    for key, fn in sections:
+    # a table measured again on another kind of CPU (`bench.py --as KIND`) follows this CPU's as NAME@KIND
+    keyed = [(k, fn) for key, fn in sections for k in [key, *sorted(x for x in results if x.startswith(key + "@"))]]
+    for key, fn in keyed:
         if key in results:
             table = fn(results[key])
+            if "@" in key:
+                table[0] += f" (again, {key.split('@', 1)[1]})"
             where = results[key].get("machine") if isinstance(results[key], dict) else None
             # each table names the CPU it was measured on (tables measured before that was recorded say so)
             note = (f"Measured on: {where}." if where else

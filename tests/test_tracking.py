@@ -298,3 +298,32 @@ def test_true_logs_to_a_local_sqlite_file_without_a_server(config, tmp_path, mon
 def test_track_refuses_a_folder_that_is_not_a_run(tmp_path, capfd):
     code, _, err = run_cli(capfd, "track", tmp_path, "--mlflow", "http://127.0.0.1:1")
     assert code == 2 and "not a trainlab run directory" in err
+
+
+@pytest.mark.parametrize("start_after", [3600.0, 0.0])
+def test_helper_process_starts_at_the_end_of_a_short_run_or_after_a_while_of_a_long_one(tmp_path, monkeypatch,
+                                                                                        start_after):
+    """A short run's epochs never share the CPU with the helper's start-up: it is spawned at close (or, in a run
+    longer than START_AFTER_S, at the first message after it), and every message held until then arrives in order."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        _missing("mlflow is not installed (pip install -e .)")
+    from trainlab.observe import tracking
+
+    monkeypatch.setattr(tracking, "START_AFTER_S", start_after)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = tracking.Tracker(uri, "lazy")
+    run = tracker.open("r", {"train.lr": "0.1"})
+    for epoch in (1, 2, 3):
+        run({}, {"epoch": epoch, "train_loss": 1.0 / epoch})
+    assert (tracker.process is None) == (start_after > 0)  # held in this process: a list, no helper yet
+    assert len(tracker.held) == (4 if start_after > 0 else 0)
+    run.end()
+    summary = tracker.close(wait=300)
+    assert summary["ok"], summary
+    client = MlflowClient(uri)
+    history = client.get_metric_history(summary["runs"][run.key], "train_loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 1.0), (2, 0.5),
+                                                                                 (3, pytest.approx(1 / 3))]
+    assert client.get_run(summary["runs"][run.key]).data.params == {"train.lr": "0.1"}

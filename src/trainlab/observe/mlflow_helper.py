@@ -18,9 +18,6 @@ import urllib.request
 from trainlab.core.report import print_progress
 
 FLUSH_S = 1.0  # the helper sends the metrics it holds at most this often (and before any other request)
-# the helper imports mlflow (seconds of CPU) only after this long, or when the run ends if sooner: on a small
-# machine a short run's epochs never share a core with that import (measured: +6-13% per epoch on 2 busy cores)
-CONNECT_AFTER_S = 10.0
 PROBE_TIMEOUT_S = 5.0
 BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's limits per log_batch request
 
@@ -51,18 +48,7 @@ def worker(inbox, done, uri: str, experiment: str) -> None:
 
 
 def _messages(inbox):
-    """The Tracker's messages in order: those of the first CONNECT_AFTER_S seconds (or up to "close") held back
-    and then given all at once; afterwards ("flush",) whenever FLUSH_S pass without one."""
-    held, start = [], time.monotonic()
-    while not held or held[-1][0] != "close":
-        left = CONNECT_AFTER_S - (time.monotonic() - start)
-        if left <= 0:
-            break
-        try:
-            held.append(inbox.get(timeout=left))
-        except queue.Empty:
-            break
-    yield from held
+    """The Tracker's messages in order, and ("flush",) whenever FLUSH_S pass without one."""
     while True:
         try:
             yield inbox.get(timeout=FLUSH_S)
