@@ -82,6 +82,49 @@ def test_underfitting_on_ambiguous_rows_becomes_the_features_limit_not_a_bigger_
     assert advice.ambiguous_features({**conflicts, "conflicting": 10}) is None  # 1%: unique rows, quiet
 
 
+def test_dead_units_at_the_features_limit_are_a_note_not_a_fault_to_fix():
+    """The survey's oversized MLP has 59% dead units in its second layer: true, and harmless when the network
+    already does what the features allow; elsewhere the warning and its remedies stay."""
+    conflicts = {"rows": 1000, "distinct": 150, "conflicting": 700, "floor": 0.48, "constant": 0.69}
+    note = advice.ambiguous_features(conflicts)
+    under = Finding("underfitting", "warning", "underfitting", ["a bigger model"], {"train_loss": 0.49})
+    dead = Finding("dead_units", "warning", "dead ReLUs: 59% of the units of ReLU module 5 never activate",
+                   ["a lower learning rate"], {"worst_fraction": 0.59})
+    cmp = {"metric": "accuracy", "network": 0.72, "baselines": {"majority class": 0.68, "logistic regression": 0.72},
+           "beats": {"majority class": True, "logistic regression": False}}
+    diag = advice.revise(Diagnosis([under, dead, note]), cmp)
+    found = {f.code: f for f in diag.findings}
+    assert found["dead_units"].severity == "note" and found["dead_units"].fix == []
+    assert "harmless here" in found["dead_units"].cause and found["dead_units"].evidence["worst_fraction"] == 0.59
+    under2 = Finding("underfitting", "warning", "underfitting", ["a bigger model"], {"train_loss": 0.66})
+    kept = advice.revise(Diagnosis([under2, dead, note]), {"beats": {"majority class": True,
+                                                                     "logistic regression": True}})
+    assert [f.severity for f in kept.findings if f.code == "dead_units"] == ["warning"]
+
+
+def test_gradient_ratio_is_not_judged_in_a_normalized_network_but_growth_is():
+    """A from-scratch MobileNetV3 (BatchNorm after every conv) reads first/last 4e3 with nothing wrong."""
+    from trainlab.diagnose import curves
+
+    rms = [{"conv_stem.weight": 4.0, "classifier.weight": 1e-3}] * 3
+    assert curves.gradients(rms)["problem"] == "exploding"
+    judged = curves.gradients(rms, normalized=True)
+    assert judged["status"] == "ok" and judged["first_to_last"] == pytest.approx(4e3)
+    assert curves.gradients([{"a": 1e-7, "b": 1.0}] * 3, normalized=True)["status"] == "ok"
+    growing = [{"a": 1.0, "b": 1.0}, {"a": 1e3, "b": 1e3}]
+    assert curves.gradients(growing, normalized=True)["problem"] == "exploding"
+
+
+def test_has_normalization_finds_batch_layer_and_group_norm():
+    from torch import nn
+
+    from trainlab.diagnose.signals import has_normalization
+
+    assert not has_normalization(nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 2)))
+    for norm in (nn.BatchNorm2d(8), nn.LayerNorm(8), nn.GroupNorm(2, 8), nn.BatchNorm1d(8)):
+        assert has_normalization(nn.Sequential(nn.Linear(4, 8), norm))
+
+
 def test_duplicates_in_a_low_cardinality_table_are_explained_not_called_leakage():
     leak = Finding("duplicates", "warning", "leakage: 163 of the val split ...", ["remove exact duplicates"],
                    {"counts": {"val": 163, "test": 431}}, "before")

@@ -193,6 +193,20 @@ def test_a_pitfall_found_before_training_is_named_as_the_cause_of_a_stall():
     assert under.fix[0].startswith("a bigger model")  # leakage does not stall training: no false link
 
 
+def test_vanishing_gradients_and_dead_units_name_a_cause_found_before_training_first():
+    """A random backbone frozen under the head (or a Sigmoid before the loss) explains the gradient and dead-unit
+    readings too: fix the setting, then judge them again."""
+    curve = hist([1.0, 0.6, 0.4], [1.0, 0.7, 0.5])
+    frozen = Finding("frozen_backbone", "warning", "frozen random backbone", ["train.freeze: none"], stage="before")
+    sig = Signals(curve, grad_rms=[{"a": 1e-8, "b": 1.0}] * 3, dead=[{"1": 0.9}] * 3, baseline_loss=LN10)
+    d = diagnose(sig, before=[frozen])
+    for code in ("gradients", "dead_units"):
+        f = next(f for f in d.findings if f.code == code)
+        assert f.fix[0] == "first: train.freeze: none" and f.evidence["likely_cause"] == "frozen_backbone"
+    plain = next(f for f in diagnose(sig).findings if f.code == "gradients")
+    assert not plain.fix[0].startswith("first:") and "likely_cause" not in plain.evidence
+
+
 def test_diagnosis_lines_and_dict():
     healthy = diagnose(Signals(hist([1.0, 0.3], [0.8, 0.3]), baseline_loss=LN10))
     assert healthy.healthy and healthy.lines()[0].startswith("diagnosis: healthy")

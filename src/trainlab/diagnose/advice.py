@@ -160,6 +160,13 @@ def ambiguous_features(conflicts: dict) -> Finding | None:
                    dict(c), "before")
 
 
+def harmless_dead_units(f: Finding) -> Finding:
+    """Dead ReLUs in a network already at the features' limit: capacity it does not need, not a fault to fix."""
+    return dataclasses.replace(f, severity="note", fix=[], cause=f"{f.cause} - harmless here: the network already "
+                               "does as well as these features allow, so the dead units are capacity it does not need",
+                               evidence={**f.evidence, "likely_cause": "features_limit"})
+
+
 def revise(diag, comparison: dict | None = None, facts: dict | None = None):
     """Advice the run cannot apply or that misleads, rewritten: a timm/torchvision model has no
     model.activation; underfitting on rows the features cannot tell apart is no case for a bigger model (when
@@ -195,7 +202,8 @@ def revise(diag, comparison: dict | None = None, facts: dict | None = None):
     fix = ["new information per row: more or better features (the limit is the data's, not the model's)",
            "judge the model against the baselines and the loss floor, not against zero loss",
            "if the task allows, predict probabilities (predict_proba) rather than hard labels"]
-    found = [f for f in diag.findings if f is not under]
+    found = [harmless_dead_units(f) if f.code == "dead_units" and f.severity == "warning" else f
+             for f in diag.findings if f is not under]
     found.insert(0, Finding("features_limit", "warning", cause, fix, evidence, "after"))
     return dataclasses.replace(diag, findings=found)  # diag: a diagnose/diagnosis.Diagnosis (it imports this module)
 

@@ -123,7 +123,7 @@ def learning_rate(s: Signals) -> dict:
 
 @curve("gradients", "Vanishing / exploding gradients")
 def gradients(s: Signals) -> dict:
-    return curves.gradients(s.grad_rms)
+    return curves.gradients(s.grad_rms, bool(s.settings.get("normalized")))
 
 
 @curve("dead_units", "Dead ReLU units")

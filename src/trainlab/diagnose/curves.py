@@ -291,8 +291,12 @@ def _epoch_of(step_index: int, per_epoch: list[int]) -> int:
 
 # ----------------------------------------------------------------------------- gradients and units
 
-def gradients(grad_rms: list[dict[str, float]]) -> dict:
-    """First-to-last layer gradient RMS ratio (median over epochs): tiny = vanishing, huge = exploding."""
+def gradients(grad_rms: list[dict[str, float]], normalized: bool = False) -> dict:
+    """First-to-last layer gradient RMS ratio (median over epochs): tiny = vanishing, huge = exploding.
+
+    `normalized`: the model has normalization layers (BatchNorm, LayerNorm, ...). Each weight before one gets a
+    gradient of 1 / its own norm's size whatever it learns, so the ratio is not judged there (a from-scratch
+    MobileNetV3 reads 4e3 with nothing wrong); only the total norm's growth is."""
     # epochs with an all-zero layer (e.g. a loss of exactly 0) say nothing about the ratio
     usable = [g for g in grad_rms if len(g) >= 2 and _finite(list(g.values())) and min(g.values()) > 0]
     if not usable:
@@ -304,6 +308,10 @@ def gradients(grad_rms: list[dict[str, float]]) -> dict:
     growth = totals[-1] / totals[0] if totals[0] > 0 else math.inf
     numbers = dict(first_layer=layers[0], last_layer=layers[-1], first_to_last=ratio, growth=growth,
                    epochs=len(usable), last_epoch={k: usable[-1][k] for k in layers})
+    if normalized and growth <= EXPLODE_GROWTH and not VANISH_RATIO <= ratio <= EXPLODE_RATIO:
+        return _check("ok", f"gradients: first/last layer gradient ratio {ratio:.2g}, not judged in a network with "
+                            "normalization layers (they rescale each layer's gradient by its weight's norm); the "
+                            f"total gradient norm changed {growth:.2g}x", problem=None, **numbers)
     if ratio < VANISH_RATIO:
         return _check("warning", f"vanishing gradients: the first layer ({layers[0]}) gets {ratio:.1e}x the gradient "
                                  f"of the last ({layers[-1]}); early layers barely learn",

@@ -23,7 +23,7 @@ from trainlab.diagnose.finding import Finding, wilson
 __all__ = ["Diagnosis", "Finding", "Signals", "curve_checks", "diagnose", "from_check", "wilson"]
 
 # curve symptoms that a cause found before training explains better than their generic remedies
-SYMPTOMS = ("underfitting", "learning_rate", "divergence", "baselines")
+SYMPTOMS = ("underfitting", "learning_rate", "divergence", "baselines", "gradients", "dead_units")
 CAUSES = ("output_activation", "input_scale", "ema_horizon", "frozen_backbone", "target_scale")  # pitfalls that
 #                                                                          stall or blow up training
 

@@ -36,6 +36,7 @@ from trainlab.diagnose.signals import (
     constant_prediction_loss,
     dead_relu_fractions,
     gradient_rms,
+    has_normalization,
     take_samples,
     update_ratio,
     weight_layers,
@@ -89,6 +90,7 @@ class Guide:
         self.baselines: Baselines | None = None
         self.probe = self.initial = self.train_b = self.val_b = None
         self.sizes: dict[str, int] = {}
+        self.normalized = False  # the model has normalization layers (gradient sizes per layer do not compare)
         self.num_outputs = 0
         self._clear_history()
 
@@ -129,6 +131,7 @@ class Guide:
             for line in f.lines():
                 self.say(line)
         self.sizes = weight_layers(setup.model)
+        self.normalized = has_normalization(setup.model)
         probe = take_samples(val_b, PROBE_SIZE, max_batches=1) if val_b is not None else None
         self.probe = probe[0] if probe is not None else None
         if setup.epoch == 0:
@@ -210,7 +213,8 @@ class Guide:
     def signals(self) -> Signals:
         s = self.setup
         settings = {"early_stopping": s.early_stopping if s else 0, "weight_decay": s.weight_decay if s else 0.0,
-                    "device": s.device if s else "cpu", "cpu_count": os.cpu_count() or 2, **self.brief.settings}
+                    "device": s.device if s else "cpu", "cpu_count": os.cpu_count() or 2,
+                    "normalized": self.normalized, **self.brief.settings}
         return Signals(self.history, self.grad_rms, self.dead, self.step_losses, self.baseline_loss, settings,
                        self.failure, self.stopped_early, self.best_epoch, self.ratio, s.lr if s else None)
 

@@ -37,6 +37,15 @@ def weight_layers(model: nn.Module) -> dict[str, int]:
     return {n: out[n] for n in order if n in out}
 
 
+NORMALIZATION = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def has_normalization(model: nn.Module) -> bool:
+    """BatchNorm / InstanceNorm / LayerNorm / GroupNorm anywhere: then a weight's gradient scales with 1 / its own
+    norm (the layer after it undoes the weight's scale), so per-layer gradient sizes no longer compare."""
+    return any(isinstance(m, NORMALIZATION) for m in model.modules())
+
+
 def layer_labels(model: nn.Module) -> dict[str, str]:
     """Weight parameter name -> a readable legend: '1 Linear 64->256', '2 Conv2d 1->32 3x3', '3 LSTM weight_ih_l0'."""
     out = {}
