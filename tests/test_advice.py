@@ -92,8 +92,11 @@ def test_dead_units_at_the_features_limit_are_a_note_not_a_fault_to_fix():
                    ["a lower learning rate"], {"worst_fraction": 0.59})
     cmp = {"metric": "accuracy", "network": 0.72, "baselines": {"majority class": 0.68, "logistic regression": 0.72},
            "beats": {"majority class": True, "logistic regression": False}}
-    diag = advice.revise(Diagnosis([under, dead, note]), cmp)
+    behind = Finding("baselines", "warning", "the network does not beat the majority class", ["a bigger model"],
+                     {"network": 0.70})
+    diag = advice.revise(Diagnosis([under, dead, behind, note]), cmp)
     found = {f.code: f for f in diag.findings}
+    assert found["baselines"].severity == "note" and "expected here" in found["baselines"].cause
     assert found["dead_units"].severity == "note" and found["dead_units"].fix == []
     assert "harmless here" in found["dead_units"].cause and found["dead_units"].evidence["worst_fraction"] == 0.59
     under2 = Finding("underfitting", "warning", "underfitting", ["a bigger model"], {"train_loss": 0.66})

@@ -34,6 +34,12 @@ LIBRARY = ("timm:", "torchvision:")  # their activations are the library's: mode
 LIBRARY_FIX = "train.warmup (e.g. 100 steps) or a lower learning rate (a library model's activations are fixed)"
 SETTING_CAUSES = ("ema_horizon", "frozen_backbone")  # found before training, they explain the curves' symptoms
 GENERIC = ("lr-find", "learning rate", "train longer", "more epochs", "bigger model")  # remedies they make useless
+AT_THE_LIMIT = {  # findings that the features' limit explains, and what to say instead of their fix
+    "dead_units": "harmless here: the network already does as well as these features allow, so the dead units are "
+                  "capacity it does not need",
+    "baselines": "expected here: when the features do not determine the label, no model, the network included, "
+                 "can do much better than a simple one",
+}
 TABLE_COLUMNS = 500  # identical-row checks only on tables up to 500 columns ...
 TABLE_ROWS = 500_000  # ... and 500,000 rows (here: 2 ms for the 4,584 x 8 survey, 60 ms for 60,000 x 13 floats)
 CHANCE_ROWS = 20_000  # rows whose value frequencies estimate the chance of twins
@@ -160,10 +166,9 @@ def ambiguous_features(conflicts: dict) -> Finding | None:
                    dict(c), "before")
 
 
-def harmless_dead_units(f: Finding) -> Finding:
-    """Dead ReLUs in a network already at the features' limit: capacity it does not need, not a fault to fix."""
-    return dataclasses.replace(f, severity="note", fix=[], cause=f"{f.cause} - harmless here: the network already "
-                               "does as well as these features allow, so the dead units are capacity it does not need",
+def at_the_limit(f: Finding) -> Finding:
+    """A symptom of a network already at the features' limit, as a note that says why it needs no fix."""
+    return dataclasses.replace(f, severity="note", fix=[], cause=f"{f.cause} - {AT_THE_LIMIT[f.code]}",
                                evidence={**f.evidence, "likely_cause": "features_limit"})
 
 
@@ -202,7 +207,7 @@ def revise(diag, comparison: dict | None = None, facts: dict | None = None):
     fix = ["new information per row: more or better features (the limit is the data's, not the model's)",
            "judge the model against the baselines and the loss floor, not against zero loss",
            "if the task allows, predict probabilities (predict_proba) rather than hard labels"]
-    found = [harmless_dead_units(f) if f.code == "dead_units" and f.severity == "warning" else f
+    found = [at_the_limit(f) if f.code in AT_THE_LIMIT and f.severity == "warning" else f
              for f in diag.findings if f is not under]
     found.insert(0, Finding("features_limit", "warning", cause, fix, evidence, "after"))
     return dataclasses.replace(diag, findings=found)  # diag: a diagnose/diagnosis.Diagnosis (it imports this module)
