@@ -77,7 +77,7 @@ def apply_values(x: torch.Tensor, mask: np.ndarray, meta: dict, values: dict) ->
     """Encoded rows (N, F) with their empty cells (N, columns) filled by `values` (a copy)."""
     x = x.clone()
     for j, (col, sl) in enumerate(column_slices(meta).items()):
-        rows = torch.from_numpy(mask[:, j])
+        rows = torch.from_numpy(np.ascontiguousarray(mask[:, j]))
         if not rows.any():
             continue
         if col in meta["categories"]:
@@ -105,7 +105,8 @@ def imputer(bundle: DataBundle, pool_mask: np.ndarray, test_mask: np.ndarray | N
                   "train_rows": len(idx), "categorical": strategy,
                   "train_missing": {c: int(pool_mask[idx, j].sum())
                                     for j, c in enumerate(bundle.meta["raw_features"]) if pool_mask[idx, j].any()}}
-        print_progress(imputed_line(report))
+        if report["counts"]:  # a table without empty cells: nothing to say
+            print_progress(imputed_line(report))
         fitted = dataclasses.replace(bundle, pool=pool, test=test, meta={**bundle.meta, "imputation": report},
                                      fit=None)
         return then(fitted, train_idx) if then else fitted
@@ -116,8 +117,6 @@ def imputer(bundle: DataBundle, pool_mask: np.ndarray, test_mask: np.ndarray | N
 def imputed_line(report: dict) -> str:
     """'csv: imputed 7 empty cells (...): b 5 -> median 0.2134, colour 2 -> most frequent 'red''."""
     total = sum(report["counts"].values())
-    if not total:
-        return f"csv: no empty cells to impute (data.missing=impute, values fitted on {report['train_rows']} rows)"
     parts = [f"{c} {n} -> {_how(report, c)}" for c, n in report["counts"].items()]
     return (f"csv: imputed {total} empty cells (data.missing=impute, values from the {report['train_rows']} "
             f"training rows only): " + ", ".join(parts))

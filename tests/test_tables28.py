@@ -1,0 +1,134 @@
+"""Tables and texts off the demo path (issue 28): missing-value imputation fitted on the training split only,
+serve's page by original column, export consumers that reproduce predict, inspect rows and attribution by column.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import assert_one_line_error
+from trainlab.cli.main import main
+from trainlab.data.prepare import load_data
+from trainlab.data.tabular import encode_rows
+from trainlab.run.config import load_config
+from trainlab.use.loaded import load_run
+
+NORM = [{"name": "normalize"}]
+
+
+def holey_table(path: Path, n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """a decides the label; b drifts upward along the file (so the training rows' median is not the whole
+    file's), colour is noise; 24 empty cells in b and 12 in colour."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = rng.normal(size=n) + np.linspace(0, 30, n)
+    colour = rng.choice(["red", "blue", "green"], size=n, p=[0.5, 0.3, 0.2])
+    df = pd.DataFrame({"a": a.round(4), "b": b.round(4), "colour": colour, "label": np.where(a > 0, "yes", "no")})
+    df.loc[rng.choice(n, 24, replace=False), "b"] = np.nan
+    df.loc[rng.choice(n, 12, replace=False), "colour"] = np.nan
+    df.to_csv(path, index=False)
+    return df
+
+
+def table_config(tmp: Path, csv: Path, name: str = "c.yaml", **data) -> Path:
+    cfg = tmp / name
+    cfg.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "mlp", "hidden": [16]},
+                                   "data": {"name": "csv", "path": str(csv), "batch_size": 32, **data,
+                                            "transforms": {"train": NORM, "eval": NORM}},
+                                   "train": {"epochs": 12, "lr": 0.01}}))
+    return cfg
+
+
+def fitted_view(cfg: Path):
+    data = load_data(load_config(cfg))
+    return data, data.view(data.splits.train, data.splits.val)
+
+
+@pytest.fixture(scope="module")
+def holey_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("holey")
+    df = holey_table(tmp / "t.csv")
+    cfg = table_config(tmp, tmp / "t.csv", missing="impute")
+    assert main(["train", str(cfg), "--out", str(tmp / "run"), "--overwrite"]) == 0
+    return tmp / "run", df, cfg
+
+
+# ----------------------------------------------------------------------------- imputation
+
+def shifted_copy(df: pd.DataFrame, rows: np.ndarray, path: Path) -> pd.DataFrame:
+    """The table with b far away and colour all green in `rows` (their empty cells stay empty)."""
+    out = df.copy()
+    out.loc[rows, "b"] = out.loc[rows, "b"] * 100 + 1000
+    out.loc[rows, "colour"] = out.loc[rows, "colour"].where(out.loc[rows, "colour"].isna(), "green")
+    out.to_csv(path, index=False)
+    return out
+
+
+def test_imputed_values_are_the_training_splits_median_and_mode_and_val_test_do_not_move_them(tmp_path, capsys):
+    df = holey_table(tmp_path / "t.csv")
+    data, view = fitted_view(table_config(tmp_path, tmp_path / "t.csv", missing="impute"))
+    held_out = np.concatenate([data.splits.val, data.splits.test])
+    shifted = shifted_copy(df, held_out, tmp_path / "s.csv")
+    data2, view2 = fitted_view(table_config(tmp_path, tmp_path / "s.csv", "s.yaml", missing="impute"))
+    assert np.array_equal(data2.splits.train, data.splits.train)  # the splits follow the labels only
+    train = shifted.iloc[data.splits.train]
+    report = view2.bundle.meta["imputation"]
+    assert report["values"]["b"] == pytest.approx(float(np.median(train["b"].dropna())), abs=1e-4)
+    assert float(shifted["b"].median()) - report["values"]["b"] > 5  # the whole file's median is far above
+    assert report["values"]["colour"] == train["colour"].value_counts().idxmax() == "red"  # file-wide: green
+    assert shifted["colour"].value_counts().idxmax() == "green"
+    assert report["values"] == view.bundle.meta["imputation"]["values"]  # no leakage from val/test
+    assert report["counts"] == {"b": 24, "colour": 12} and report["train_rows"] == len(data.splits.train)
+    out = capsys.readouterr().out
+    assert "imputed 36 empty cells" in out and "b 24 -> median" in out and "colour 12 -> most frequent 'red'" in out
+    # the filled pool: every empty b cell holds the training median, the one-hot of colour says red
+    x = view2.bundle.pool.x
+    assert torch.allclose(x[torch.from_numpy(df["b"].isna().to_numpy().copy()), 1], torch.tensor(report["values"]["b"], dtype=torch.float32))
+    red = view2.bundle.meta["features"].index("colour=red")
+    assert (x[df["colour"].isna().to_numpy(), red] == 1).all()
+
+
+def test_a_blank_at_predict_time_is_encoded_with_the_training_value(holey_run):
+    run_dir, _, _ = holey_run
+    run = load_run(run_dir)
+    values = run.data["meta"]["imputation"]["values"]
+    blank = pd.DataFrame([{"a": 0.3, "b": np.nan, "colour": None}, {"a": -0.8, "b": 12.0, "colour": "blue"}])
+    filled = pd.DataFrame([{"a": 0.3, "b": values["b"], "colour": values["colour"]}])
+    x, errors, warns = encode_rows(blank, run.data["meta"])
+    x2, _, _ = encode_rows(filled, run.data["meta"])
+    assert errors == {} and np.array_equal(x[0], x2[0]) and 1 not in warns
+    assert "empty 'b' imputed: median" in warns[0] and "most frequent 'red'" in warns[0]
+    with pytest.warns(UserWarning, match="imputed"):
+        p = run.predict_proba(blank[:1])
+    assert torch.allclose(p, run.predict_proba(filled))
+
+
+def test_category_strategy_makes_empty_cells_their_own_category(tmp_path, capsys):
+    holey_table(tmp_path / "t.csv")
+    _, view = fitted_view(table_config(tmp_path, tmp_path / "t.csv", missing="impute",
+                                       impute_categorical="category"))
+    meta = view.bundle.meta
+    assert meta["categories"]["colour"] == ["(missing)", "blue", "green", "red"]
+    assert meta["imputation"]["values"]["colour"] == "(missing)" and meta["imputation"]["counts"] == {"b": 24}
+
+
+def test_a_table_without_blanks_is_unchanged_and_quiet_under_impute(tmp_path, capsys):
+    df = holey_table(tmp_path / "t.csv").dropna()
+    df.to_csv(tmp_path / "full.csv", index=False)
+    _, v_error = fitted_view(table_config(tmp_path, tmp_path / "full.csv", "e.yaml"))
+    capsys.readouterr()
+    _, v_impute = fitted_view(table_config(tmp_path, tmp_path / "full.csv", "i.yaml", missing="impute"))
+    assert torch.equal(v_error.bundle.pool.x, v_impute.bundle.pool.x)
+    assert "imputed" not in capsys.readouterr().out
+
+
+def test_the_default_still_refuses_a_blank_and_names_impute(tmp_path, cli):
+    holey_table(tmp_path / "t.csv")
+    code, _, err = cli("train", table_config(tmp_path, tmp_path / "t.csv"))
+    assert_one_line_error(code, err, "missing value", "data.missing=drop", "data.missing=impute")
