@@ -4,6 +4,7 @@ serve's page by original column, export consumers that reproduce predict, inspec
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from fastapi.testclient import TestClient
 
 from conftest import assert_one_line_error
+from own_data import trained
 from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
 from trainlab.run.config import load_config
 from trainlab.use.loaded import load_run
+from trainlab.use.serve import create_app
 
 NORM = [{"name": "normalize"}]
 
@@ -132,3 +136,65 @@ def test_the_default_still_refuses_a_blank_and_names_impute(tmp_path, cli):
     holey_table(tmp_path / "t.csv")
     code, _, err = cli("train", table_config(tmp_path, tmp_path / "t.csv"))
     assert_one_line_error(code, err, "missing value", "data.missing=drop", "data.missing=impute")
+
+
+# ----------------------------------------------------------------------------- serve's page for a CSV run
+
+class FormReader(HTMLParser):
+    """What the page's `rowOf` posts: every [data-column] element's value (selects: the selected option)."""
+
+    def __init__(self):
+        super().__init__()
+        self.row, self.options, self._select = {}, {}, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and "data-column" in a:
+            self.row[a["data-column"]] = float(a["value"]) if a.get("value") else None
+        elif tag == "select":
+            self._select = a["data-column"]
+            self.options[self._select] = []
+        elif tag == "option" and self._select:
+            self._selected = "selected" in a
+
+    def handle_data(self, data):
+        if self._select and self.lasttag == "option":
+            self.options[self._select].append(data)
+            if self._selected or self._select not in self.row:
+                self.row[self._select] = data
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+
+
+def page_form(client) -> FormReader:
+    reader = FormReader()
+    reader.feed(client.get("/").text)
+    return reader
+
+
+def test_the_page_of_a_csv_run_has_one_input_per_column_and_its_payload_is_predicted(holey_run):
+    run_dir, df, _ = holey_run
+    client = TestClient(create_app(run_dir), raise_server_exceptions=False)
+    page = client.get("/").text
+    visible = page.split('<script id="info"')[0]  # the JSON after it lists the encoded features for /info readers
+    assert 'id="features"' not in page and "colour=red" not in visible  # no box of one-hot numbers
+    form = page_form(client)
+    assert list(form.row) == ["a", "b", "colour"] and form.options == {"colour": ["blue", "green", "red"]}
+    first = df.dropna().iloc[0]  # prefilled with a real row of the training file
+    assert form.row == {"a": pytest.approx(first["a"]), "b": pytest.approx(first["b"]), "colour": first["colour"]}
+    answer = client.post("/predict", json=form.row)
+    assert answer.status_code == 200, answer.text
+    p = answer.json()["predictions"][0]
+    expected = load_run(run_dir).predict_proba(pd.DataFrame([form.row]))[0]
+    assert torch.allclose(torch.tensor([p["probabilities"][c] for c in ("no", "yes")]), expected, atol=1e-5)
+    assert "warning" not in p
+    blank = client.post("/predict", json={**form.row, "b": None}).json()["predictions"][0]  # an emptied box
+    assert "empty 'b' imputed" in blank["warning"]
+
+
+def test_other_runs_keep_their_boxes(tmp_path_factory):
+    client = TestClient(create_app(trained(tmp_path_factory, "texts")[0]), raise_server_exceptions=False)
+    page = client.get("/").text
+    assert 'id="text"' in page and 'form id="row"' not in page and client.get("/info").json()["columns"] is None

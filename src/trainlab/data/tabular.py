@@ -198,7 +198,8 @@ def read_csv_bundle(params) -> DataBundle:
     pool = ArrayDataset(torch.from_numpy(provisional(x)), y)
     test = _test_split(test_df, features, target, params, cats, classes, task) if test_df is not None else None
     meta = {"features": names, "raw_features": features, "target": target, "categories": cats,
-            "missing": params.missing, "categorical": params.categorical, "intake": intake}
+            "missing": params.missing, "categorical": params.categorical, "intake": intake,
+            "example": example_row(df, features, cats)}
     bundle = DataBundle(pool, test, task, "tabular", classes, meta=meta)
     scale = None
     if task == "regression" and params.scale_target is not False:
@@ -209,6 +210,15 @@ def read_csv_bundle(params) -> DataBundle:
         test_mask = missing_mask(test_df, features) if test_df is not None else None
         bundle.fit = imputer(bundle, missing_mask(df, features), test_mask, params.impute_categorical, scale)
     return bundle
+
+
+def example_row(df: pd.DataFrame, features: list[str], categories: dict) -> dict:
+    """The file's first row without an empty cell, by column (numbers as floats): what serve's page shows first."""
+    full = df[features].dropna()
+    if full.empty:
+        return {}
+    row = full.iloc[0]
+    return {c: str(row[c]) if c in categories else float(pd.to_numeric(row[c])) for c in features}
 
 
 def _impute_ready(df: pd.DataFrame, features: list[str], params) -> pd.DataFrame:
