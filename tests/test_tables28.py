@@ -20,6 +20,8 @@ from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
 from trainlab.run.config import load_config
+from trainlab.use.attribution import attribution_sections, column_attribution, table_importance
+from trainlab.use.inspect import inspect_run, split_predictions
 from trainlab.use.loaded import load_run
 from trainlab.use.serve import create_app
 
@@ -198,3 +200,47 @@ def test_other_runs_keep_their_boxes(tmp_path_factory):
     client = TestClient(create_app(trained(tmp_path_factory, "texts")[0]), raise_server_exceptions=False)
     page = client.get("/").text
     assert 'id="text"' in page and 'form id="row"' not in page and client.get("/info").json()["columns"] is None
+
+
+# ----------------------------------------------------------------------------- inspect: rows and attribution by column
+
+def test_inspect_shows_a_table_row_by_its_csv_columns(holey_run):
+    run_dir, df, _ = holey_run
+    result = inspect_run(run_dir, top=5)
+    sample = result["top_losses"][0]
+    assert set(sample["values"]) == {"a", "b", "colour"}  # every column, categories as text: no colour=red
+    row = df.iloc[sample["index"]]
+    assert sample["values"]["a"] == pytest.approx(row["a"], abs=1e-4)
+    assert sample["values"]["colour"] in ("blue", "green", "red")
+    if pd.isna(row["b"]):  # an empty cell shows what the model got: the training median
+        assert sample["values"]["b"] == pytest.approx(load_run(run_dir).data["meta"]["imputation"]["values"]["b"],
+                                                      abs=1e-3)
+
+
+def test_a_wide_row_that_is_cut_says_how_many_values_it_leaves_out():
+    from trainlab.data.describe import _values
+
+    shown = _values(np.arange(30, dtype=float), {"features": [f"f{i}" for i in range(30)]})
+    assert len(shown) == 13 and shown["..."] == "18 more values not shown (30 in all)"
+    assert _values(np.arange(5, dtype=float), {}) == {f"x[{i}]": float(i) for i in range(5)}  # short: as it was
+
+
+def test_attribution_of_a_table_ranks_the_column_that_decides_the_label_first(holey_run):
+    run_dir, _, _ = holey_run
+    run = load_run(run_dir)
+    p = split_predictions(run, "test")
+    ranked = table_importance(run, p)
+    assert [name for name, _, _ in ranked][0] == "a" and ranked[0][2] > 0.5  # a decides; b and colour are noise
+    result = inspect_run(run_dir, top=3, extra_sections=[attribution_sections])
+    page = Path(result["out"], "inspect.html").read_text()
+    assert "Attribution per column" in page and "attribution is drawn for" not in page
+
+
+def test_column_attribution_sums_a_categorys_one_hot_columns():
+    meta = {"raw_features": ["n", "c"], "categories": {"c": ["x", "y", "z"]}}
+    model = torch.nn.Linear(4, 2)
+    x = torch.randn(6, 4)
+    per_column = column_attribution(model, x, torch.zeros(6, dtype=torch.long), meta)
+    w = model.weight[0].detach()  # a linear model: integrated gradients from 0 are exactly w * x
+    assert torch.allclose(per_column[:, 0], w[0] * x[:, 0], atol=1e-5)
+    assert torch.allclose(per_column[:, 1], (w[1:] * x[:, 1:]).sum(1), atol=1e-5)

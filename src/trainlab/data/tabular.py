@@ -335,3 +335,21 @@ def known_list(categories: list[str], shown: int = 5) -> str:
     head = ", ".join(map(str, categories[:shown]))
     rest = len(categories) - shown
     return f"{head} and {rest} more ({len(categories)} in all)" if rest > 0 else head
+
+
+def decode_row(x: np.ndarray, meta: dict) -> dict:
+    """One encoded row (F,) -> {column: value} as in the CSV: a number, or the category whose 0/1 column is set
+    ("(none of the known)" for an unseen one). The inverse of encode_rows, for people reading a sample."""
+    out, at = {}, 0
+    categories = meta.get("categories") or {}
+    for col in meta["raw_features"]:
+        if col in categories:
+            cats = categories[col]
+            block = x[at:at + len(cats)]
+            out[str(col)] = cats[int(np.argmax(block))] if len(cats) and block.max() > 0.5 else "(none of the known)"
+            at += len(cats)
+        else:
+            out[str(col)] = round(float(x[at]), 4)
+            at += 1
+    return out
+
