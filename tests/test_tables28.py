@@ -3,7 +3,9 @@ serve's page by original column, export consumers that reproduce predict, inspec
 """
 from __future__ import annotations
 
-import json
+import os
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
 from trainlab.run.config import load_config
+from trainlab.use.consumers import consumer_script
+from trainlab.use.export import export_run
 from trainlab.use.attribution import attribution_sections, column_attribution, table_importance
 from trainlab.use.inspect import inspect_run, split_predictions
 from trainlab.use.loaded import load_run
@@ -244,3 +248,75 @@ def test_column_attribution_sums_a_categorys_one_hot_columns():
     w = model.weight[0].detach()  # a linear model: integrated gradients from 0 are exactly w * x
     assert torch.allclose(per_column[:, 0], w[0] * x[:, 0], atol=1e-5)
     assert torch.allclose(per_column[:, 1], (w[1:] * x[:, 1:]).sum(1), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- export: a consumer per kind of run
+
+def consumer_lines(script: Path, model: Path, *inputs) -> dict[str, str]:
+    """Run the exported consumer script in a fresh Python (no trainlab on its path): {input name: the rest}."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(script), str(model), *map(str, inputs)], capture_output=True,
+                          text=True, env=env, cwd=script.parent.parent, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return dict(line.rsplit(": ", 1) if ": error: " not in line else line.split(": ", 1)
+                for line in done.stdout.splitlines())
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_the_table_consumer_reproduces_predict_blanks_included(holey_run, tmp_path, fmt):
+    run_dir, df, _ = holey_run
+    record = export_run(run_dir, fmt, out=tmp_path / "export" / f"table.{'onnx' if fmt == 'onnx' else 'pt'}")
+    assert Path(record["consumer"]).name == "table_predict.py"
+    rows = df.drop(columns="label").iloc[:12]  # holds empty b / colour cells: imputed with the training values
+    assert rows.isna().any(axis=1).sum() >= 1
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    got = consumer_lines(Path(record["consumer"]), Path(record["path"]), tmp_path / "rows.csv")
+    with pytest.warns(UserWarning):
+        probs = load_run(run_dir).predict_proba(rows)
+    classes = load_run(run_dir).classes
+    assert len(got) == 12
+    for i, (name, answer) in enumerate(sorted(got.items(), key=lambda kv: int(kv[0].rsplit(":", 1)[1]))):
+        label, p = answer.split()
+        assert name.endswith(f":{i + 2}") and label == classes[int(probs[i].argmax())]
+        assert float(p) == pytest.approx(float(probs[i].max()), abs=2e-6)
+
+
+def test_the_text_consumer_reproduces_predict(tmp_path_factory, tmp_path):
+    run_dir = trained(tmp_path_factory, "texts")[0]
+    record = export_run(run_dir, "onnx", out=tmp_path / "export" / "texts.onnx")
+    texts = ["the striker scored a late goal", "Heavy RAIN and wind tonight!", "bake the bread", "",
+             "zzz qqq", "the chef roasted garlic " * 30]  # unknown words, an empty text, one past max_len
+    (tmp_path / "texts.txt").write_text("\n".join(texts[1:]) + "\n")
+    got = consumer_lines(Path(record["consumer"]), Path(record["path"]), texts[0], tmp_path / "texts.txt")
+    run = load_run(run_dir)
+    with pytest.warns(UserWarning):
+        probs = run.predict_proba(texts)
+    names = [texts[0]] + [f"{tmp_path / 'texts.txt'}:{i}" for i in range(1, len(texts))]
+    for name, p in zip(names, probs, strict=True):
+        label, prob = got[name].split()
+        assert label == run.classes[int(p.argmax())] and float(prob) == pytest.approx(float(p.max()), abs=2e-6)
+
+
+def test_the_regression_consumer_reproduces_predict_and_refuses_rows_as_predict_does(tmp_path_factory, tmp_path):
+    run_dir, csv, _ = trained(tmp_path_factory, "diabetes")  # data.missing=drop, 8 empty cells
+    record = export_run(run_dir, "onnx", out=tmp_path / "export" / "diabetes.onnx")
+    df = pd.read_csv(csv).drop(columns="progression")
+    got = consumer_lines(Path(record["consumer"]), Path(record["path"]), csv)
+    run = load_run(run_dir)
+    full = df.notna().all(axis=1).to_numpy()
+    expected = run.predict_outputs(torch.from_numpy(encode_rows(df[full].reset_index(drop=True),
+                                                                run.data["meta"])[0]))[:, 0]
+    rows = [int(n.rsplit(":", 1)[1]) - 2 for n in got]
+    errors = [r for r, answer in zip(rows, got.values(), strict=True) if answer.startswith("error:")]
+    assert errors == list(np.flatnonzero(~full)) and len(errors) == 8
+    values = [float(a) for a in got.values() if not a.startswith("error:")]
+    assert np.allclose(values, expected.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_a_run_kind_without_a_consumer_says_where_its_encoding_is():
+    assert consumer_script({"kind": "sequence"}) is None
+    source = consumer_script({"kind": "tabular", "meta": {"raw_features": ["a"]}}, "x_predict.py")
+    assert source.startswith("# x_predict.py MODEL FILE.csv") and 'meta["categories"]' in source
+    compile(source, "x_predict.py", "exec")
+    compile(consumer_script({"kind": "text"}), "t.py", "exec")
+    compile(consumer_script({"kind": "image"}), "i.py", "exec")
