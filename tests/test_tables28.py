@@ -18,18 +18,20 @@ from fastapi.testclient import TestClient
 
 from conftest import assert_one_line_error
 from own_data import trained
+import test_serve
 from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
 from trainlab.run.config import load_config
+from trainlab.use.attribution import attribution_sections, column_attribution, table_importance
 from trainlab.use.consumers import consumer_script
 from trainlab.use.export import export_run
-from trainlab.use.attribution import attribution_sections, column_attribution, table_importance
 from trainlab.use.inspect import inspect_run, split_predictions
 from trainlab.use.loaded import load_run
-from trainlab.use.serve import create_app
+from trainlab.use.serve import create_app, running_server
 
 NORM = [{"name": "normalize"}]
+browser = test_serve.browser  # the Chromium fixture (Debian's chromium through playwright)
 
 
 def holey_table(path: Path, n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -99,7 +101,8 @@ def test_imputed_values_are_the_training_splits_median_and_mode_and_val_test_do_
     assert "imputed 36 empty cells" in out and "b 24 -> median" in out and "colour 12 -> most frequent 'red'" in out
     # the filled pool: every empty b cell holds the training median, the one-hot of colour says red
     x = view2.bundle.pool.x
-    assert torch.allclose(x[torch.from_numpy(df["b"].isna().to_numpy().copy()), 1], torch.tensor(report["values"]["b"], dtype=torch.float32))
+    empty_b = torch.from_numpy(df["b"].isna().to_numpy().copy())
+    assert torch.allclose(x[empty_b, 1], torch.tensor(report["values"]["b"], dtype=torch.float32))
     red = view2.bundle.meta["features"].index("colour=red")
     assert (x[df["colour"].isna().to_numpy(), red] == 1).all()
 
@@ -320,3 +323,26 @@ def test_a_run_kind_without_a_consumer_says_where_its_encoding_is():
     compile(source, "x_predict.py", "exec")
     compile(consumer_script({"kind": "text"}), "t.py", "exec")
     compile(consumer_script({"kind": "image"}), "i.py", "exec")
+
+
+@pytest.mark.slow
+def test_the_csv_form_in_chromium_predicts_the_row_it_shows(browser, holey_run):
+    run_dir, _, _ = holey_run
+    run = load_run(run_dir)
+    with running_server(create_app(run_dir)) as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        assert page.locator("#features").count() == 0 and page.locator("form#row").is_visible()
+        page.fill('[data-column="a"]', "1.5")
+        page.select_option('[data-column="colour"]', "green")
+        page.click("#send-row")
+        page.wait_for_function("document.body.dataset.state === 'done'", timeout=15_000)
+        form = {"a": 1.5, "b": float(page.input_value('[data-column="b"]')), "colour": "green"}
+        expected = run.classes[int(run.predict_proba(pd.DataFrame([form]))[0].argmax())]
+        assert page.inner_text("#prediction") == expected and page.inner_text("#warning") == ""
+        page.fill('[data-column="b"]', "")  # an emptied box: null, imputed with the training median
+        page.click("#send-row")
+        page.wait_for_function("document.body.dataset.state === 'done' && "
+                               "document.getElementById('warning').textContent !== ''", timeout=15_000)
+        assert "empty 'b' imputed" in page.inner_text("#warning") and page.inner_text("#error") == ""
+        page.close()

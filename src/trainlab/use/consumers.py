@@ -65,7 +65,8 @@ def encode(row):
         cell = (row.get(col) or "").strip()
         if cell in EMPTY:
             if meta.get("missing") != "impute":
-                raise ValueError(f"missing value in column {{col!r}}: not predicted (data.missing={{meta.get('missing')}})")
+                rule = meta.get("missing")
+                raise ValueError(f"missing value in column {{col!r}}: not predicted (data.missing={{rule}})")
             cell = str(fill[col])
         if col in meta["categories"]:
             values += [float(cell == c) for c in meta["categories"][col]]

@@ -65,6 +65,7 @@ PAGE = """<!doctype html>
   .fill { background: #3b7dd8; height: 100%; border-radius: 3px; }
   .pct { text-align: right; font-variant-numeric: tabular-nums; }
   #error { color: #b00020; min-height: 1.2rem; }
+  #warning { color: #8a5a00; }
   form#row label { display: grid; grid-template-columns: 9rem 1fr; gap: .5rem; margin: .25rem 0; }
   form#row .name { font-family: monospace; }
 </style>
@@ -93,6 +94,7 @@ __FEATURES__
   <div class="pane">
     <div id="prediction"></div>
     <div id="result"></div>
+    <div id="warning"></div>
     <div id="error"></div>
   </div>
 </div>
@@ -123,11 +125,13 @@ async function send(body, headers) {
 function showError(msg) {
   $("prediction").textContent = "";
   $("result").replaceChildren();
+  $("warning").textContent = "";
   $("error").textContent = msg;
 }
 
 function show(p) {
   const fmt = (v) => typeof v === "number" ? v.toPrecision(5) : v;
+  $("warning").textContent = p.warning ? "warning: " + p.warning : "";  // an unseen category, an imputed cell
   $("prediction").textContent = Array.isArray(p.prediction) ? p.prediction.map(fmt).join(", ") : fmt(p.prediction);
   const rows = (p.top || []).map((t) => {
     const row = document.createElement("div");
