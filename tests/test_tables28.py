@@ -16,9 +16,9 @@ import torch
 import yaml
 from fastapi.testclient import TestClient
 
+import test_serve
 from conftest import assert_one_line_error
 from own_data import trained
-import test_serve
 from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
