@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 import test_serve
 from conftest import assert_one_line_error
 from own_data import trained
+from test_export import digit_png, trained_run
 from trainlab.cli.main import main
 from trainlab.data.prepare import load_data
 from trainlab.data.tabular import encode_rows
@@ -104,7 +105,7 @@ def test_imputed_values_are_the_training_splits_median_and_mode_and_val_test_do_
     empty_b = torch.from_numpy(df["b"].isna().to_numpy().copy())
     assert torch.allclose(x[empty_b, 1], torch.tensor(report["values"]["b"], dtype=torch.float32))
     red = view2.bundle.meta["features"].index("colour=red")
-    assert (x[df["colour"].isna().to_numpy(), red] == 1).all()
+    assert (x[torch.from_numpy(df["colour"].isna().to_numpy().copy()), red] == 1).all()
 
 
 def test_a_blank_at_predict_time_is_encoded_with_the_training_value(holey_run):
@@ -314,6 +315,18 @@ def test_the_regression_consumer_reproduces_predict_and_refuses_rows_as_predict_
     assert errors == list(np.flatnonzero(~full)) and len(errors) == 8
     values = [float(a) for a in got.values() if not a.startswith("error:")]
     assert np.allclose(values, expected.numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_the_image_consumer_reproduces_predict(tmp_path_factory, tmp_path):
+    run_dir = trained_run(tmp_path_factory, "mlp")  # digits, 8x8 gray
+    record = export_run(run_dir, "onnx", out=tmp_path / "export" / "digits.onnx")
+    paths, raw = zip(*[digit_png(run_dir, i, tmp_path) for i in range(4)], strict=True)
+    got = consumer_lines(Path(record["consumer"]), Path(record["path"]), *paths)
+    run = load_run(run_dir)
+    probs = run.predict_proba(torch.cat(raw))
+    for path, p in zip(paths, probs, strict=True):
+        label, prob = got[str(path)].split()
+        assert label == run.classes[int(p.argmax())] and float(prob) == pytest.approx(float(p.max()), abs=2e-6)
 
 
 def test_a_run_kind_without_a_consumer_says_where_its_encoding_is():
