@@ -30,6 +30,7 @@ from trainlab.use.export import export_run
 from trainlab.use.inspect import inspect_run, split_predictions
 from trainlab.use.loaded import load_run
 from trainlab.use.serve import create_app, running_server
+from trainlab.use.serve_page import table_columns, table_form
 
 NORM = [{"name": "normalize"}]
 browser = test_serve.browser  # the Chromium fixture (Debian's chromium through playwright)
@@ -359,3 +360,13 @@ def test_the_csv_form_in_chromium_predicts_the_row_it_shows(browser, holey_run):
                                "document.getElementById('warning').textContent !== ''", timeout=15_000)
         assert "empty 'b' imputed" in page.inner_text("#warning") and page.inner_text("#error") == ""
         page.close()
+
+
+def test_a_run_without_a_saved_row_prefills_the_training_values_or_the_first_category():
+    meta = {"raw_features": ["n", "c"], "categories": {"c": ["x", "y"]}}
+    cols = table_columns({"kind": "tabular", "meta": meta})
+    assert [(c["name"], c["value"]) for c in cols] == [("n", None), ("c", "x")]
+    meta["imputation"] = {"values": {"n": 2.5, "c": "y"}}
+    cols = table_columns({"kind": "tabular", "meta": meta})
+    assert [(c["name"], c["value"]) for c in cols] == [("n", 2.5), ("c", "y")]
+    assert 'value="2.5"' in table_form(cols) and "<option selected>y</option>" in table_form(cols)

@@ -298,13 +298,15 @@ def table_columns(data: dict) -> list[dict] | None:
     if data.get("kind") != "tabular" or not meta.get("raw_features"):
         return None
     example, cats = meta.get("example") or {}, meta.get("categories") or {}
+    typical = (meta.get("imputation") or {}).get("values") or {}  # without a saved row: the training split's values
     cols = []
     for name in meta["raw_features"]:
+        value = example.get(name, typical.get(name))
         if name in cats:
-            value = example.get(name, cats[name][0] if cats[name] else "")
+            value = value if value in cats[name] else (cats[name][0] if cats[name] else "")
             cols.append({"name": name, "kind": "category", "categories": cats[name], "value": value})
         else:
-            cols.append({"name": name, "kind": "number", "value": example.get(name)})
+            cols.append({"name": name, "kind": "number", "value": value})
     return cols
 
 
