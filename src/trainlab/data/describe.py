@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Subset
 
 from trainlab.data.base import DataBundle
+from trainlab.data.tabular import decode_row
 
 MAX_VALUES = 12  # a series window or a wide row: the first values are enough to recognise it
 
@@ -44,9 +45,18 @@ def describe_sample(bundle: DataBundle, where: str, index: int) -> dict:
 
 
 def _values(x: np.ndarray, meta: dict) -> dict:
-    """A table row as {feature: value}; a series window as its first values."""
+    """A table row by its CSV columns (categories as text, never one-hot); a series window as its first values,
+    with how many more there are."""
     names = meta.get("features")
     flat = x.reshape(-1)
+    if x.ndim == 1 and meta.get("raw_features") and names and len(names) == len(flat):
+        return decode_row(flat, meta)  # every column: a row cut short would hide the one that matters
     if x.ndim == 1 and names and len(names) == len(flat):
-        return {str(n): round(float(v), 4) for n, v in list(zip(names, flat, strict=True))[:MAX_VALUES]}
-    return {f"x[{i}]": round(float(v), 4) for i, v in enumerate(flat[:MAX_VALUES])}
+        shown = {str(n): round(float(v), 4) for n, v in zip(names, flat, strict=True)}
+    else:
+        shown = {f"x[{i}]": round(float(v), 4) for i, v in enumerate(flat)}
+    if len(shown) <= MAX_VALUES:
+        return shown
+    cut = dict(list(shown.items())[:MAX_VALUES])
+    cut["..."] = f"{len(shown) - MAX_VALUES} more values not shown ({len(shown)} in all)"
+    return cut

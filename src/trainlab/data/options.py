@@ -36,8 +36,13 @@ class CSVParams:
                                  "= multilabel, non-numeric or <= 20 integer values = classification)")
     categorical: Literal["onehot", "error"] = opt("onehot", help="non-numeric feature columns: onehot or error; a "
                                                   "category unseen in training is reported at predict time")
-    missing: Literal["error", "drop"] = opt("error", help="rows with missing values: error, or drop (counted and "
-                                            "printed; predict reports such rows instead of predicting them)")
+    missing: Literal["error", "drop", "impute"] = opt(
+        "error", help="empty feature cells: error, drop the row (counted and printed; predict reports such rows "
+                      "instead of predicting them), or impute: the median (numbers) or most frequent category of the "
+                      "TRAINING split, printed per column and applied alike by evaluate, predict, export and serve")
+    impute_categorical: Literal["most_frequent", "category"] = opt(
+        "most_frequent", help="data.missing=impute, text columns: the training split's most frequent category, or "
+                              "category: empty cells are a category of their own, \"(missing)\"")
     test_path: str | None = opt(None, help="optional CSV with the same columns used as the test split")
     scale_target: bool | Literal["auto"] = opt(
         "auto", help="regression: the network learns (y - mean) / std of the training split and its output layer "

@@ -1,5 +1,6 @@
 """CSV tables -> float32 features (N, F) and labels; categorical features one-hot encoded,
-missing values refused or dropped (every dropped row counted, printed and listed in data.json).
+missing values refused, dropped (every dropped row counted, printed and listed in data.json) or imputed from the
+training split (data/impute.py).
 
     read_csv_bundle(params)          # training: the DataBundle; meta holds the encoding and the policies
     encode_rows(df, meta)            # predict: the same encoding, with a reason for each row it cannot use
@@ -16,6 +17,7 @@ import torch
 from trainlab.core.errors import UserError
 from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
+from trainlab.data.impute import MISSING, fill_categories, fill_rows, imputer, missing_mask, provisional
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -55,15 +57,18 @@ def _check_missing(df: pd.DataFrame, cols: list[str], params, path) -> tuple[pd.
     if not na.any():
         return df, []
     rows = na.any(axis=1)
-    if params.missing == "drop":
+    if params.missing in ("drop", "impute"):  # impute: only the target's cells come here, and a label is not guessed
         dropped = [int(i) + 2 for i in np.flatnonzero(rows)]
         shown = ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else "")
-        print_progress(f"csv: dropped {len(dropped)} of {len(df)} rows of {path} with missing values "
-                       f"(data.missing=drop): rows {shown} (all listed in the run's data.json, meta.intake)")
+        what = "missing values" if params.missing == "drop" else "an empty target (never imputed)"
+        print_progress(f"csv: dropped {len(dropped)} of {len(df)} rows of {path} with {what} "
+                       f"(data.missing={params.missing}): rows {shown} (all listed in the run's data.json, "
+                       f"meta.intake)")
         return df[~rows], dropped
     row, col = np.argwhere(na)[0]
     raise UserError(f"missing value in {path} row {int(row) + 2} column {cols[col]!r} "
-                    f"({int(rows.sum())} of {len(df)} rows have one); fill them, or set data.missing=drop")
+                    f"({int(rows.sum())} of {len(df)} rows have one); fill them, or set data.missing=drop "
+                    f"or data.missing=impute (training-split median / most frequent)")
 
 
 def unseen_categories(df: pd.DataFrame, categories: dict) -> dict[str, list[str]]:
@@ -110,7 +115,7 @@ def encode_features(df: pd.DataFrame, features: list[str], params, path, categor
             bad = s[pd.to_numeric(s, errors="coerce").isna()].iloc[0]
             raise UserError(f"non-numeric value {bad!r} in numeric column {col!r} of {path}; "
                             f"clean the column or set data.categorical=onehot")
-        cats = categories.setdefault(col, sorted(map(str, s.unique())))
+        cats = categories.setdefault(col, sorted(map(str, s.dropna().unique())))  # empty cells: data/impute.py
         parts.append(np.stack([(s.astype(str) == c).to_numpy(np.float32) for c in cats], axis=1))
         names += [f"{col}={c}" for c in cats]
     return np.concatenate(parts, axis=1), names, categories
@@ -161,19 +166,23 @@ def read_csv_bundle(params) -> DataBundle:
     target, features = _columns(df, params, params.path)
     n_rows = len(df)
     targets = target if isinstance(target, list) else [target]
-    df, dropped = _check_missing(df, features + targets, params, params.path)
+    checked = targets if params.missing == "impute" else features + targets  # impute: empty features stay
+    df, dropped = _check_missing(df, checked, params, params.path)
     if df.empty:
         raise UserError(f"every row of {params.path} has a missing value; nothing is left to train on")
     if isinstance(target, list) or params.task == "multilabel":
         return _multilabel_bundle(df, features, targets, params)
     task = _infer_task(df[target], params.task)
+    df = _impute_ready(df, features, params)
     x, names, cats = encode_features(df, features, params, params.path)
     intake = {"train": {"file": str(params.path), "rows": n_rows, "used": len(df), "dropped_rows": dropped}}
     test_df = None
     if params.test_path:
         test_df = read_table(params.test_path)
         n_test = len(test_df)
-        test_df, test_dropped = _check_missing(test_df, features + [target], params, params.test_path)
+        test_df, test_dropped = _check_missing(test_df, [target] if params.missing == "impute" else
+                                               features + [target], params, params.test_path)
+        test_df = _impute_ready(test_df, features, params)
         intake["test"] = {"file": str(params.test_path), "rows": n_test, "used": len(test_df),
                           "dropped_rows": test_dropped, "unseen_categories": unseen_categories(test_df, cats)}
         if intake["test"]["unseen_categories"]:
@@ -186,14 +195,37 @@ def read_csv_bundle(params) -> DataBundle:
         classes, y = None, torch.tensor(_float32(pd.to_numeric(df[target], errors="coerce"), target, params.path))
         if torch.isnan(y).any():
             raise UserError(f"non-numeric value in regression target column {target!r} of {params.path}")
-    pool = ArrayDataset(torch.from_numpy(x), y)
+    pool = ArrayDataset(torch.from_numpy(provisional(x)), y)
     test = _test_split(test_df, features, target, params, cats, classes, task) if test_df is not None else None
     meta = {"features": names, "raw_features": features, "target": target, "categories": cats,
-            "missing": params.missing, "categorical": params.categorical, "intake": intake}
+            "missing": params.missing, "categorical": params.categorical, "intake": intake,
+            "example": example_row(df, features, cats)}
     bundle = DataBundle(pool, test, task, "tabular", classes, meta=meta)
+    scale = None
     if task == "regression" and params.scale_target is not False:
-        bundle.fit = lambda train_idx: fit_target_scale(bundle, train_idx, params.scale_target == "auto")
+        def scale(b, train_idx):
+            return fit_target_scale(b, train_idx, params.scale_target == "auto")
+        bundle.fit = lambda train_idx: scale(bundle, train_idx)
+    if params.missing == "impute":  # fitted on the training rows of each view; then the target scale, if any
+        test_mask = missing_mask(test_df, features) if test_df is not None else None
+        bundle.fit = imputer(bundle, missing_mask(df, features), test_mask, params.impute_categorical, scale)
     return bundle
+
+
+def example_row(df: pd.DataFrame, features: list[str], categories: dict) -> dict:
+    """The file's first row without an empty cell, by column (numbers as floats): what serve's page shows first."""
+    full = df[features].dropna()
+    if full.empty:
+        return {}
+    row = full.iloc[0]
+    return {c: str(row[c]) if c in categories else float(pd.to_numeric(row[c])) for c in features}
+
+
+def _impute_ready(df: pd.DataFrame, features: list[str], params) -> pd.DataFrame:
+    """impute_categorical=category: empty text cells become the category "(missing)" before encoding."""
+    if params.missing == "impute" and params.impute_categorical == "category":
+        return fill_categories(df, features)
+    return df
 
 
 TARGET_FAR = 10.0  # data.scale_target: auto standardizes targets with |mean| or std above 10 (or std below 0.1)
@@ -223,6 +255,8 @@ def _multi_hot(df: pd.DataFrame, targets: list[str], path) -> torch.Tensor:
 
 def _multilabel_bundle(df: pd.DataFrame, features: list[str], targets: list[str], params) -> DataBundle:
     """Several 0/1 target columns: each sample may have any number of the labels (bce_with_logits per label)."""
+    if params.missing == "impute" and df[features].isna().any().any():
+        raise UserError("data.missing=impute is not available for multi-label tables yet; use data.missing=drop")
     x, names, cats = encode_features(df, features, params, params.path)
     test = None
     if params.test_path:
@@ -236,6 +270,7 @@ def _multilabel_bundle(df: pd.DataFrame, features: list[str], targets: list[str]
 
 def _test_split(df, features, target, params, cats, classes, task) -> ArrayDataset:
     x, _, _ = encode_features(df, features, params, params.test_path, cats)
+    x = provisional(x)  # empty cells: filled with the training split's values when the view is fitted
     if task == "classification":
         unknown = sorted(set(map(str, df[target].unique())) - set(classes))
         if unknown:
@@ -252,9 +287,11 @@ def encode_rows(df: pd.DataFrame, meta: dict) -> tuple[np.ndarray, dict[int, str
     """A table's feature columns -> (float32 (N, F) as in training, {row position: why it cannot be predicted},
     {row position: warning}). The run's policies apply: a missing value is never predicted (data.missing=drop
     dropped such rows in training, error refused them); a category unseen in training is encoded as none of
-    the known ones and reported."""
+    the known ones and reported; data.missing=impute fills an empty cell with the training split's value, noted."""
     errors, warns, parts = {}, {}, []
     policy = meta.get("missing", "error")
+    if policy == "impute":
+        df, warns = fill_rows(df, meta)
     for col in meta["raw_features"]:
         s = df[col]
         missing = s.isna().to_numpy()
@@ -281,9 +318,16 @@ def encoding(meta: dict) -> dict:
                       "numeric column -> its value as float32",
                       "categorical column (meta.categories) -> one 0/1 column per known category, in that order; "
                       "an unseen category -> all zeros"],
-            "features": meta["features"], "missing": f"rows with a missing value are not predicted "
-                                                     f"(data.missing={meta.get('missing', 'error')})",
+            "features": meta["features"], "missing": _missing_rule(meta),
             "layout": "(B, features)", "dtype": "float32"}
+
+
+def _missing_rule(meta: dict) -> str | dict:
+    """What an exported model's consumer does with an empty cell: refuse the row, or the run's fill values."""
+    if meta.get("missing") != "impute":
+        return f"rows with a missing value are not predicted (data.missing={meta.get('missing', 'error')})"
+    return {"rule": "fill an empty cell with its column's value (training-split median / most frequent) before "
+                    "encoding", "values": (meta.get("imputation") or {}).get("values", {}), "category": MISSING}
 
 
 def known_list(categories: list[str], shown: int = 5) -> str:
@@ -291,3 +335,21 @@ def known_list(categories: list[str], shown: int = 5) -> str:
     head = ", ".join(map(str, categories[:shown]))
     rest = len(categories) - shown
     return f"{head} and {rest} more ({len(categories)} in all)" if rest > 0 else head
+
+
+def decode_row(x: np.ndarray, meta: dict) -> dict:
+    """One encoded row (F,) -> {column: value} as in the CSV: a number, or the category whose 0/1 column is set
+    ("(none of the known)" for an unseen one). The inverse of encode_rows, for people reading a sample."""
+    out, at = {}, 0
+    categories = meta.get("categories") or {}
+    for col in meta["raw_features"]:
+        if col in categories:
+            cats = categories[col]
+            block = x[at:at + len(cats)]
+            out[str(col)] = cats[int(np.argmax(block))] if len(cats) and block.max() > 0.5 else "(none of the known)"
+            at += len(cats)
+        else:
+            out[str(col)] = round(float(x[at]), 4)
+            at += 1
+    return out
+

@@ -10,7 +10,8 @@ how a file becomes the input - EXIF, mode, size, PIL's bilinear resize - and wha
 its metadata (ONNX metadata_props / TorchScript extra file `trainlab.json`) and in a JSON file beside it.
 After writing, a parity check runs the file (onnxruntime / torch.jit) and the run's PyTorch model on real test-split
 inputs; the max abs difference is printed and stored in RUN_DIR/result.json under `export.<format>`.
-The run's model card (`trainlab card`: MODEL_CARD.md) is written beside the exported file.
+The run's model card (`trainlab card`: MODEL_CARD.md) is written beside the exported file, and so is a script
+that predicts with the file without trainlab (use/consumers.py: MODEL_predict.py, for image, table and text runs).
 """
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ from trainlab.data.prepare import load_data
 from trainlab.data.splits import Splits
 from trainlab.run.directory import record_files
 from trainlab.use.card import build_card
+from trainlab.use.consumers import consumer_script
 from trainlab.use.inference import INFO_KEY, inference_module, load_predictor, run_info, sidecar_path
 from trainlab.use.loaded import load_run
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+CONSUMER_INPUTS = {"image": "IMAGE...", "tabular": "ROWS.csv...", "text": "'a text' TEXTS.txt..."}
 EXPORT_SUFFIXES = (".onnx", ".pt", ".torchscript")
 PARITY_TOL = 1e-4  # max abs difference allowed on probabilities (relative to max |y| for regression)
 
@@ -43,10 +46,14 @@ def format_export(record: dict) -> str:
     size = Path(record["path"]).stat().st_size / 2**20
     meta = Path(record["metadata"]).name
     verdict = "ok" if record["parity_ok"] else "FAILED"
+    script = record.get("consumer")
+    use = (f"without trainlab: python {script} {record['path']} {CONSUMER_INPUTS[record['kind']]} "
+           f"(numpy, {'onnxruntime' if record['format'] == 'onnx' else 'torch'}"
+           f"{', PIL' if record['kind'] == 'image' else ''})" if script else
+           f"before the model: {meta} 'preprocess' (docs/use.md)")
     return (f"wrote {record['path']} ({record['format']}, {size:.2f} MB) and {meta}\n"
             f"model card: {record['card']}\n"
-            f"input: {record['input']}; before the model: {meta} 'preprocess' "
-            f"(a script that needs only onnxruntime, PIL and numpy: docs/use.md)\n"
+            f"input: {record['input']}; {use}\n"
             f"parity on {record['parity_samples']} {record['parity_split']}-split inputs: max abs diff "
             f"{record['max_abs_diff']:.3g} on {record['compared']} (limit {record['tolerance']:.0e}) {verdict}")
 
@@ -63,7 +70,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
     out = Path(out) if out is not None else run.dir / FORMATS[fmt]
     check_out(out, run.dir / FORMATS[fmt])
     if out.parent.resolve() == run.dir.resolve():  # an export beside the run's files: --overwrite may remove it
-        record_files(run.dir, [out.name, sidecar_path(out).name])
+        record_files(run.dir, [out.name, sidecar_path(out).name, consumer_path(out).name])
     make_dir(out.parent)
     x, split = parity_inputs(run, samples)
     info = run_info(run)
@@ -82,8 +89,18 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
               "compared": info["output"], "seconds": round(seconds, 3), "torch": torch.__version__,
               "input": f"{info['raw_dtype']} (B, {', '.join(map(str, info['raw_shape']))})"}
     record["card"] = str(card_beside(run.dir, out.parent))
+    script = consumer_script(info, consumer_path(out).name)
+    if script is not None:
+        write_text(consumer_path(out), script)
+        record["consumer"] = str(consumer_path(out))
+    record["kind"] = info["kind"]
     _record(run.dir, fmt, record)
     return record
+
+
+def consumer_path(out: Path) -> Path:
+    """model.onnx -> model_predict.py: the script that predicts with the exported file without trainlab."""
+    return out.with_name(out.name.split(".")[0] + "_predict.py")
 
 
 def card_beside(run_dir: Path, folder: Path) -> Path:

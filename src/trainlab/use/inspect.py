@@ -13,6 +13,7 @@ so it ranks samples by how surely the model contradicts their label. Indices are
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,8 @@ def split_predictions(run: Run | str | Path, split: str = "val") -> SplitPredict
     logits, labels = zip(*[(run.model(xb), yb) for xb, yb in batches], strict=True)
     logits, labels = torch.cat(logits), torch.cat(labels).long()  # (N, C), (N,)
     losses = F.cross_entropy(logits, labels, reduction="none")
+    if data.bundle.kind == "tabular":  # the fitted rows (data.missing=impute: training-split values in empty cells)
+        data = dataclasses.replace(data, bundle=view.bundle)
     if split == "val":
         where, indices = "pool", view.val_idx
     elif data.bundle.test is not None:

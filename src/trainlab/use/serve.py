@@ -31,7 +31,7 @@ from trainlab.core.report import Reporter, print_progress
 from trainlab.use.card import CARD
 from trainlab.use.inference import Predictor, load_predictor, predictor_from_run
 from trainlab.use.loaded import Run
-from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html
+from trainlab.use.serve_page import PREDICT_ERRORS, PREDICT_OPENAPI, page_html, table_columns
 from trainlab.use.serve_request import MAX_FILES, MAX_PIXELS, MAX_SAMPLES, MAX_SIDE, BadRequest, read_payload, to_batch
 
 DEFAULT_MAX_BYTES = 2 * 2**20  # upload limit: a 2 MiB image is far larger than anything a model here takes
@@ -153,7 +153,7 @@ def public_info(data: dict, max_bytes: int) -> dict:
     names = next((meta[k] for k in ("features", "columns") if isinstance(meta.get(k), list)
                   and len(meta[k]) == shape[-1] and not image), None)
     return {"task": data["task"], "kind": data["kind"], "classes": data.get("classes"), "model": data.get("model"),
-            "dataset": data.get("dataset"), "raw_shape": shape, "features": names,
+            "dataset": data.get("dataset"), "raw_shape": shape, "features": names, "columns": table_columns(data),
             "canvas": image and shape[0] == 1, "max_bytes": max_bytes,
             "limits": {"bytes": max_bytes, "pixels": MAX_PIXELS, "side": MAX_SIDE, "files": MAX_FILES,
                        "samples": MAX_SAMPLES}}

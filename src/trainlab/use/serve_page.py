@@ -2,6 +2,10 @@
 MNIST), type a text or features, and see the top classes as bars. One self-contained HTML string: no CDN, no build.
 Also what `/openapi.json` says about `POST /predict` (PREDICT_OPENAPI), which reads its body itself.
 
+A CSV run gets one input per column of its CSV (`table_columns`): a select of the known categories for a text
+column, a number box for a numeric one, prefilled with the training file's first complete row; the page posts
+the row by column, {"colour": "red", "age": 41}, as `trainlab predict` reads a CSV row (never one-hot numbers).
+
 Drawing is white on black, like the training images of digits and MNIST. Before sending, the page crops the
 drawing to its bounding box and centres it the way the dataset framed its digits (see `draw_margin`).
 """
@@ -61,6 +65,9 @@ PAGE = """<!doctype html>
   .fill { background: #3b7dd8; height: 100%; border-radius: 3px; }
   .pct { text-align: right; font-variant-numeric: tabular-nums; }
   #error { color: #b00020; min-height: 1.2rem; }
+  #warning { color: #8a5a00; }
+  form#row label { display: grid; grid-template-columns: 9rem 1fr; gap: .5rem; margin: .25rem 0; }
+  form#row .name { font-family: monospace; }
 </style>
 </head>
 <body data-state="idle">
@@ -82,15 +89,12 @@ PAGE = """<!doctype html>
       <textarea id="text"></textarea>
       <button id="send-text" type="button">Predict</button>
     </div>
-    <div id="features-input" hidden>
-      <label for="features">Features (comma-separated<span id="feature-names"></span>):</label>
-      <textarea id="features"></textarea>
-      <button id="send" type="button">Predict</button>
-    </div>
+__FEATURES__
   </div>
   <div class="pane">
     <div id="prediction"></div>
     <div id="result"></div>
+    <div id="warning"></div>
     <div id="error"></div>
   </div>
 </div>
@@ -121,11 +125,13 @@ async function send(body, headers) {
 function showError(msg) {
   $("prediction").textContent = "";
   $("result").replaceChildren();
+  $("warning").textContent = "";
   $("error").textContent = msg;
 }
 
 function show(p) {
   const fmt = (v) => typeof v === "number" ? v.toPrecision(5) : v;
+  $("warning").textContent = p.warning ? "warning: " + p.warning : "";  // an unseen category, an imputed cell
   $("prediction").textContent = Array.isArray(p.prediction) ? p.prediction.map(fmt).join(", ") : fmt(p.prediction);
   const rows = (p.top || []).map((t) => {
     const row = document.createElement("div");
@@ -236,6 +242,26 @@ function setupFeatures() {
   });
 }
 
+// A CSV run: the form's values by column; a number box's text as a JSON number, an empty one as null (the run's
+// missing-value rule answers it), a select's category as a string.
+function rowOf(form) {
+  const row = {};
+  for (const el of form.querySelectorAll("[data-column]")) {
+    const v = el.value.trim();
+    row[el.dataset.column] = el.dataset.kind === "number" ? (v === "" ? null : Number(v)) : el.value;
+  }
+  return row;
+}
+
+function setupTable() {
+  const form = $("row");
+  form.hidden = false;
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    send(JSON.stringify(rowOf(form)), {"Content-Type": "application/json"});
+  });
+}
+
 function setupText() {
   $("text-input").hidden = false;
   $("send-text").addEventListener("click", () =>
@@ -250,11 +276,56 @@ function chunk(values, n) {
 
 if (INFO.kind === "image") { setupUpload(); if (INFO.canvas) setupCanvas(); }
 else if (INFO.kind === "text") setupText();
+else if (INFO.columns) setupTable();
 else setupFeatures();
 </script>
 </body>
 </html>
 """
+
+
+FEATURES_BOX = """    <div id="features-input" hidden>
+      <label for="features">Features (comma-separated<span id="feature-names"></span>):</label>
+      <textarea id="features"></textarea>
+      <button id="send" type="button">Predict</button>
+    </div>"""
+
+
+def table_columns(data: dict) -> list[dict] | None:
+    """A CSV run's columns as the page's form shows them: [{"name", "kind": "category" | "number",
+    "categories"?, "value"}]; None for other runs (and for runs trained before the raw columns were saved)."""
+    meta = data.get("meta") or {}
+    if data.get("kind") != "tabular" or not meta.get("raw_features"):
+        return None
+    example, cats = meta.get("example") or {}, meta.get("categories") or {}
+    typical = (meta.get("imputation") or {}).get("values") or {}  # without a saved row: the training split's values
+    cols = []
+    for name in meta["raw_features"]:
+        value = example.get(name, typical.get(name))
+        if name in cats:
+            value = value if value in cats[name] else (cats[name][0] if cats[name] else "")
+            cols.append({"name": name, "kind": "category", "categories": cats[name], "value": value})
+        else:
+            cols.append({"name": name, "kind": "number", "value": value})
+    return cols
+
+
+def table_form(columns: list[dict]) -> str:
+    """One labelled input per CSV column, the example row's values selected; `rowOf` in the page reads it."""
+    rows = []
+    for c in columns:
+        name = html.escape(str(c["name"]))
+        if c["kind"] == "category":
+            options = "".join(f'<option{" selected" if k == c["value"] else ""}>{html.escape(str(k))}</option>'
+                              for k in c["categories"])
+            field = f'<select data-column="{name}" data-kind="category">{options}</select>'
+        else:
+            value = "" if c["value"] is None else repr(float(c["value"]))
+            field = (f'<input type="number" step="any" data-column="{name}" data-kind="number" '
+                     f'value="{html.escape(value)}">')
+        rows.append(f'      <label><span class="name">{name}</span>{field}</label>')
+    return ('    <form id="row" hidden>\n      <p>One row, by column as in the training CSV:</p>\n'
+            + "\n".join(rows) + '\n      <button id="send-row" type="submit">Predict</button>\n    </form>')
 
 
 def page_html(info: dict) -> str:
@@ -270,4 +341,5 @@ def page_html(info: dict) -> str:
     data = json.dumps(info).replace("</", "<\\/")
     return (PAGE.replace("__TITLE__", html.escape(f"trainlab: {title}")).replace("__SUBTITLE__", html.escape(sub))
             .replace("__CARD__", ' &middot; <a href="/card">model card</a>' if info.get("card") else "")
+            .replace("__FEATURES__", table_form(info["columns"]) if info.get("columns") else FEATURES_BOX)
             .replace("__INFO__", data))
