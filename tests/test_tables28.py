@@ -3,6 +3,7 @@ serve's page by original column, export consumers that reproduce predict, inspec
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -272,6 +273,8 @@ def test_the_table_consumer_reproduces_predict_blanks_included(holey_run, tmp_pa
     run_dir, df, _ = holey_run
     record = export_run(run_dir, fmt, out=tmp_path / "export" / f"table.{'onnx' if fmt == 'onnx' else 'pt'}")
     assert Path(record["consumer"]).name == "table_predict.py"
+    meta = json.loads(Path(record["metadata"]).read_text())["meta"]
+    assert "example" not in meta and meta["imputation"]  # no training row travels with an exported file
     rows = df.drop(columns="label").iloc[:12]  # holds empty b / colour cells: imputed with the training values
     assert rows.isna().any(axis=1).sum() >= 1
     rows.to_csv(tmp_path / "rows.csv", index=False)

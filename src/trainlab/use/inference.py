@@ -82,7 +82,8 @@ def run_info(run) -> dict:
     keys = ("task", "kind", "classes", "num_outputs", "raw_shape", "raw_dtype", "input_shape", "eval_transforms",
             "model_info")
     info = {k: d.get(k) for k in keys}
-    info["meta"] = {k: v for k, v in (d.get("meta") or {}).items() if k != "intake"}  # the training files' report
+    # not the training files' report, nor the real row serve's form starts from: an exported file goes to others
+    info["meta"] = {k: v for k, v in (d.get("meta") or {}).items() if k not in ("intake", "example")}
     info.update(format_version=2, model=run.cfg.model.name, dataset=run.cfg.data.name, run_dir=str(run.dir),
                 output="probabilities" if d["task"] == "classification" else "predictions",
                 preprocess=preprocessing(d))
