@@ -73,7 +73,7 @@ def export_run(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = 
         record_files(run.dir, [out.name, sidecar_path(out).name, consumer_path(out).name])
     make_dir(out.parent)
     x, split = parity_inputs(run, samples)
-    info = run_info(run)
+    info = run_info(run, exported=True)
     start = time.perf_counter()
     WRITERS[fmt](inference_module(run), x[:2], info, out)
     write_text(sidecar_path(out), json.dumps(info, indent=2) + "\n")

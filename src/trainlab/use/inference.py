@@ -76,14 +76,15 @@ def inference_module(run) -> InferenceModule:
     return module
 
 
-def run_info(run) -> dict:
-    """What a user of an exported file needs besides the weights: label map, input format, preprocessing."""
+def run_info(run, exported: bool = False) -> dict:
+    """What a user of the run's model needs besides the weights: label map, input format, preprocessing.
+    `exported`: for a file that goes to others, without the real training row serve's form starts from."""
     d = run.data
     keys = ("task", "kind", "classes", "num_outputs", "raw_shape", "raw_dtype", "input_shape", "eval_transforms",
             "model_info")
     info = {k: d.get(k) for k in keys}
-    # not the training files' report, nor the real row serve's form starts from: an exported file goes to others
-    info["meta"] = {k: v for k, v in (d.get("meta") or {}).items() if k not in ("intake", "example")}
+    left_out = ("intake", "example") if exported else ("intake",)  # not the training files' report
+    info["meta"] = {k: v for k, v in (d.get("meta") or {}).items() if k not in left_out}
     info.update(format_version=2, model=run.cfg.model.name, dataset=run.cfg.data.name, run_dir=str(run.dir),
                 output="probabilities" if d["task"] == "classification" else "predictions",
                 preprocess=preprocessing(d))
