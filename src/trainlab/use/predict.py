@@ -365,8 +365,9 @@ class Progress:
 
     def line(self) -> str:
         rate = self.done / max(time.monotonic() - self.start, 1e-9)
-        of = f" of {self.total:,} ({min(self.done / self.total, 1):.0%})" if self.total else ""
-        return f"{self.done:,}{of} inputs, {rate:,.0f}/s"
+        if not self.total:
+            return f"{self.done:,} inputs, {rate:,.0f}/s"
+        return f"{self.done:,} of {self.total:,} inputs ({min(self.done / self.total, 1):.0%}), {rate:,.0f}/s"
 
     def close(self) -> None:
         if self.bar is not None:
