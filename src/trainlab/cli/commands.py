@@ -156,22 +156,16 @@ EXIT_SOME_INPUTS_FAILED = 3  # predict: the others were predicted; 1 stays "a bu
 
 def predict(args) -> int:
     """Exit 0: every input predicted; 3: some could not be (error rows); 2: none could, or bad arguments."""
-    from trainlab.use.predict import predict_command, write_predictions  # start-up time
+    from trainlab.use.predict import predict_stream, save_predictions  # start-up time
 
     if args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}")
     check_out_is_dir(args.out)
-    rows = predict_command(args.run_dir, args.files, args.top, args.trust_code)
-    failed = [r for r in rows if "error" in r]
-    if rows and len(failed) == len(rows):
-        raise UserError(f"no input could be predicted ({len(rows)} failed); first: {failed[0]['input']}: "
-                        f"{failed[0]['error']}")
-    for row in rows:
-        print(format_row(row))
-    if args.out is not None:
-        write_predictions(args.out, rows)
-    if failed:
-        print(f"warning: {len(failed)} of {len(rows)} inputs could not be predicted (rows with 'error')",
+    # rows are shown and written as they are predicted: memory stays flat for inputs of any size
+    rows = predict_stream(args.run_dir, args.files, args.top, args.trust_code)
+    counts = save_predictions(rows, args.out, show=lambda row: print(format_row(row)))
+    if counts["failed"]:
+        print(f"warning: {counts['failed']} of {counts['inputs']} inputs could not be predicted (rows with 'error')",
               file=sys.stderr)
         return EXIT_SOME_INPUTS_FAILED
     return 0

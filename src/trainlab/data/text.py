@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,28 @@ from trainlab.data.tabular import read_table
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")  # words, and each punctuation mark on its own
+LINE_CHARS = 1 << 20  # characters of one line of a .txt file read for prediction: far more than max_len tokens
+CSV_ROWS = 256  # rows of a CSV parsed at a time for prediction
+HEAD_CHARS = 8  # characters read per token wanted, before the prefix grows (words average ~6 with their space)
 
 
 # ----------------------------------------------------------------------------- tokenizer and vocabulary
 
-def tokenize(text: str, tokenizer: str, lowercase: bool) -> list[str]:
+def tokenize(text: str, tokenizer: str, lowercase: bool, limit: int | None = None) -> list[str]:
+    """The text's tokens; with `limit`, only its first `limit + 1` (one more than kept says "there were more"),
+    read from a prefix of the text that grows until it holds them: a 10 MB line costs what its head costs."""
+    if limit is None:
+        return _split(text, tokenizer, lowercase)
+    n = HEAD_CHARS * (limit + 2)
+    while True:
+        tokens = _split(text[:n], tokenizer, lowercase)
+        # whole text read, or a token starts after token limit+1: then the first limit+1 are whole, not cut
+        if n >= len(text) or len(tokens) > limit + 1:
+            return tokens[:limit + 1]
+        n *= 4
+
+
+def _split(text: str, tokenizer: str, lowercase: bool) -> list[str]:
     text = text.lower() if lowercase else text
     return list(text) if tokenizer == "char" else WORD.findall(text)
 
@@ -50,14 +68,41 @@ def build_vocab(token_lists: list[list[str]], min_freq: int, max_vocab: int) -> 
 
 def encode(texts: list[str], meta: dict) -> torch.Tensor:
     """Texts -> (N, max_len) long token ids with the saved vocabulary (unknown tokens -> <unk>)."""
-    index = {t: i for i, t in enumerate(meta["vocab"])}
-    unk, max_len = index[UNK], meta["max_len"]
-    ids = torch.zeros(len(texts), max_len, dtype=torch.long)  # 0 = <pad>
-    for row, text in enumerate(texts):
-        tokens = tokenize(text, meta["tokenizer"], meta["lowercase"])[:max_len]
-        if tokens:
-            ids[row, : len(tokens)] = torch.tensor([index.get(t, unk) for t in tokens])
-    return ids
+    return TextCoder(meta).encode(texts)[0]
+
+
+class TextCoder:
+    """The saved vocabulary as lookups, built once per run rather than per batch of texts; each text is
+    tokenized once (only its first max_len + 1 tokens) for both its ids and its warning."""
+
+    def __init__(self, meta: dict):
+        self.meta, self.max_len = meta, meta["max_len"]
+        self.index = {t: i for i, t in enumerate(meta["vocab"])}
+        self.unk = self.index[UNK]
+
+    def encode(self, texts: list[str]) -> tuple[torch.Tensor, dict[int, str]]:
+        """(N, max_len) long ids (truncated, right-padded with 0) and {position: warning} (see text_warnings)."""
+        ids = np.zeros((len(texts), self.max_len), dtype=np.int64)  # numpy rows: no tensor made per text
+        warns = {}
+        for row, text in enumerate(texts):
+            tokens = tokenize(text, self.meta["tokenizer"], self.meta["lowercase"], self.max_len)
+            kept = [self.index.get(t, self.unk) for t in tokens[:self.max_len]]
+            ids[row, :len(kept)] = kept
+            why = self._warning(tokens, kept)
+            if why:
+                warns[row] = why
+        return torch.from_numpy(ids), warns
+
+    def _warning(self, tokens: list[str], kept: list[int]) -> str | None:
+        if not tokens:
+            return "empty text: no tokens, so the prediction says nothing about this input"
+        if all(i == self.unk for i in kept):  # <unk> only: nothing the model learned about
+            first = f"first {len(kept)} " if len(tokens) > self.max_len else f"{len(kept)} "
+            return f"none of its {first}tokens is in the training vocabulary"
+        if len(tokens) > self.max_len:
+            return (f"long text: only its first {self.max_len} tokens are read (the model's max_len, as in "
+                    f"training); the rest is ignored")
+        return None
 
 
 class TextPool(Dataset):
@@ -135,41 +180,60 @@ def build_first_marker(cfg, params: FirstMarkerParams) -> DataBundle:
 
 
 def predict_texts(meta: dict, items: list[str]) -> tuple[list[str], list[str]]:
-    """`trainlab predict` arguments -> (texts, names): a .csv gives its text column, a .txt file one text per
-    line, anything else is itself the text to classify."""
+    """`trainlab predict` arguments -> (texts, names), all at once (see iter_texts, which streams them)."""
+    pairs = [pair for item in items for pair in iter_texts(meta, item)]
+    return [t for _, t in pairs], [n for n, _ in pairs]
 
 
-    texts, names = [], []
-    for item in items:
-        p = Path(item)
-        if p.suffix.lower() == ".csv" and path_kind(item) == "file":  # a text too long to be a name is a text
-            df = read_table(p)
-            col = meta["text_column"] if "text_column" in meta else "text"
-            if col not in df.columns:
-                raise UserError(f"text column {col!r} not in {p}; columns: {', '.join(map(str, df.columns))}")
-            texts += df[col].fillna("").astype(str).tolist()
-            names += [f"{p.name}:{i + 2}" for i in range(len(df))]
-        elif p.suffix.lower() == ".txt" and path_kind(item) == "file":
-            lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-            texts += lines
-            names += [f"{p.name}:{i + 1}" for i in range(len(lines))]
-        else:
-            texts.append(item)
-            names.append(repr(item) if len(item) <= 40 else repr(item[:37] + "..."))
-    return texts, names
+def iter_texts(meta: dict, item: str) -> Iterator[tuple[str, str]]:
+    """(name, text) one at a time: a .csv gives its text column (named FILE:ROW, the header is row 1), a .txt
+    file one text per line (FILE:LINE), anything else is itself the text to classify. Files are read in
+    pieces, never whole; a CSV that breaks midway raises UserError after the rows before the break."""
+    p = Path(item)
+    if p.suffix.lower() == ".csv" and path_kind(item) == "file":  # a text too long to be a name is a text
+        yield from _csv_texts(p, meta.get("text_column", "text"))
+    elif p.suffix.lower() == ".txt" and path_kind(item) == "file":
+        for i, line in enumerate(_lines(p)):
+            yield f"{p.name}:{i + 1}", line
+    else:
+        yield repr(item) if len(item) <= 40 else repr(item[:37] + "..."), item
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines as str.splitlines() splits them, one read of at most LINE_CHARS characters at a time:
+    the rest of a longer line is skipped (only the first max_len tokens of a text are ever read)."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        while piece := f.readline(LINE_CHARS):
+            if len(piece) == LINE_CHARS and not piece.endswith(("\n", "\r")):
+                while (rest := f.readline(LINE_CHARS)) and not rest.endswith(("\n", "\r")):
+                    pass  # the skipped tail of an overlong line
+            yield from piece.splitlines() or [""]
+
+
+def _csv_texts(path: Path, col: str) -> Iterator[tuple[str, str]]:
+    """The text column, CSV_ROWS rows parsed at a time; errors as read_table words them."""
+    row, shown = 2, str(path) if len(str(path)) <= 80 else str(path)[:40] + "..." + str(path)[-30:]
+    try:
+        head = pd.read_csv(path, nrows=0).columns  # the header alone
+        if col not in head:
+            raise UserError(f"text column {col!r} not in {path}; columns: {', '.join(map(str, head))}")
+        with pd.read_csv(path, usecols=[col], dtype={col: str}, chunksize=CSV_ROWS) as reader:
+            for chunk in reader:
+                for text in chunk[col].fillna("").tolist():
+                    yield f"{path.name}:{row}", text
+                    row += 1
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"cannot parse CSV {shown}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except OSError as e:  # permission denied, an I/O error
+        raise UserError(f"cannot read CSV {shown}: {e.strerror or type(e).__name__}") from None
+    if row == 2:
+        raise UserError(f"CSV {path} has no data rows")
 
 
 def text_warnings(texts: list[str], meta: dict) -> dict[int, str]:
-    """{position: warning} for texts the model cannot really read: empty, or no token it has seen in training
-    (the prediction then reflects only the model's biases)."""
-    known, warns = set(meta["vocab"][2:]), {}
-    for i, text in enumerate(texts):
-        tokens = tokenize(text, meta["tokenizer"], meta["lowercase"])
-        if not tokens:
-            warns[i] = "empty text: no tokens, so the prediction says nothing about this input"
-        elif not known.intersection(tokens):
-            warns[i] = f"none of its {len(tokens)} tokens is in the training vocabulary"
-    return warns
+    """{position: warning} for texts the model cannot really read: empty, no token it has seen in training
+    (the prediction then reflects only the model's biases), or longer than the max_len tokens it reads."""
+    return TextCoder(meta).encode(texts)[1]
 
 
 def tokenizing(meta: dict) -> dict:

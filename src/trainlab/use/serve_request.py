@@ -4,7 +4,8 @@
     x, warns = to_batch(payload, data)               # CPU (in a worker thread): check, decode, parse
 
 A table's run takes rows as in its CSV, {"occupation": "white-collar", "age": 32, ...} (or {"features": {...}}),
-encoded as in training; `warns` holds one warning or None per sample (an unseen category, an empty text).
+encoded as in training; `warns` holds one warning or None per sample (an unseen category, an empty text, a text
+longer than the model's max_len tokens: only its head is tokenized).
 
 Every refusal is a `BadRequest` with the status docs/use.md lists: 400 empty or malformed, 413 too large
 (bytes, declared pixels, files, samples), 415 wrong content type, 422 values the model cannot take.
@@ -21,7 +22,7 @@ import torch
 from trainlab.core.errors import UserError
 from trainlab.data.images import ImageTooLarge, check_image_bytes, load_image
 from trainlab.data.tabular import encode_rows
-from trainlab.data.text import encode, text_warnings
+from trainlab.data.text import TextCoder
 
 MAX_PIXELS = 4096 * 4096  # per request: a small PNG can still decode to gigabytes
 MAX_SIDE = 8192  # per side: a 1 x 16,000,000 strip is under MAX_PIXELS and still costs seconds to decode
@@ -193,6 +194,8 @@ def instances_batch(instances, data: dict) -> Warned:
         raise BadRequest(422, '"instances" must be a non-empty list')
     if len(instances) > MAX_SAMPLES:
         raise BadRequest(413, f"too many instances: {len(instances)} (limit {MAX_SAMPLES} per request)")
+    if data["kind"] == "text" and all(isinstance(item, str) for item in instances):
+        return encode_text(instances, data)  # one vocabulary lookup table for the whole request
     rows, warns = [], []
     for i, item in enumerate(instances):
         try:
@@ -250,5 +253,6 @@ def encode_text(text, data: dict) -> Warned:
         raise BadRequest(422, "text must be a string or a non-empty list of strings")
     if len(texts) > MAX_SAMPLES:
         raise BadRequest(413, f"too many texts: {len(texts)} (limit {MAX_SAMPLES} per request)")
-    warns = text_warnings(texts, data["meta"])
-    return encode(texts, data["meta"]), [warns.get(i) for i in range(len(texts))]
+    # each text tokenized once, and only its first max_len + 1 tokens: a 2 MB text costs what its head costs
+    ids, warns = TextCoder(data["meta"]).encode(texts)
+    return ids, [warns.get(i) for i in range(len(texts))]
