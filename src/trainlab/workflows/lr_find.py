@@ -126,15 +126,57 @@ def sweep(cfg, model, batches, task: str, start: float, end: float, steps: int) 
     return lrs, losses, smoothed
 
 
+def steepest(lrs: list[float], smoothed: list[float]) -> int:
+    """Index of the steepest descent of the smoothed loss against log(lr) (Smith; fastai's `steep`)."""
+    slope = np.gradient(np.array(smoothed), np.log(np.array(lrs)))
+    return int(np.argmin(slope))
+
+
+def valley(lrs: list[float], smoothed: list[float]) -> int:
+    """Index halfway into the longest valley (fastai's `valley`): the longest run of steps, not necessarily
+    adjacent, along which the smoothed loss keeps falling (a longest decreasing subsequence), then the point
+    1/3 + 1/6 of the way from its start to its end - past the flat start, before the bottom where it turns up.
+    O(n^2) in the steps (200: 20k comparisons)."""
+    n = len(smoothed)
+    run = [1] * n  # run[i]: length of the longest decreasing subsequence ending at step i
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if smoothed[i] < smoothed[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[end] < run[i]:
+            end, start = i, i - run[i]
+    third = (end - start) / 3
+    return max(0, start + int(third) + int(third / 2))  # start is -1 when the valley begins at step 0
+
+
+def minimum_tenth(lrs: list[float], smoothed: list[float]) -> float:
+    """A tenth of the lr at the lowest smoothed loss (fastai's `minimum`): the loss still falls there."""
+    return lrs[int(np.argmin(smoothed))] / 10
+
+
+RULE = "valley"  # what `suggested_lr` is: see bench/notes.md "lr-find's suggestion against a sweep"
+RULES = {"valley": "halfway into the longest stretch where the smoothed loss keeps falling (fastai's valley)",
+         "steepest": "steepest descent of the smoothed loss against log(lr)",
+         "minimum/10": "a tenth of the lr at the lowest smoothed loss"}
+
+
+def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
+    """Every rule's lr on the curve, its noisy first 10% of steps skipped (as fastai does), and its last ones."""
+    skip = min(len(lrs) // 10, len(lrs) - 3)
+    lrs, smoothed = lrs[skip:], smoothed[skip:]
+    return {"valley": lrs[valley(lrs, smoothed)], "steepest": lrs[steepest(lrs, smoothed)],
+            "minimum/10": minimum_tenth(lrs, smoothed)}
+
+
 def analyse(lrs: list[float], losses: list[float], smoothed: list[float], steps: int) -> dict:
-    """Suggested LR = steepest descent of the smoothed loss in log(LR), skipping the noisy first 10% of steps."""
+    """The suggested lr (RULE) and the other rules' next to it, on the sweep's smoothed loss."""
     if len(lrs) < 5:
         raise UserError(f"the loss diverged after {len(lrs)} steps; lower --start")
-    skip = min(len(lrs) // 10, len(lrs) - 3)
-    slope = np.gradient(np.array(smoothed[skip:]), np.log(np.array(lrs[skip:])))
-    steepest = skip + int(np.argmin(slope))
+    rules = suggestions(lrs, smoothed)
     lowest = int(np.argmin(smoothed))
-    return {"suggested_lr": lrs[steepest], "lr_min_loss": lrs[lowest], "steps_run": len(lrs),
+    return {"suggested_lr": rules[RULE], "rule": RULE, "rule_means": RULES[RULE], "rules": rules,
+            "lr_min_loss": lrs[lowest], "steps_run": len(lrs),
             "stopped": "diverged" if len(lrs) < steps else "end of sweep",
             "lrs": lrs, "losses": losses, "smoothed": smoothed}
 
