@@ -172,7 +172,9 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
     settings = dataclasses.replace(cfg.train, device=str(device), verbose=not quiet and cfg.train.verbose is not False)
     trainer = Trainer(model, settings, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
                       progress=None if not quiet else False, dist=info)
-    trainer.guide.set_brief(dataclasses.replace(observe.brief(cfg, view), dry_run=dry_run))
+    brief = observe.brief(cfg, view)  # + the monitor the kept epoch is chosen by, which the curve notes name
+    trainer.guide.set_brief(dataclasses.replace(brief, dry_run=dry_run,
+                                                settings={**brief.settings, "monitor": trainer.monitor}))
     try:
         if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
             choice = trainer.prepare(train_b, cfg.data.batch_size)
