@@ -67,6 +67,8 @@ def test_healthy_dry_run_is_quiet_and_a_real_run_still_evaluates_the_test_split(
     assert result["diagnosis"]["healthy"] and result["diagnosis"]["findings"] == []
     assert "warning" not in out + err and "dry run: no problem found before training" in out
     assert "dry run passed" in out
+    page = (tmp_path / "d" / "report.html").read_text()
+    assert "dry run: no problem found before training" in page and "a dry run leaves the test split" in page
     code, out, err = cli("train", cfg, "--out", tmp_path / "real")
     assert code == 0, err
     real = read(tmp_path / "real" / "result.json")

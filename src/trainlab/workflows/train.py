@@ -30,6 +30,7 @@ from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
+from trainlab.observe.report import write_report
 from trainlab.observe.plots import read_result
 from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
 from trainlab.run.config import Config, dump_config, read_run_config
@@ -253,14 +254,15 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], helpers=N
 
 def finish_dry_run(trainer: Trainer, view, out: Path, history: list[dict], plan: dict, batches) -> dict:
     """--dry-run: what two batches can tell - the shapes, the pitfalls found before training, a finite loss and the
-    time per batch - into result.json. The test split is not evaluated (it is looked at once, by the real run), and
-    no curve, baseline or after-training check is judged, no report drawn: those need a real run."""
+    time per batch - into result.json and report.html. The test split is not evaluated (it is looked at once, by the
+    real run), and no curve, baseline or after-training check is judged, no plot drawn: those need a real run."""
     write_history(out / "history.csv", history)
     facts = dry_run_facts(trainer, view, history, plan, batches)
     diag = trainer.diagnosis  # the guide's dry diagnosis (Brief.dry_run): pitfalls and divergence only
     result = {"dry_run": facts, "test": {}, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": False,
               "final": history[-1] if history else {}, "run_dir": str(out), "diagnosis": diag.to_dict()}
+    write_report(out, result)  # the page renders too (the data audit, the dry diagnosis); no plots are drawn
     write_json(out / "result.json", result)
     for line in [*dry_run_lines(facts), *diag.lines()]:
         trainer.guide.say(line)
