@@ -95,7 +95,7 @@ def check_task(task: str, seeds: list[int], work: Path) -> dict:
     def nearest(lr: float) -> float:
         return min(GRID, key=lambda g: abs(math.log(g / lr)))
 
-    good = [lr for lr in GRID if mean_loss[lr] <= GOOD[0] * mean_loss[best] + GOOD[1]]  # as good as the best, within noise
+    good = [lr for lr in GRID if mean_loss[lr] <= GOOD[0] * mean_loss[best] + GOOD[1]]  # as good, within noise
     ratios = {}
     for rule, lrs in rules.items():
         at = nearest(float(np.exp(np.mean(np.log(lrs)))))

@@ -10,7 +10,8 @@ SETTINGS = {"early_stopping": None, "dropout": 0.0, "weight_decay": 0.0, "kind":
 
 def history(val: list[float]) -> list[dict]:
     train = [1.0 * 0.93 ** e for e in range(len(val))]  # keeps falling
-    return [{"epoch": i + 1, "train_loss": t, "val_loss": v, "time": 1.0} for i, (t, v) in enumerate(zip(train, val))]
+    return [{"epoch": i + 1, "train_loss": t, "val_loss": v, "time": 1.0}
+            for i, (t, v) in enumerate(zip(train, val, strict=True))]
 
 
 def plateau_then_rise() -> list[float]:

@@ -30,8 +30,8 @@ from trainlab.engine.summary import model_summary
 from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
-from trainlab.observe.report import write_report
 from trainlab.observe.plots import read_result
+from trainlab.observe.report import write_report
 from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
 from trainlab.run.config import Config, dump_config, read_run_config
 from trainlab.run.directory import (
