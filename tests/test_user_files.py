@@ -98,7 +98,7 @@ def test_overwrite_never_deletes_a_folder_that_holds_a_users_config_and_files(tm
 def test_overwrite_replaces_a_run_by_its_manifest_and_stops_at_anything_else(tmp_path, capsys):
     config = write_yaml(tmp_path / "cfg.yaml", tiny_config(train={"epochs": 1}))
     out = tmp_path / "run"
-    assert run_cli(capsys, "train", config, "--out", out, "--dry-run")[0] == 0
+    assert run_cli(capsys, "train", config, "--out", out)[0] == 0  # a real run: a dry run draws no plots
     listed = set(read_manifest(out)["files"])
     assert {p.name for p in out.iterdir()} <= listed and set(TRAIN_FILES) <= listed
     assert {"curves.png", "confusion_matrix.png"} <= listed  # the plots are added as they are drawn

@@ -158,7 +158,7 @@ def test_torchvision_pretrained_goes_through_its_download_and_says_what_to_do_of
         build("torchvision:squeezenet1_1", pretrained=True)
     msg = str(e.value)
     assert "\n" not in msg and "https://download.pytorch.org/models/squeezenet1_1" in msg
-    assert "model.weights: PATH" in msg
+    assert "model.weights=PATH" in msg
 
 
 def test_timm_pretrained_goes_through_the_hub_and_says_what_to_do_offline(tmp_path, monkeypatch):

@@ -34,7 +34,9 @@ def train(p: argparse.ArgumentParser) -> None:
     out_arg(p, "run directory (default: runs/<dataset>-<model>-<time>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    p.add_argument("--dry-run", action="store_true", help="one epoch on two batches: checks the whole pipeline")
+    p.add_argument("--dry-run", action="store_true",
+                   help="one epoch on two batches: checks the pipeline and reports shapes, pitfalls, a finite loss "
+                        "and time per batch; no test evaluation or curve checks")
     p.add_argument("--deterministic", action="store_true",
                    help="PyTorch's deterministic algorithms (same as train.deterministic=true)")
     p.add_argument("--seeds", type=seeds_count, metavar="N",

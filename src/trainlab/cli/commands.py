@@ -64,6 +64,9 @@ def train(args) -> int:
         print(result["note"])
     if result.get("nothing_left"):  # --resume of a complete run: the note says so, nothing was run
         return 0
+    if result.get("dry_run"):  # it printed what two batches tell; the test split waits for the real run
+        print(f"dry run passed; run directory: {result['run_dir']}")
+        return 0
     print(format_metrics("test", result["test"]))
     if result.get("baseline_comparison"):  # forecasting: does the model beat the naive forecasts?
         print(result["baseline_comparison"])

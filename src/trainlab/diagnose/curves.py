@@ -115,14 +115,16 @@ def overfitting(history: list[dict], settings: dict | None = None, stopped_early
               and rise > OVERFIT_NOISE * jitter)
     memorized = (train[-1] <= MEMORIZED * level
                  and level - train[-1] >= MEMORIZED_GAP * (baseline_loss if baseline_loss else 0.0))
+    lowest = min(range(len(val)), key=val.__getitem__)
     if not (stalled and (rising or memorized)):
-        where = "at the last epoch" if best == len(val) - 1 else f"at epoch {best + 1}"
-        return _check("ok", f"no overfitting: validation loss lowest {where} ({val[best]:.4g}), "
-                            f"train/val loss gap {val[-1] - train[-1]:.3g} at the end", **numbers)
+        where = "at the last epoch" if lowest == len(val) - 1 else f"at epoch {lowest + 1}"
+        return _check("ok", f"no overfitting: validation loss lowest {where} ({val[lowest]:.4g}), "
+                            f"train/val loss gap {val[-1] - train[-1]:.3g} at the end"
+                            f"{kept_epoch(restored_epoch, (lowest + 1,), settings)}", **numbers)
     since = best + 1
     acc = (f"; accuracy train {numbers['train_accuracy']:.1%} vs val {numbers['val_accuracy']:.1%}"
            if "train_accuracy" in numbers else "")
-    story = (f"validation loss bottomed at epoch {since} ({val[best]:.4g}) and is {level:.4g} now "
+    story = (f"validation loss {bottom(val, best, lowest)} and is {level:.4g} now "
              f"({level / val[best] - 1:+.0%}) while training loss fell from {train[best]:.3g} to {train[-1]:.3g} "
              f"(train/val gap {level - train[-1]:.3g})")
     at = restored_epoch or since
@@ -133,8 +135,27 @@ def overfitting(history: list[dict], settings: dict | None = None, stopped_early
         return _check("ok", f"overfitting since epoch {since}, handled: early stopping is on and the epoch-{at} "
                             f"weights were restored (the epoch limit ended the run before its patience did): "
                             f"{story}", since_epoch=since, caught=True, **numbers)
-    return _check("warning", f"overfitting since epoch {since}: {story}{acc}",
+    kept = kept_epoch(restored_epoch, (since, lowest + 1), settings)
+    return _check("warning", f"overfitting since epoch {since}: {story}{kept}{acc}",
                   _overfit_remedies(since, settings or {}), since_epoch=since, **numbers)
+
+
+def bottom(val: list[float], best: int, lowest: int) -> str:
+    """Where validation loss bottomed (0-based epochs): the first epoch within SAME_LEVEL of its lowest, and the
+    lowest itself when that came later ("stopped improving at epoch 20 (0.41; its lowest, 0.405, at epoch 30)")."""
+    if lowest == best:
+        return f"bottomed at epoch {best + 1} ({val[best]:.4g})"
+    return (f"stopped improving at epoch {best + 1} ({val[best]:.4g}; its lowest, {val[lowest]:.4g}, at epoch "
+            f"{lowest + 1}, within {SAME_LEVEL:.0%})")
+
+
+def kept_epoch(restored: int | None, named: tuple[int, ...], settings: dict | None) -> str:
+    """'; the weights kept are epoch 30's, the best val_accuracy' when the epoch train.monitor kept is not one the
+    sentence already named: a reader must not take the epoch where val loss bottomed for the one restored."""
+    if not restored or restored in named:
+        return ""
+    monitor = (settings or {}).get("monitor")
+    return f"; the weights kept are epoch {restored}'s, the best {monitor or 'by train.monitor'}"
 
 
 def _accuracy_gap(history: list[dict]) -> dict:

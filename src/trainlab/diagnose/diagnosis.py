@@ -33,6 +33,7 @@ class Diagnosis:
     findings: list[Finding] = field(default_factory=list)  # warnings first (before, during, after), then notes
     checks: dict = field(default_factory=dict)  # every curve check by name, with its status and numbers
     baselines: dict = field(default_factory=dict)  # simple models' scores on the validation split
+    dry_run: bool = False  # judged only the pitfalls before training and a finite loss (guide.py: dry_diagnosis)
 
     @property
     def warnings(self) -> list[Finding]:
@@ -48,9 +49,11 @@ class Diagnosis:
 
     def lines(self) -> list[str]:
         """The console lines: each warning with what to try, then the notes (or one 'healthy' line first)."""
-        out = [] if self.warnings else ["diagnosis: healthy - no problem found in the data, the model or the "
-                                        "curves (over/underfitting, divergence, learning rate, gradients, "
-                                        "dead units, input pipeline)"]
+        healthy = ("dry run: no problem found before training (the model, the data, the loss) and the loss "
+                   "stayed finite; the curves, baselines and test split are judged by a real run") if self.dry_run \
+            else ("diagnosis: healthy - no problem found in the data, the model or the curves (over/underfitting, "
+                  "divergence, learning rate, gradients, dead units, input pipeline)")
+        out = [] if self.warnings else [healthy]
         for f in self.findings:
             out += f.lines()
         return out
@@ -62,7 +65,8 @@ class Diagnosis:
 
     def to_dict(self) -> dict:
         return {"healthy": self.healthy, "problems": self.problems, "lines": self.lines(),
-                "findings": [asdict(f) for f in self.findings], "checks": self.checks, "baselines": self.baselines}
+                "findings": [asdict(f) for f in self.findings], "checks": self.checks, "baselines": self.baselines,
+                **({"dry_run": True} if self.dry_run else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> Diagnosis:
@@ -71,7 +75,7 @@ class Diagnosis:
             findings = [Finding(**f) for f in d["findings"]]
         else:
             findings = [f for name, c in d.get("checks", {}).items() if (f := from_check(name, c)) is not None]
-        return cls(findings, d.get("checks", {}), d.get("baselines", {}))
+        return cls(findings, d.get("checks", {}), d.get("baselines", {}), bool(d.get("dry_run", False)))
 
 
 def from_check(name: str, check: dict) -> Finding | None:

@@ -61,3 +61,5 @@ class Brief:
     hashes: dict | None = None  # {split: digests} of the raw train/val/test samples (leakage), None: unknown
     hash_names: dict | None = None  # {split: file names} for those digests, when the samples are files
     announce_final: bool = True  # False: the caller prints the diagnosis itself (after the test evaluation)
+    dry_run: bool = False  # --dry-run (a couple of batches): judge only what is known before training and whether
+    #   the loss stayed finite; the curves, the baselines and the after-training checks need a real run

@@ -26,7 +26,7 @@ from trainlab.diagnose import advice, checks, pitfalls
 from trainlab.diagnose.baselines import Baselines, compare
 from trainlab.diagnose.checks import Outcome, Probe
 from trainlab.diagnose.curves import Signals
-from trainlab.diagnose.diagnosis import Diagnosis, diagnose
+from trainlab.diagnose.diagnosis import Diagnosis, diagnose, from_check
 from trainlab.diagnose.facts import Brief, EpochFacts, RunSetup
 from trainlab.diagnose.finding import Finding, accuracy_interval
 from trainlab.diagnose.signals import (
@@ -188,6 +188,8 @@ class Guide:
                 self.ratio = update_ratio(model, self.initial)
             self.initial = None
         self.say(epoch_line(facts.record, self.setup.epochs, self.best_epoch, self.val_size))
+        if self.brief.dry_run:  # two batches: a curve alarm would be noise (a non-finite loss stops fit anyway)
+            return
         for f in self.diagnose(final=False).warnings:
             routine = ((f.code == "overfitting" and self.setup.early_stopping)  # early stopping handles it
                        or (f.code == "underfitting" and not f.evidence.get("flat")))  # early epochs: still falling
@@ -220,17 +222,28 @@ class Guide:
 
     def diagnose(self, final: bool = True) -> Diagnosis:
         """The diagnosis of what was handed over so far (final: with the after-training checks)."""
+        if self.brief.dry_run:
+            return self.dry_diagnosis()
         outcome = Outcome(self.comparison, self._best_row(), self.val_size, self.history, self.baseline_loss,
                           self.setup)
         after = checks.findings("after", outcome) if final else []
         return diagnose(self.signals(), self.before, after, self.comparison)
+
+    def dry_diagnosis(self) -> Diagnosis:
+        """--dry-run: the pitfalls found before training and the divergence check (a finite, not rising loss);
+        none of the curve checks that need epochs, no baselines, no after-training checks."""
+        divergence = next(c for c in checks.of_stage("during") if c.code == "divergence").measure(self.signals())
+        found = [*self.before, *([f] if (f := from_check("divergence", divergence)) else [])]
+        found.sort(key=lambda f: f.severity != "warning")  # stable: warnings first, as diagnose() orders them
+        return Diagnosis(found, {"divergence": divergence}, {}, dry_run=True)
 
     def _best_row(self) -> dict:
         return self.history[self.best_epoch - 1] if self.best_epoch and self.history else {}
 
     def finish(self) -> None:
         """After the last epoch (best weights restored): baselines on validation, then the final diagnosis."""
-        if self.setup is not None and self.setup.baselines and self.val_b is not None and self.history:
+        if self.setup is not None and self.setup.baselines and self.val_b is not None and self.history \
+                and not self.brief.dry_run:
             self.comparison = self.compare_baselines(self.val_b, "validation", self._val_metrics())
         if self.brief.announce_final:
             for line in self.diagnose().lines():

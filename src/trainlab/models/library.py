@@ -7,7 +7,10 @@
 The head is sized for the data's classes (`num_classes=`), and the input channels follow the data: timm
 builds the stem with `in_chans=` (adapting pretrained stem weights itself); for torchvision the first conv
 is rebuilt for the data's channels with timm's `adapt_input_conv` (grayscale: the RGB filters summed).
-Pretrained weights come through the libraries' own download code (`model.pretrained: true`); offline,
+Pretrained weights come through the libraries' own download code (`model.pretrained: true`), from their own
+caches when the file is there (the Hugging Face hub cache for timm, torch hub's `checkpoints/` for torchvision),
+without touching the network. Otherwise one connection to the host is tried first (3 s, no retries): offline,
+the error comes at once instead of after huggingface_hub's minute of retries, and says how to pass the file:
 `model.weights: PATH` loads a local file with weights_only=True, shape-checked, and starts a head that does
 not fit the class count afresh.
 """
@@ -15,7 +18,13 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
 
+import huggingface_hub
 import timm
 import torch
 from timm.data import resolve_data_config
@@ -27,6 +36,9 @@ from trainlab.core.errors import UserError
 from trainlab.models.heads import first_conv_name
 from trainlab.models.options import LibraryModelConfig
 from trainlab.models.weights import load_matching, read_weights
+
+PROBE_SECONDS = 3.0  # one connection attempt to the weights' host before a download; offline: the error at once
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm fetches from a hub repo, in its order
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -111,6 +123,11 @@ def _timm(model_name: str, pretrained: bool, input_shape: tuple, num_outputs: in
     where = ""
     if pretrained and default is not None:
         where = f"https://huggingface.co/{default.hf_hub_id}" if default.hf_hub_id else default.url
+        cached = timm_cached_file(default)
+        if cached:  # timm loads it as it would the download (head and stem adapted), no request to the hub
+            kwargs["pretrained_cfg_overlay"] = {"file": cached}
+        else:
+            check_reachable(f"timm:{model_name}", *timm_source(default))
     try:
         return timm.create_model(model_name, pretrained=pretrained, **kwargs)
     except OSError as e:  # no connection, or no such file in the hub / cache
@@ -123,6 +140,9 @@ def _torchvision(model_name: str, pretrained: bool, input_shape: tuple, num_outp
         adapt_stem(model, input_shape[0])
     if pretrained:
         weights = tvm.get_model_weights(model_name).DEFAULT
+        cache = torch_hub_file(weights.url)
+        if not cache.is_file():  # cached: torchvision reads it without a request
+            check_reachable(f"torchvision:{model_name}", weights.url, f"or put it at {cache}")
         try:
             state = weights.get_state_dict(progress=True, check_hash=True)  # torchvision's download and cache
         except OSError as e:  # urllib's URLError is an OSError
@@ -134,8 +154,80 @@ def _torchvision(model_name: str, pretrained: bool, input_shape: tuple, num_outp
 def _download_error(name: str, where: str, e: Exception) -> UserError:
     detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
     return UserError(f"cannot download the pretrained weights of {name} from {where} (no internet? {detail}); "
-                     f"download the file on a machine with internet and set model.weights: PATH, "
-                     f"model.pretrained: false")
+                     f"download the file on a machine with internet and set model.weights=PATH "
+                     f"model.pretrained=false")
+
+
+# ----------------------------------------------------------------------------- offline: the cache, then one probe
+
+def hf_split(hub_id: str) -> tuple[str, str | None]:
+    """"timm/convnext_atto.d2_in1k@rev" -> (repo, "rev"); no "@": the default revision (None), as timm reads it."""
+    repo, _, revision = hub_id.partition("@")
+    return repo, revision or None
+
+
+def torch_hub_file(url: str) -> Path:
+    """Where torch.hub (torchvision's download) caches `url`: TORCH_HOME/hub/checkpoints/<file name>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def timm_cached_file(cfg) -> str | None:
+    """The weights of a timm pretrained config already on disk: in the hub cache (HF_HOME) or, for a config that
+    also has a URL, in torch hub's checkpoints/ (timm's older cache); None when neither holds them."""
+    if cfg.hf_hub_id:
+        repo, revision = hf_split(cfg.hf_hub_id)
+        for name in ([cfg.hf_hub_filename] if cfg.hf_hub_filename else HUB_FILES):
+            found = huggingface_hub.try_to_load_from_cache(repo, name, revision=revision)
+            if isinstance(found, str):  # else None (never fetched) or a marker that the hub has no such file
+                return found
+    if cfg.url and torch_hub_file(cfg.url).is_file():
+        return str(torch_hub_file(cfg.url))
+    return None
+
+
+def timm_source(cfg) -> tuple[str, str]:
+    """(the URL timm would fetch first, where else the file could go) for a pretrained config."""
+    if cfg.hf_hub_id:
+        repo, revision = hf_split(cfg.hf_hub_id)
+        name = cfg.hf_hub_filename or HUB_FILES[0]
+        return (f"{huggingface_hub.constants.ENDPOINT}/{repo}/resolve/{revision or 'main'}/{name}",
+                f"(if the repository has no {name}: {HUB_FILES[1]})")
+    return cfg.url, f"or put it at {torch_hub_file(cfg.url)}"
+
+
+def unreachable(url: str, seconds: float = PROBE_SECONDS) -> str | None:
+    """Why `url`'s host takes no connection within `seconds` (one try, no retries), or None when it does."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE and url.startswith(huggingface_hub.constants.ENDPOINT):
+        return "HF_HUB_OFFLINE is set"
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    failure: list[str] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((parts.hostname, port), timeout=seconds).close()
+        except OSError as e:
+            failure.append(str(e) or type(e).__name__)
+
+    # a thread because name resolution (getaddrinfo) takes no timeout: a stuck DNS must not hang the command
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(seconds + 0.5)
+    if probe.is_alive():
+        return f"no answer within {seconds:g} s"
+    return failure[0] if failure else None
+
+
+def check_reachable(name: str, url: str, elsewhere: str) -> None:
+    """A one-line UserError, at once, when the weights are not cached and their host cannot be reached."""
+    why = unreachable(url)
+    if why is None:
+        return
+    host = urlparse(url).netloc
+    raise UserError(f"model.pretrained: the weights of {name} are not in the local cache and {host} cannot be "
+                    f"reached ({why[:80]}): this machine looks offline. Download {url} on a machine with "
+                    f"internet and set model.weights=PATH model.pretrained=false (a .safetensors or .pt/.pth "
+                    f"state_dict; {elsewhere}), or train from scratch with model.pretrained=false")
 
 
 def adapt_stem(model: nn.Module, in_chans: int) -> None:

@@ -123,7 +123,8 @@ def diagnosis(diag: dict) -> str:
         return "<p>No diagnosis recorded.</p>"
     d = Diagnosis.from_dict(diag)
     problems = diag.get("problems", d.problems)
-    verdict = ("<p><b>Healthy run:</b> no problem found.</p>" if not problems else
+    verdict = (f"<p>{esc(d.lines()[0])}</p>" if d.dry_run and not problems else
+               "<p><b>Healthy run:</b> no problem found.</p>" if not problems else
                f"<p><b>{len(problems)} problem(s) found:</b> {esc(', '.join(problems))}</p>")
     parts = [verdict]
     for f in d.findings:
@@ -152,6 +153,8 @@ def baselines(result: dict) -> str:
 
 def test_metrics(result: dict) -> str:
     test = result.get("test") or {}
+    if not test and result.get("dry_run"):
+        return "<p>No test evaluation: a dry run leaves the test split to the real run, which looks at it once.</p>"
     if not test:
         return "<p>No test evaluation (the run did not finish, or the data has no test split).</p>"
     return table([[k, float(v)] for k, v in test.items()], ["metric", "test"])

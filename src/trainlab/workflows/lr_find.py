@@ -4,10 +4,11 @@
 
 The LR grows exponentially from --start to --end over --steps training steps (Smith, "Cyclical Learning
 Rates", 2017); the loss is smoothed with an exponential moving average and the test stops once it exceeds
-4x its best value (divergence). Suggested LR = the point of steepest descent of the smoothed loss against
-log(LR); `lr_min_loss / 10` (a tenth of the LR at the lowest loss, fast.ai's rule) is reported next to it, named
-"more cautious" only when it is the smaller of the two. The model's initial weights are
-restored afterwards, and the same seed gives the same curve and suggestion.
+4x its best value (divergence). Suggested LR (`RULE`) = the point of steepest descent of the smoothed loss against
+log(LR), first 10% of steps skipped; fastai's `valley` (halfway into the longest falling stretch) and `minimum`
+(a tenth of the LR at the lowest loss) are reported next to it (`result["rules"]`). bench/lr_check.py checks them
+against short training runs at a grid of LRs (bench/notes.md): steepest was kept, valley came out 10-50x too low.
+The model's initial weights are restored afterwards, and the same seed gives the same curve and suggestion.
 """
 from __future__ import annotations
 
@@ -49,10 +50,15 @@ def run_lr_find(cfg, out: Path, start: float = 1e-7, end: float = 10.0, steps: i
 
 
 def format_lr_find(result: dict, out: Path) -> str:
-    """The three lines `trainlab lr-find` prints: where the loss was lowest, the suggestion, the plot."""
+    """The lines `trainlab lr-find` prints: where the loss was lowest, the suggestion and how it was picked, the
+    other rules' values, the plot."""
+    others = ", ".join(f"{name} {lr:.2e}" for name, lr in result["rules"].items() if name != result["rule"])
     return (f"{result['steps_run']} steps, {result['stopped']}; loss lowest at lr {result['lr_min_loss']:.2e}\n"
-            f"suggested learning rate: {result['suggested_lr']:.2e} (steepest descent; {alternative(result)}) "
+            f"suggested learning rate: {result['suggested_lr']:.2e} = the {result['rule_means']} "
             f"-> train.lr={result['suggested_lr']:.2g}\n"
+            f"other rules on the same curve: {others} ({alternative(result)}); in short sweeps of small tasks the "
+            f"best lr was 2-4x the steepest-descent one (bench/notes.md): with a one-cycle or warm-up schedule, "
+            f"whose train.lr is a peak, go higher\n"
             f"plot: {out / 'lr_find.png'}")
 
 
@@ -126,15 +132,58 @@ def sweep(cfg, model, batches, task: str, start: float, end: float, steps: int) 
     return lrs, losses, smoothed
 
 
+def steepest(lrs: list[float], smoothed: list[float]) -> int:
+    """Index of the steepest descent of the smoothed loss against log(lr) (Smith; fastai's `steep`)."""
+    slope = np.gradient(np.array(smoothed), np.log(np.array(lrs)))
+    return int(np.argmin(slope))
+
+
+def valley(lrs: list[float], smoothed: list[float]) -> int:
+    """Index halfway into the longest valley (fastai's `valley`): the longest run of steps, not necessarily
+    adjacent, along which the smoothed loss keeps falling (a longest decreasing subsequence), then the point
+    1/3 + 1/6 of the way from its start to its end - past the flat start, before the bottom where it turns up.
+    O(n^2) in the steps (200: 20k comparisons)."""
+    n = len(smoothed)
+    run = [1] * n  # run[i]: length of the longest decreasing subsequence ending at step i
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if smoothed[i] < smoothed[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[end] < run[i]:
+            end, start = i, i - run[i]
+    third = (end - start) / 3
+    return max(0, start + int(third) + int(third / 2))  # start is -1 when the valley begins at step 0
+
+
+def minimum_tenth(lrs: list[float], smoothed: list[float]) -> float:
+    """A tenth of the lr at the lowest smoothed loss (fastai's `minimum`): the loss still falls there."""
+    return lrs[int(np.argmin(smoothed))] / 10
+
+
+RULE = "steepest"  # what `suggested_lr` is. bench/lr_check.py (bench/notes.md, "lr-find's suggestion against a
+#   sweep"): on 3 small tasks the best lr of a short sweep was 2-4x steepest's and minimum/10's, 10-50x valley's
+RULES = {"steepest": "steepest descent of the smoothed loss against log(lr) (first 10% of steps skipped)",
+         "valley": "lr halfway into the longest stretch where the smoothed loss keeps falling (fastai's valley)",
+         "minimum/10": "a tenth of the lr at the lowest smoothed loss (fastai's minimum)"}
+
+
+def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
+    """Every rule's lr on the curve, its noisy first 10% of steps skipped (as fastai does), and its last ones."""
+    skip = min(len(lrs) // 10, len(lrs) - 3)
+    lrs, smoothed = lrs[skip:], smoothed[skip:]
+    return {"steepest": lrs[steepest(lrs, smoothed)], "valley": lrs[valley(lrs, smoothed)],
+            "minimum/10": minimum_tenth(lrs, smoothed)}
+
+
 def analyse(lrs: list[float], losses: list[float], smoothed: list[float], steps: int) -> dict:
-    """Suggested LR = steepest descent of the smoothed loss in log(LR), skipping the noisy first 10% of steps."""
+    """The suggested lr (RULE) and the other rules' next to it, on the sweep's smoothed loss."""
     if len(lrs) < 5:
         raise UserError(f"the loss diverged after {len(lrs)} steps; lower --start")
-    skip = min(len(lrs) // 10, len(lrs) - 3)
-    slope = np.gradient(np.array(smoothed[skip:]), np.log(np.array(lrs[skip:])))
-    steepest = skip + int(np.argmin(slope))
+    rules = suggestions(lrs, smoothed)
     lowest = int(np.argmin(smoothed))
-    return {"suggested_lr": lrs[steepest], "lr_min_loss": lrs[lowest], "steps_run": len(lrs),
+    return {"suggested_lr": rules[RULE], "rule": RULE, "rule_means": RULES[RULE], "rules": rules,
+            "lr_min_loss": lrs[lowest], "steps_run": len(lrs),
             "stopped": "diverged" if len(lrs) < steps else "end of sweep",
             "lrs": lrs, "losses": losses, "smoothed": smoothed}
 

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -29,6 +31,7 @@ from trainlab.engine.trainer import NonFiniteLoss, Trainer
 from trainlab.models.catalog import architecture_only, build_model, is_library_model
 from trainlab.observe import monitor as observe
 from trainlab.observe.plots import read_result
+from trainlab.observe.report import write_report
 from trainlab.observe.tracking import OFF, TrackedRun, Tracking, open_tracker
 from trainlab.run.config import Config, dump_config, read_run_config
 from trainlab.run.directory import (
@@ -92,7 +95,8 @@ def write_run_files(out: Path, cfg: Config, data, view, model, device, argv) -> 
 
 
 def dry_run_view(view, cfg: Config):
-    """--dry-run: two training batches, one validation and one test batch, one epoch."""
+    """--dry-run: two training batches and one validation batch, one epoch (train never looks at the test split
+    in a dry run; cv and tune's trials have none)."""
     view.train_idx = view.train_idx[: 2 * cfg.data.batch_size]
     view.val_idx = view.val_idx[: cfg.data.eval_batch_size]
     cfg.train.epochs = 1
@@ -143,6 +147,7 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
     data = load_data(cfg)
     view = data.view(data.splits.train, data.splits.val)
     check_fit(cfg, view)  # data-dependent settings, before a run directory is written
+    plan = {"train_samples": len(view.train_idx), "val_samples": len(view.val_idx), "epochs": cfg.train.epochs}
     if dry_run:
         view = dry_run_view(view, cfg)
     seed_everything(cfg.seed)
@@ -168,13 +173,17 @@ def _train(cfg: Config, out, resume, overwrite, argv, dry_run, quiet, info, devi
     settings = dataclasses.replace(cfg.train, device=str(device), verbose=not quiet and cfg.train.verbose is not False)
     trainer = Trainer(model, settings, seed=cfg.seed, task=view.bundle.task, run_dir=out, hooks=hooks,
                       progress=None if not quiet else False, dist=info)
-    trainer.guide.set_brief(observe.brief(cfg, view))
+    brief = observe.brief(cfg, view)  # + the monitor the kept epoch is chosen by, which the curve notes name
+    trainer.guide.set_brief(dataclasses.replace(brief, dry_run=dry_run,
+                                                settings={**brief.settings, "monitor": trainer.monitor}))
     try:
         if not resume and (info is None or info.is_main):  # a resumed run keeps the choice its checkpoint recorded
             choice = trainer.prepare(train_b, cfg.data.batch_size)
             record_machine_choice(out, choice.to_dict(), torch.get_num_threads())
         history = trainer.fit(train_b, val_b, cfg.train.epochs, resume=(resume / "last.pt") if resume else None)
-        result = finish_run(trainer, view, out, history, dry_run, helpers) if info is None or info.is_main else {}
+        finish = (lambda: finish_dry_run(trainer, view, out, history, plan, (train_b, val_b))) if dry_run \
+            else (lambda: finish_run(trainer, view, out, history, helpers))
+        result = finish() if info is None or info.is_main else {}
     except BaseException as e:  # any error, Ctrl-C too: the MLflow run is marked FAILED with what was written
         if isinstance(e, NonFiniteLoss):
             observe.on_failure(out, trainer, e)
@@ -220,8 +229,7 @@ def prepare_output(cfg: Config, out: Path | None, resume: Path | None, overwrite
     return out
 
 
-def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: bool = False,
-               helpers=None) -> dict:
+def finish_run(trainer: Trainer, view, out: Path, history: list[dict], helpers=None) -> dict:
     """Evaluate the best weights on the test split once, and write history.csv and result.json.
 
     The test metrics go to the manifest with the evaluation count before anything else is written: a run
@@ -231,25 +239,85 @@ def finish_run(trainer: Trainer, view, out: Path, history: list[dict], dry_run: 
     note = {"note": "completing the run: its test metrics were recorded before it was interrupted; the test "
                     "split is not evaluated again"} if test is not None else {}
     if test is None:
-        test = evaluate_test(trainer, view, out, len(history), dry_run)
+        test = evaluate_test(trainer, view, out, len(history))
     write_history(out / "history.csv", history)
     result = {**note, "test": test, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
               "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": trainer.stopped_early,
               "final": history[-1] if history else {}, "run_dir": str(out)}
     result.update(bundle_extras(view, result))  # e.g. forecast baselines on the same test windows
-    test_b = view.batches("test", trainer.device)  # the baselines are scored on the same test samples
-    compare_on_test(trainer, test_b.take(1) if dry_run and test_b is not None else test_b, test, result)
+    compare_on_test(trainer, view.batches("test", trainer.device), test, result)  # the same test samples
     observe.finalize(out, trainer, view, result, helpers)
     record_files(out, result.get("plots", []))  # the plots drawn: --overwrite may remove them
     write_json(out / "result.json", result)
     return result
 
 
-def evaluate_test(trainer: Trainer, view, out: Path, epochs_run: int, dry_run: bool = False) -> dict:
+def finish_dry_run(trainer: Trainer, view, out: Path, history: list[dict], plan: dict, batches) -> dict:
+    """--dry-run: what two batches can tell - the shapes, the pitfalls found before training, a finite loss and the
+    time per batch - into result.json and report.html. The test split is not evaluated (it is looked at once, by the
+    real run), and no curve, baseline or after-training check is judged, no plot drawn: those need a real run."""
+    write_history(out / "history.csv", history)
+    facts = dry_run_facts(trainer, view, history, plan, batches)
+    diag = trainer.diagnosis  # the guide's dry diagnosis (Brief.dry_run): pitfalls and divergence only
+    result = {"dry_run": facts, "test": {}, "best_epoch": trainer.best_epoch, "epochs_run": len(history),
+              "monitor": trainer.monitor, "best_value": trainer.best_value, "stopped_early": False,
+              "final": history[-1] if history else {}, "run_dir": str(out), "diagnosis": diag.to_dict()}
+    write_report(out, result)  # the page renders too (the data audit, the dry diagnosis); no plots are drawn
+    write_json(out / "result.json", result)
+    for line in [*dry_run_lines(facts), *diag.lines()]:
+        trainer.guide.say(line)
+    return result
+
+
+def dry_run_facts(trainer: Trainer, view, history: list[dict], plan: dict, batches) -> dict:
+    """Shapes, the losses of the two batches and a time estimate for the real run."""
+    train_b, val_b = batches
+    last = history[-1] if history else {}
+    per_batch = batch_seconds(trainer.model, train_b)
+    full_batches = math.ceil(plan["train_samples"] / max(1, getattr(train_b, "batch_size", None) or 1))
+    epoch = per_batch * full_batches * 1.2  # + ~20%: the optimizer step and the validation pass (a guess)
+    return {"input_shape": list(view.input_shape), "outputs": view.bundle.num_outputs, "task": view.bundle.task,
+            "parameters": sum(p.numel() for p in trainer.model.parameters()),
+            "train_batches": len(train_b), "train_samples": train_b.num_samples,
+            "val_samples": val_b.num_samples if val_b is not None else 0,
+            "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
+            "loss_finite": all(math.isfinite(v) for k, v in last.items() if k.endswith("_loss")),
+            "seconds_per_batch": per_batch, "batches_per_epoch": full_batches, "estimated_epoch_seconds": epoch,
+            "estimated_run_seconds": epoch * plan["epochs"], "planned_epochs": plan["epochs"]}
+
+
+def batch_seconds(model: torch.nn.Module, train_b, repeats: int = 3) -> float:
+    """Seconds to load a training batch and run forward and backward, the fastest of `repeats` after the fit warmed
+    up the model (the dry run's own epoch time is mostly start-up). Gradients are cleared afterwards."""
+    generator = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    times = []
+    with torch.random.fork_rng(devices=[]):  # dropout draws here must not shift anything after the dry run
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            xb, _ = next(iter(train_b.iterate(train_b.order(generator), 0, generator)))
+            model(xb).float().sum().backward()  # (B, outputs) -> a scalar: the backward pass a loss would take
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+    model.zero_grad(set_to_none=True)
+    return min(times)
+
+
+def dry_run_lines(facts: dict) -> list[str]:
+    val = f", val loss {facts['val_loss']:.4g}" if facts["val_loss"] is not None else ""
+    return [f"dry run: input {tuple(facts['input_shape'])} -> {facts['outputs']} outputs ({facts['task']}, "
+            f"{facts['parameters']:,} parameters); {facts['train_batches']} training batches: train loss "
+            f"{facts['train_loss']:.4g}{val} ({'finite' if facts['loss_finite'] else 'NOT finite'})",
+            f"dry run: {facts['seconds_per_batch']:.3g} s per training batch (forward and backward) -> about "
+            f"{facts['estimated_epoch_seconds']:.3g} s per epoch, {facts['estimated_run_seconds']:.3g} s for "
+            f"{facts['planned_epochs']} epochs ({facts['batches_per_epoch']} batches each); not judged without a "
+            f"real run: the test split, the curves, the baselines"]
+
+
+def evaluate_test(trainer: Trainer, view, out: Path, epochs_run: int) -> dict:
     """The one test evaluation of the training's best weights, recorded (count and metrics) in one write."""
     test_b = view.batches("test", trainer.device)
-    if dry_run and test_b is not None:
-        test_b = test_b.take(1)
     test = trainer.evaluate(test_b) if test_b is not None else {}
     n = count_test_evaluation(out, test, epochs_run)
     warning = test_reuse_warning(out, n)  # e.g. a finished run resumed with more epochs
