@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+from conftest import tiny_config
 from trainlab.core.report import silent
 from trainlab.run.config import build_config
 from trainlab.workflows.cv import cross_validate
-
-from conftest import tiny_config
 
 FOLD_END = re.compile(r"^fold (\d)/3  val_loss (\d\.\d{4})  val_accuracy (\d\.\d{4}).*best epoch \d/2  \d+\.\ds$")
 EPOCH = re.compile(r"^fold (\d)/3  epoch +(\d)/2  train_loss ")

@@ -8,11 +8,10 @@ import yaml
 from PIL import Image
 
 import trainlab.workflows.tune
+from conftest import tiny_config
 from trainlab.data.images import ImageFiles, first_mention, skipped_said_once
 from trainlab.run.config import build_config
 from trainlab.workflows.tune import SameData
-
-from conftest import tiny_config
 
 
 def image_folder(root, junk: bool) -> str:
