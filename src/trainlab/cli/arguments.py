@@ -177,6 +177,8 @@ def runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default="runs", type=Path, help="directory with runs (default: runs)")
     p.add_argument("--sort", metavar="COLUMN", help="sort by this column (e.g. test, best_val, lr, time_s)")
     p.add_argument("--reverse", action="store_true", help="descending order")
+    p.add_argument("--wide", action="store_true",
+                   help="every column, however wide (default: the key columns fitted to the terminal's width)")
     p.add_argument("--out", type=Path, default=None, help="directory for result.json (the runs as rows)")
 
 
