@@ -248,13 +248,13 @@ def _fit(forms: list[str], width: int, middle: bool = False) -> str:
 
 
 def optional_columns(columns: list[str], rows: list[dict]) -> list[str]:
-    """After the fitted ones, in order, when they say something: status (not all done), the config keys whose
-    values differ between the runs, the problems the guide found, where MLflow has them."""
+    """After the fitted ones, in order, when they say something: status (not all done), the problems the guide
+    found, the config keys whose values differ between the runs, where MLflow has them."""
     fixed = [c for c in FIXED_KEYS.values() if c not in ("dataset", "model")]
     extra = [c for c in columns if "." in c]  # runs_table's varying config keys
     differ = [c for c in [*fixed, *extra] if len({repr(r.get(c)) for r in rows}) > 1]
-    return (["status"] if any(r.get("status") != "done" for r in rows) else []) + differ \
-        + (["problems"] if any(r.get("problems") not in (None, "-") for r in rows) else []) \
+    return (["status"] if any(r.get("status") != "done" for r in rows) else []) \
+        + (["problems"] if any(r.get("problems") not in (None, "-") for r in rows) else []) + differ \
         + (["mlflow"] if any(r.get("mlflow") for r in rows) else [])
 
 
@@ -277,7 +277,12 @@ def fit_table(columns: list[str], rows: list[dict], width: int | None = None) ->
     for c in ("run", "best", "test"):  # a very narrow terminal: cut what is left to fit
         size[c] -= max(0, min(over(), size[c] - 4))
     for c in forms:
-        if c not in FITTED and over() + 2 + min(size[c], OPTIONAL_WIDTH) <= 0:
+        need = over() + 2 + min(size[c], OPTIONAL_WIDTH)
+        if c in ("status", "problems") and need > 0:  # worth a shorter date and metric names
+            for soft in (k for k in ("when", "best", "test") if k in shown):
+                size[soft] -= max(0, min(need, size[soft] - max(SHRINK[soft], len(soft))))
+                need = over() + 2 + min(size[c], OPTIONAL_WIDTH)
+        if c not in FITTED and need <= 0:
             size[c] = min(size[c], OPTIONAL_WIDTH)
             shown.append(c)
     paths = {c for c in shown if c in ("run", "mlflow") or c.endswith("path")}
