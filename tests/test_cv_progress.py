@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+
+import trainlab
 from conftest import tiny_config
 from trainlab.core.report import silent
 from trainlab.run.config import build_config
@@ -36,3 +43,41 @@ def test_library_folds_stay_quiet(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     assert len(result["folds"]) == 3 and result["mean"]["val_accuracy"] > 0.8
+
+
+def run_in_a_terminal(argv: list[str], columns: int = 120) -> str:
+    """Run `argv` with stdin, stdout and stderr on a pseudo-terminal `columns` wide; what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))  # tqdm sizes its bar by it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(trainlab.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    env.pop("COLUMNS", None)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(300) == 0, b"".join(chunks)[-2000:]
+    return b"".join(chunks).decode(errors="replace").replace("\r", "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_cv_in_a_terminal_shows_the_live_bar_instead_of_epoch_lines(write_config, tmp_path):
+    text = run_in_a_terminal([sys.executable, "-m", "trainlab", "cv", str(write_config(tiny_config())),
+                              "--folds", "3", "--out", str(tmp_path / "cv")])
+    assert [m.group(1) for m in re.finditer(r"^fold (\d)/3  val_loss", text, re.M)] == ["1", "2", "3"]
+    assert not re.search(r"fold \d/3  epoch", text)  # the bar says it here; a log gets the lines
+    assert re.search(r"epoch 2/2: +\d+%\|.*batch", text)  # the Trainer's live bar, as in train

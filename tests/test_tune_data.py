@@ -2,6 +2,8 @@
 the folder is read once per study (trials whose data settings are the same reuse it)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -9,6 +11,7 @@ from PIL import Image
 
 import trainlab.workflows.tune
 from conftest import tiny_config
+from trainlab.cli.main import main
 from trainlab.data.images import ImageFiles, first_mention, skipped_said_once
 from trainlab.run.config import build_config
 from trainlab.workflows.tune import SameData
@@ -57,6 +60,19 @@ def test_tune_says_skipped_files_once(tmp_path, cli, monkeypatch, junk):
     assert len(loads) == 1  # the search read the folder once (objective check); the trials reused it
     final = yaml.safe_load((tmp_path / "tune" / "final" / "data.json").read_text())
     assert final["meta"]["intake"]["train"]["skipped"] == (2 if junk else 0)  # still recorded in the final run
+
+
+@pytest.mark.slow
+def test_cv_workers_do_not_repeat_it(tmp_path, capfd):
+    """`trainlab cv --jobs 2`: each worker process reads the folder again; only the command says what was skipped.
+    capfd: the workers write to the file descriptors, not to this process's sys.stdout."""
+    cfg = tune_config(tmp_path, image_folder(tmp_path / "photos", junk=True))
+    assert main(["cv", cfg, "--folds", "2", "--jobs", "2", "--out", str(tmp_path / "cv")]) == 0
+    captured = capfd.readouterr()
+    said = [line for line in (captured.out + captured.err).splitlines() if "skipped 2 of 26 files" in line]
+    assert len(said) == 1, said
+    ends = [line.split("  ")[0] for line in captured.out.splitlines() if re.match(r"fold \d/2  val_loss", line)]
+    assert sorted(ends) == ["fold 1/2", "fold 2/2"]  # as each worker finishes
 
 
 def test_outside_a_command_every_load_says_it(tmp_path):

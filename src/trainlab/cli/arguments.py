@@ -143,7 +143,8 @@ def cv(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=count(1, 256), default=1, help="folds trained in parallel processes (default 1)")
     p.add_argument("--out", type=Path, default=None, help="directory (default: runs/<data>-<model>-cv-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
-    p.add_argument("--verbose", action="store_true", help="print every epoch of every fold")
+    p.add_argument("--verbose", action="store_true",
+                   help="print every epoch of every fold in a terminal too (a log or pipe always gets them)")
     p.add_argument("--dry-run", action="store_true", help="one epoch on two batches per fold")
 
 
