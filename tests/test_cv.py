@@ -135,6 +135,9 @@ def test_run_cv_takes_typed_arguments_returns_the_result_and_prints_only_through
     cfg = load_config(write_config(**TINY), ["train.epochs=1"])
     result = run_cv(cfg, tmp_path / "cv", 2, report=lambda line, warning=False: lines.append(line))
     assert capsys.readouterr().out == ""
+    assert [line.split()[:4] for line in lines if "  epoch " in line] == [["fold", "1/2", "epoch", "1/1"],
+                                                                             ["fold", "2/2", "epoch", "1/1"]]
+    lines = [line for line in lines if "  epoch " not in line]  # not a terminal: each epoch's line, then the fold's
     assert [line.split("  ")[0] for line in lines] == ["fold 1/2", "fold 2/2"]
     acc = [f["metrics"]["val_accuracy"] for f in result["folds"]]
     assert len(acc) == 2 and result["mean"]["val_accuracy"] == pytest.approx(np.mean(acc))

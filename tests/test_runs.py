@@ -29,7 +29,7 @@ def root(tmp_path_factory):
 
 
 def test_runs_table_and_result(cli, root, tmp_path):
-    code, out, err = cli("runs", root, "--sort", "lr", "--out", tmp_path)
+    code, out, err = cli("runs", root, "--sort", "lr", "--out", tmp_path, "--wide")  # every column
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split()[:7] == ["run", "dataset", "model", "optimizer", "lr", "batch", "model.hidden"]

@@ -122,8 +122,17 @@ def test_tensorboard_serves_on_loopback_only(run_dir):
 
 def test_tensorboard_command(cli, tmp_path, monkeypatch):
     calls = []
-    fake_run = lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 0)
-    monkeypatch.setattr(subprocess, "run", fake_run)
+
+    class FakeTensorBoard:  # exits at once, status 0
+        def __init__(self, argv, **kw):
+            calls.append(argv)
+            self.pid = os.getpid()
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeTensorBoard)
+    monkeypatch.setattr(tb, "stop_group", lambda child: None)  # the fake's pid is this process: nothing to stop
     code, out, err = cli("tensorboard", tmp_path, "--port", "6123")
     assert code == 0 and calls == [tb.tensorboard_argv(tmp_path, 6123)] and "http://127.0.0.1:6123/" in out
     assert_one_line_error(*cli("tensorboard", tmp_path / "missing")[::2], "is not a directory")

@@ -145,7 +145,8 @@ def cv(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=count(1, 256), default=1, help="folds trained in parallel processes (default 1)")
     p.add_argument("--out", type=Path, default=None, help="directory (default: runs/<data>-<model>-cv-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result in --out")
-    p.add_argument("--verbose", action="store_true", help="print every epoch of every fold")
+    p.add_argument("--verbose", action="store_true",
+                   help="print every epoch of every fold in a terminal too (a log or pipe always gets them)")
     p.add_argument("--dry-run", action="store_true", help="one epoch on two batches per fold")
 
 
@@ -179,6 +180,8 @@ def runs(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", default="runs", type=Path, help="directory with runs (default: runs)")
     p.add_argument("--sort", metavar="COLUMN", help="sort by this column (e.g. test, best_val, lr, time_s)")
     p.add_argument("--reverse", action="store_true", help="descending order")
+    p.add_argument("--wide", action="store_true",
+                   help="every column, however wide (default: the key columns fitted to the terminal's width)")
     p.add_argument("--out", type=Path, default=None, help="directory for result.json (the runs as rows)")
 
 

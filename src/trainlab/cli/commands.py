@@ -284,10 +284,10 @@ def lr_find(args) -> int:
 
 def runs(args) -> int:
     check_out_is_dir(args.out)
-    from trainlab.observe.compare import format_table, runs_table  # start-up time
+    from trainlab.observe.compare import fit_table, format_table, runs_table  # start-up time
 
     columns, rows = runs_table(args.dir, args.sort, args.reverse)
-    print(format_table(columns, rows))
+    print(format_table(columns, rows) if args.wide else fit_table(columns, rows))
     write_result(args.out, {"root": str(args.dir), "columns": columns, "runs": rows})
     return 0
 

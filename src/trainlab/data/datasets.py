@@ -16,7 +16,7 @@ from trainlab.core.errors import UserError
 from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.cifar import FOLDER, CIFAR10Pickle
-from trainlab.data.images import ImageFiles
+from trainlab.data.images import ImageFiles, first_mention
 from trainlab.data.options import CSVParams, ImageFolderParams
 from trainlab.data.tabular import read_csv_bundle
 
@@ -91,7 +91,7 @@ def build_image_folder(cfg, params: ImageFolderParams) -> DataBundle:
         test = ImageFiles(params.test_path, tuple(size), params.channels, pool.classes, params.bad_files)
     intake = {"train": pool.report(), **({"test": test.report()} if test is not None else {})}
     for folder in (pool, test):
-        if folder is not None and folder.skipped:
+        if folder is not None and folder.skipped and first_mention(folder):  # once per tune/cv command
             print_progress(skipped_line(folder))
     return DataBundle(pool, test, "classification", "image", pool.classes, meta={"intake": intake})
 

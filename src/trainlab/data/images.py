@@ -16,7 +16,10 @@ import io
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +173,39 @@ class ImageFiles(Dataset):
         """What listing found, for data.json: counts and every skipped file with its reason."""
         return {"folder": str(self.root), "files": self.total, "used": len(self.paths),
                 "skipped": len(self.skipped), "skipped_files": self.skipped}
+
+
+# ----------------------------------------------------------------------------- the "skipped N files" line, once
+
+# within `skipped_said_once()`: the (folder, skipped, total) already announced; "all" mutes every line. Outside
+# one (train, a Python user's own loop): None, each load says it. A ContextVar, not a module-level set, so that
+# a notebook's second `trainlab train` of the same folder still tells its user.
+_SAID: ContextVar[set | str | None] = ContextVar("trainlab_skipped_said", default=None)
+
+
+@contextmanager
+def skipped_said_once(muted: bool = False) -> Iterator[None]:
+    """One command that reads the same folder many times (tune: every trial and the final run; cv: each
+    worker process) says its "skipped N files" line once. `muted`: say nothing (a cv worker: the parent said it)."""
+    token = _SAID.set("all" if muted else set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def first_mention(folder: ImageFiles) -> bool:
+    """Whether this folder's skipped files are to be announced now (and remember that they were)."""
+    said = _SAID.get()
+    if said is None:
+        return True
+    if said == "all":
+        return False
+    key = (str(folder.root), len(folder.skipped), folder.total)
+    if key in said:
+        return False
+    said.add(key)
+    return True
 
 # ----------------------------------------------------------------------------- untrusted bytes (trainlab serve)
 

@@ -1,19 +1,24 @@
 """`trainlab runs [DIR]`: a table of the runs under a directory; `trainlab compare RUN RUN...`: what differs.
 
-    trainlab runs                         # every run under runs/, oldest first
+    trainlab runs                         # every run under runs/, fitted to the terminal's width
     trainlab runs runs --sort test --reverse
+    trainlab runs --wide                  # every column, however wide
     trainlab compare runs/a runs/b --out runs/a-vs-b    # config diff + overlaid curves (compare.png)
     trainlab compare runs/a-5seeds runs/b-5seeds        # multi-seed dirs: mean ± std, and within seed noise?
 
 A run directory is one holding config.yaml and manifest.json (what `trainlab train` writes). The table
 shows the config keys every run has (dataset, model, optimizer, lr, batch size) plus up to MAX_VARYING
 other keys whose values differ between the listed runs - usually what the runs were made to compare.
+`fit_table` shows what matters first (run, data/model, epochs, best validation value, test metric, time,
+when) and adds the config keys that differ, the status and problems as far as the width allows; `--wide`
+shows every column. A cross-validation directory (`trainlab cv`) lists its mean ± std of the monitored metric.
 A multi-seed directory (`train --seeds N`) lists as its seed-<s> runs; `compare` takes it as one entry
 shown as mean ± std over its seeds (observe/seeds.py).
 """
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 from trainlab.core.configfile import read_yaml
@@ -105,7 +110,14 @@ def run_row(info: dict, root: Path) -> dict:
                 "test_metric": metric, "test": test.get(metric) if metric else None,
                 "epochs": res.get("epochs_run", len(hist)), "time_s": sum(r.get("time", 0.0) for r in hist),
                 "status": status, "problems": ",".join(res.get("diagnosis", {}).get("problems", [])) or "-",
-                "mlflow": (res.get("mlflow") or {}).get("uri")})  # the tracking URI it was logged to, if any
+                "mlflow": (res.get("mlflow") or {}).get("uri"),  # the tracking URI it was logged to, if any
+                "kind": info["manifest"].get("kind"), "started": info["manifest"].get("started")})
+    if isinstance(res.get("folds"), list) and isinstance(res.get("mean"), dict):  # trainlab cv: no epochs, no test
+        monitor = str(cfg.get("train.monitor") or "val_loss")
+        monitor = monitor if monitor in res["mean"] else "val_loss"
+        row.update({"kind": "cv", "folds": len(res["folds"]), "monitor": monitor, "epochs": None,
+                    "best_val": res["mean"].get(monitor), "best_std": (res.get("std") or {}).get(monitor),
+                    "time_s": res.get("time")})
     return row
 
 
@@ -135,7 +147,7 @@ def runs_table(root: Path, sort: str | None = None, reverse: bool = False) -> tu
             row[key] = info["config"].get(key)
         rows.append(row)
     columns = ["run", *FIXED_KEYS.values(), *extra, "monitor", "best_val", "test_metric", "test", "epochs",
-               "time_s", "status", "problems"]
+               "time_s", "started", "status", "problems"]
     columns += ["mlflow"] if any(r["mlflow"] for r in rows) else []
     if sort:
         rows = sort_rows(rows, columns, sort, reverse)
@@ -169,6 +181,115 @@ def format_table(columns: list[str], rows: list[dict]) -> str:
     cells = [columns] + [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+# ----------------------------------------------------------------------------- the table fitted to a terminal
+
+FITTED = ("run", "data/model", "epochs", "best", "test", "time", "when")  # what a reader looks for first
+SHRINK = {"when": 11, "best": 11, "test": 10, "epochs": 6, "run": 12, "data/model": 10}  # cut in this order, to this
+DROPPED = ("when", "time", "epochs", "data/model")  # dropped in this order when cutting is not enough
+OPTIONAL_WIDTH = 20  # the other columns are added while they fit, each cut to this
+SHORT_NAMES = {"accuracy": "acc", "balanced_accuracy": "bacc", "loss": "loss"}
+
+
+def fitted_forms(row: dict, column: str) -> list[str]:
+    """One cell of the fitted table, longest form first: the narrowest column that holds a form shows it
+    ('val_loss 0.0812' / 'loss 0.0812' / '0.0812'; '2026-12-07 06:37' / '12-07 06:37'), else its cut."""
+    if column == "data/model":
+        return [f"{row.get('dataset') or '-'}/{row.get('model') or '-'}"]
+    if column == "epochs":
+        return [f"{row['folds']}-fold cv", f"cv {row['folds']}"] if row.get("folds") else [_cell(row.get("epochs"))]
+    if column == "best":
+        if not is_number(row.get("best_val")):
+            return ["-"]
+        value = f"{row['best_val']:.4g}"
+        std = f"±{row['best_std']:.2g}" if is_number(row.get("best_std")) else ""  # cv: over the folds
+        return [*_metric_forms(str(row.get("monitor")), value + std), *([value] if std else [])]
+    if column == "test":
+        return _metric_forms(row["test_metric"], f"{row['test']:.4g}") if is_number(row.get("test")) else ["-"]
+    if column == "time":
+        return [_duration(row.get("time_s"))]
+    if column == "when":  # manifest "2026-12-07T06:37:32" -> "2026-12-07 06:37", "12-07 06:37"
+        when = str(row.get("started") or "-")[:16].replace("T", " ")
+        return [when, when[5:]] if len(when) == 16 else [when]
+    return [_cell(row.get(column))]
+
+
+def _metric_forms(name: str, value: str) -> list[str]:
+    short = name.removeprefix("val_")
+    return [f"{name} {value}", f"{SHORT_NAMES.get(short, short)} {value}", value]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _duration(seconds) -> str:
+    if not is_number(seconds) or seconds <= 0:
+        return "-"
+    s = round(seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _fit(forms: list[str], width: int, middle: bool = False) -> str:
+    """The longest form that fits `width`, else the shortest cut: a path loses its middle ('dig…-2026'),
+    anything else its end."""
+    text = next((f for f in forms if len(f) <= width), forms[-1])
+    if len(text) <= width:
+        return text
+    if middle and width > 1:
+        head = (width - 1) // 2
+        return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+    return text[:width - 1] + "…" if width > 1 else text[:width]
+
+
+def optional_columns(columns: list[str], rows: list[dict]) -> list[str]:
+    """After the fitted ones, in order, when they say something: status (not all done), the problems the guide
+    found, the config keys whose values differ between the runs, where MLflow has them."""
+    fixed = [c for c in FIXED_KEYS.values() if c not in ("dataset", "model")]
+    extra = [c for c in columns if "." in c]  # runs_table's varying config keys
+    differ = [c for c in [*fixed, *extra] if len({repr(r.get(c)) for r in rows}) > 1]
+    return (["status"] if any(r.get("status") != "done" for r in rows) else []) \
+        + (["problems"] if any(r.get("problems") not in (None, "-") for r in rows) else []) + differ \
+        + (["mlflow"] if any(r.get("mlflow") for r in rows) else [])
+
+
+def fit_table(columns: list[str], rows: list[dict], width: int | None = None) -> str:
+    """The runs table in at most `width` characters a line (default: the terminal's, 100 when not a terminal):
+    the FITTED columns, cut (SHRINK) or dropped (DROPPED) until they fit, then what optional_columns adds."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    forms = {c: [fitted_forms(r, c) for r in rows] for c in [*FITTED, *optional_columns(columns, rows)]}
+    size = {c: max(len(c), *(len(f[0]) for f in cells)) for c, cells in forms.items()}
+    shown = list(FITTED)
+
+    def over() -> int:
+        return sum(size[c] for c in shown) + 2 * (len(shown) - 1) - width
+
+    for c in SHRINK:  # cut the long ones first: a path, a timm model name, a metric's name
+        size[c] -= max(0, min(over(), size[c] - max(SHRINK[c], len(c))))
+    for c in DROPPED:
+        if over() > 0:
+            shown.remove(c)
+    for c in ("run", "best", "test"):  # a very narrow terminal: cut what is left to fit
+        size[c] -= max(0, min(over(), size[c] - 4))
+    for c in forms:
+        need = over() + 2 + min(size[c], OPTIONAL_WIDTH)
+        if c in ("status", "problems") and need > 0:  # worth a shorter date and metric names
+            for soft in (k for k in ("when", "best", "test") if k in shown):
+                size[soft] -= max(0, min(need, size[soft] - max(SHRINK[soft], len(soft))))
+                need = over() + 2 + min(size[c], OPTIONAL_WIDTH)
+        if c not in FITTED and need <= 0:
+            size[c] = min(size[c], OPTIONAL_WIDTH)
+            shown.append(c)
+    paths = {c for c in shown if c in ("run", "mlflow") or c.endswith("path")}
+    lines = [[_fit([c], size[c]) for c in shown]]
+    lines += [[_fit(forms[c][i], size[c], c in paths) for c in shown] for i in range(len(rows))]
+    return "\n".join("  ".join(v.ljust(size[c]) for v, c in zip(line, shown, strict=True)).rstrip()[:width]
+                     for line in lines)
 
 
 # ----------------------------------------------------------------------------- compare

@@ -9,6 +9,8 @@ a run its flattened config and final metrics go to the HPARAMS tab (`log_hparams
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from trainlab.core.errors import UserError
 from trainlab.core.report import Reporter, print_progress
 
 HOST = "127.0.0.1"  # never 0.0.0.0: TensorBoard has no authentication
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+GRACE_S = 5.0  # TensorBoard's time to close its port after SIGTERM before its process group is killed
 SCALAR_TYPES = (bool, int, float, str)
 
 
@@ -93,14 +97,73 @@ def tensorboard_argv(logdir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", HOST, "--port", str(port)]
 
 
+class _Stopped(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
 def serve_tensorboard(logdir: Path, port: int, report: Reporter = print_progress) -> int:
-    """Serve `logdir` on 127.0.0.1:`port` until Ctrl-C; TensorBoard's exit status (0 after Ctrl-C)."""
+    """Serve `logdir` on 127.0.0.1:`port` until Ctrl-C; TensorBoard's exit status (0 after Ctrl-C, 128 + N after
+    signal N such as SIGTERM). TensorBoard runs in its own process group (it starts a data server of its own),
+    which is stopped whenever this process stops: SIGINT, SIGTERM, SIGHUP, an error; a port left open by an
+    orphaned TensorBoard would refuse the next `trainlab tensorboard` on it."""
     if not logdir.is_dir():
         raise UserError(f"{logdir} is not a directory; train a run first (trainlab train CONFIG --out runs/x)")
     if not 1 <= port <= 65535:
         raise UserError(f"--port must be 1..65535, got {port}")
     report(f"TensorBoard for {logdir} on http://{HOST}:{port}/ (Ctrl-C stops it)")
+    previous = _catch(STOP_SIGNALS, _raise_stopped)  # before the start: a signal now must still stop the child
+    child = None
     try:
-        return subprocess.run(tensorboard_argv(logdir, port)).returncode
-    except KeyboardInterrupt:
+        child = subprocess.Popen(tensorboard_argv(logdir, port), start_new_session=os.name == "posix")
+        return child.wait()
+    except _Stopped as e:
+        return 0 if e.signum == signal.SIGINT else 128 + e.signum
+    except KeyboardInterrupt:  # no handler could be installed (not the main thread)
         return 0
+    finally:
+        _catch(STOP_SIGNALS, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        if child is not None:
+            stop_group(child)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _catch(signals: tuple, handler) -> dict:
+    """Install `handler` for `signals`; the handlers they had (none changed outside the main thread)."""
+    previous = {}
+    for signum in signals:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread: Python lets only it set handlers
+            break
+    return previous
+
+
+def stop_group(child: subprocess.Popen, grace: float = GRACE_S) -> None:
+    """SIGTERM to the child's process group (TensorBoard and its data server), SIGKILL after `grace` seconds."""
+    group = os.name == "posix"
+    for sig, wait in ((signal.SIGTERM, grace), (getattr(signal, "SIGKILL", signal.SIGTERM), grace)):
+        try:
+            os.killpg(child.pid, sig) if group else child.send_signal(sig)
+        except (ProcessLookupError, PermissionError):  # the whole group is gone already
+            return
+        try:
+            child.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        if not group or not _group_alive(child.pid):
+            return
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)  # signal 0: only asks whether a process of the group exists
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -11,7 +11,9 @@ fold's score is its validation part evaluated with the fold's best weights. resu
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -26,6 +28,7 @@ from trainlab.core.machine import physical_cores
 from trainlab.core.report import Reporter, print_progress
 from trainlab.core.schema import to_dict
 from trainlab.data.base import targets_of
+from trainlab.data.images import skipped_said_once
 from trainlab.data.options import FOLD_SPLITTERS
 from trainlab.data.prepare import load_data
 from trainlab.data.splits import fold_splits
@@ -66,7 +69,8 @@ def run_cv(cfg: Config, out: Path, folds: int, split: str = "auto", group: str |
                        params={"cv.folds": folds, "cv.split": split})
     with tracked.failing():
         result = cross_validate(cfg, folds, split, group, jobs, out, verbose=verbose, dry_run=dry_run,
-                                report=report, keep_oof=True, data=data, on_fold=fold_logger(tracked.run, out))
+                                report=report, keep_oof=True, data=data, on_fold=fold_logger(tracked.run, out),
+                                live=True)
         oof, bundle = result.pop("oof", None), result.pop("bundle")
         if oof is not None:  # classification: every pool sample scored by the fold that did not train on it
             result["label_issues"] = label_issues(bundle, oof)
@@ -159,27 +163,34 @@ def plan_folds(data, k: int, split: str = "auto", group: str | None = None,
 
 # ----------------------------------------------------------------------------- one fold
 
-def fit_view(cfg, view, seed: int, device, hooks=(), run_dir: Path | None = None):
-    """A fresh model and Trainer (seeded with `seed`) fitted on the view's train part; returns the trainer."""
+def fit_view(cfg, view, seed: int, device, hooks=(), run_dir: Path | None = None, bar: bool = False):
+    """A fresh model and Trainer (seeded with `seed`) fitted on the view's train part; returns the trainer.
+    `bar`: the Trainer's live bar of the epoch's batches (shown in a terminal only); its guide stays quiet either
+    way (K folds or trials would repeat its pitfalls and diagnosis K times)."""
     check_fit(cfg, view)  # per fold: a tuning trial's settings meet the data here
     seed_everything(seed)
     model = build_model(cfg.model, view.input_shape, view.bundle.num_outputs, **view.model_info)
-    trainer = Trainer(model, cfg.train, seed=seed, task=view.bundle.task, run_dir=run_dir, hooks=hooks, progress=False)
+    settings = dataclasses.replace(cfg.train, verbose=False)
+    trainer = Trainer(model, settings, seed=seed, task=view.bundle.task, run_dir=run_dir, hooks=hooks,
+                      progress=None if bar else False)
     trainer.fit(view.batches("train", device), view.batches("val", device), cfg.train.epochs)
     return trainer
 
 
 def run_fold(data, fold: int, train_idx: np.ndarray, val_idx: np.ndarray, fold_dir: Path | None = None,
-             hooks=(), verbose: bool = False, dry_run: bool = False, report: Reporter = print_progress) -> dict:
-    """Train fold `fold` (seed = seed + fold) and score its validation part with the best weights."""
+             hooks=(), verbose: bool = False, dry_run: bool = False, report: Reporter = print_progress,
+             k: int | None = None, bar: bool = False) -> dict:
+    """Train fold `fold` (seed = seed + fold) and score its validation part with the best weights.
+    `verbose`: report each epoch's line ("fold 2/5  epoch 3/10 ..."); `bar`: the live bar of each epoch."""
     cfg, t0 = data.cfg, time.perf_counter()
     view = data.view(train_idx, val_idx)  # normalization fitted on train_idx only
     if dry_run:
         view = dry_run_view(view, cfg)
     if verbose:
-        hooks = [*hooks, lambda tr, rec: report(f"fold {fold + 1}  " + epoch_line(tr, rec, cfg.train.epochs))]
+        name = f"fold {fold + 1}/{k}" if k else f"fold {fold + 1}"
+        hooks = [*hooks, lambda tr, rec: report(f"{name}  " + epoch_line(tr, rec, cfg.train.epochs))]
     device = select_device(cfg.train.device)
-    trainer = fit_view(cfg, view, cfg.seed + fold, device, hooks)
+    trainer = fit_view(cfg, view, cfg.seed + fold, device, hooks, bar=bar)
     metrics = {f"val_{k}": v for k, v in trainer.evaluate(view.batches("val", device)).items()}
     probs = val_probabilities(trainer.model, view.batches("val", device)) if view.bundle.task == "classification" \
         else None
@@ -200,15 +211,21 @@ def _fold_job(job: dict) -> dict:
     cfg = build_config(job["config"])
     cfg.train.num_threads = job["threads"]  # N workers share the cores instead of each taking all of them
     configure_torch(cfg)
-    return run_fold(load_data(cfg), job["fold"], job["train"], job["val"], job["dir"], dry_run=job["dry_run"])
+    with skipped_said_once(muted=True):  # the parent said what an image folder's listing skipped
+        data = load_data(cfg)
+    return run_fold(data, job["fold"], job["train"], job["val"], job["dir"], dry_run=job["dry_run"])
 
 
 # ----------------------------------------------------------------------------- all folds
 
 def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, jobs: int = 1,
                    out: Path | None = None, on_fold=None, verbose: bool = False, dry_run: bool = False,
-                   report: Reporter = print_progress, keep_oof: bool = False, data=None) -> dict:
+                   report: Reporter = print_progress, keep_oof: bool = False, data=None, live: bool = False) -> dict:
     """Run K folds (in `jobs` processes) and return {method, folds, mean, std, time}.
+
+    A line as each fold ends; with `live` (trainlab cv) also each epoch as train reports it: in a terminal the
+    live bar of its batches, in a log or pipe one line per epoch ("fold 2/5  epoch 3/10 ..."), as Keras'
+    verbose="auto" does, so a redirected cv is not silent for a whole fold. `verbose`: epoch lines everywhere.
 
     keep_oof: also return "oof" (classification: out-of-fold probabilities of every pool sample, see
     workflows.label_issues.out_of_fold; None otherwise) and "bundle" (the data, to describe samples).
@@ -231,8 +248,10 @@ def cross_validate(cfg, k: int, split: str = "auto", group: str | None = None, j
             on_fold(entry, done)
 
     if jobs == 1:
+        lines = verbose or (live and not sys.stdout.isatty())
         for i, (tr, va) in enumerate(folds):
-            finished(run_fold(data, i, tr, va, dirs[i], verbose=verbose, dry_run=dry_run, report=report))
+            finished(run_fold(data, i, tr, va, dirs[i], verbose=lines, dry_run=dry_run, report=report, k=len(folds),
+                              bar=live))
     else:
         _parallel(cfg, folds, dirs, jobs, dry_run, finished)
     done.sort(key=lambda e: e["fold"])

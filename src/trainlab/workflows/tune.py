@@ -33,7 +33,8 @@ from trainlab.core.files import make_dir, write_json, write_text
 from trainlab.core.metrics import default_metrics, higher_is_better
 from trainlab.core.report import Reporter, print_progress, silent
 from trainlab.core.schema import to_dict
-from trainlab.data.prepare import load_data
+from trainlab.data.images import skipped_said_once
+from trainlab.data.prepare import LoadedData, load_data
 from trainlab.engine.trainer import NonFiniteLoss
 from trainlab.observe.tb import write_hparams
 from trainlab.observe.tracking import Tracking, open_tracker
@@ -62,31 +63,34 @@ def run_tune(raw: dict, out: Path, study_name: str, trials: int, storage: str, m
 
     if not 1 <= trials <= MAX_TRIALS:  # the CLI's bound (cli/arguments.py), for callers of run_tune
         raise UserError(f"--trials must be a whole number from 1 to {MAX_TRIALS}, got {trials}")
-    cfg = build_config(copy.deepcopy(raw))
-    cfg.track = track or cfg.track  # OUT/config.yaml records it: `trainlab track` logs to the same place
-    space = parse_space(raw, cfg.tune)
-    metric = objective_metric(cfg, metric, cv)
-    make_dir(out)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
-    t0 = time.perf_counter()
-    study = open_study(storage, study_name, cfg, metric, cv, prune)
-    for number, worker in fail_abandoned_trials(study):
-        report(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
-    tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track),  # MLflow: a parent run, a child per trial
-                       params={"tune.trials": trials, "tune.metric": metric, "tune.cv": cv, "tune.study": study_name})
-    with tracked.failing():  # Interrupted too: the MLflow run is marked FAILED, the study keeps its trials
-        search(study, make_objective(raw, space, metric, cv, dry_run, out / "tb"),
-               min(trials, 2) if dry_run else trials, timeout, "fold" if cv else "epoch", report,
-               on_trial=trial_logger(tracked.run, metric, space))
-        result = summarize_study(study, space, metric, cv, storage)
-        result["param_importances"] = write_reports(study, out, cfg.seed)
-        if not search_only:  # the final run is a child of the study's MLflow run
-            result.update(retrain_best(raw, study, space, out / "final", result, dry_run, argv, report, tracked.run))
-        result["time"] = time.perf_counter() - t0
-        write_provenance(out, cfg, result.get("test_evaluations", 0), argv or [])
-        if tracked.run:  # MLflow logs out/result.json as an artifact; the CLI rewrites it with where it was logged
-            write_json(out / "result.json", result)
-    return tracked.finish(result, tune_metrics(result))
+    with skipped_said_once():  # an image folder's "skipped N files" line: once, not once per trial
+        cfg = build_config(copy.deepcopy(raw))
+        cfg.track = track or cfg.track  # OUT/config.yaml records it: `trainlab track` logs to the same place
+        space = parse_space(raw, cfg.tune)
+        data = SameData()
+        metric = objective_metric(cfg, metric, cv, data.load)
+        make_dir(out)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial instead
+        t0 = time.perf_counter()
+        study = open_study(storage, study_name, cfg, metric, cv, prune)
+        for number, worker in fail_abandoned_trials(study):
+            report(f"trial {number} was left running by a worker that is gone ({worker}); marked failed")
+        params = {"tune.trials": trials, "tune.metric": metric, "tune.cv": cv, "tune.study": study_name}
+        tracked = Tracking(cfg, out, tracker=open_tracker(cfg.track), params=params)  # MLflow: a child per trial
+        with tracked.failing():  # Interrupted too: the MLflow run is marked FAILED, the study keeps its trials
+            search(study, make_objective(raw, space, metric, cv, dry_run, out / "tb", data.load),
+                   min(trials, 2) if dry_run else trials, timeout, "fold" if cv else "epoch", report,
+                   on_trial=trial_logger(tracked.run, metric, space))
+            result = summarize_study(study, space, metric, cv, storage)
+            result["param_importances"] = write_reports(study, out, cfg.seed)
+            if not search_only:  # the final run is a child of the study's MLflow run
+                result.update(retrain_best(raw, study, space, out / "final", result, dry_run, argv, report,
+                                           tracked.run))
+            result["time"] = time.perf_counter() - t0
+            write_provenance(out, cfg, result.get("test_evaluations", 0), argv or [])
+            if tracked.run:  # MLflow logs out/result.json as an artifact; the CLI rewrites it with where it went
+                write_json(out / "result.json", result)
+        return tracked.finish(result, tune_metrics(result))
 
 
 def format_best(result: dict) -> str:
@@ -109,10 +113,10 @@ def write_provenance(out: Path, cfg, test_evaluations: int, argv: list[str]) -> 
 
 # ----------------------------------------------------------------------------- objective
 
-def objective_metric(cfg, metric: str | None, cv: int | None) -> str:
+def objective_metric(cfg, metric: str | None, cv: int | None, load=load_data) -> str:
     """The validation key to optimize (default train.monitor), checked against what the trainer reports."""
     metric = metric or (cfg.train.monitor if cfg.train.monitor.startswith("val_") else "val_loss")
-    data = load_data(cfg)
+    data = load(cfg)
     check_fit(cfg, data.view(data.splits.train, data.splits.val))  # before the study and --out are created
     task = data.bundle.task
     names = default_metrics(task) if cfg.train.metrics == "auto" else cfg.train.metrics
@@ -126,14 +130,37 @@ def objective_metric(cfg, metric: str | None, cv: int | None) -> str:
     return metric
 
 
+# what the loaded samples and the splits depend on; the rest of `data` (batch sizes, loaders, transforms) is
+# applied later by the DataView, from the trial's own config
+READ_KEYS = ("name", "root", "download", "params", "val_fraction", "test_fraction", "stratify")
+
+
+class SameData:
+    """`load(cfg)` -> LoadedData for a trial: when the dataset, its options, the split fractions and the seed are
+    those of the previous load, the samples and splits read then are reused (an image folder is listed and its
+    files opened once per study, not once per trial); the trial's own config still builds every view from them.
+    Only the last one is kept: a search over data.params reads each trial's data, as before."""
+
+    def __init__(self):
+        self.key: str | None = None
+        self.data: LoadedData | None = None
+
+    def load(self, cfg) -> LoadedData:
+        section = to_dict(cfg.data)
+        key = json.dumps({"seed": cfg.seed, **{k: section.get(k) for k in READ_KEYS}}, sort_keys=True, default=str)
+        if key != self.key or self.data is None:
+            self.key, self.data = key, load_data(cfg)
+        return LoadedData(cfg, self.data.bundle, self.data.splits)
+
+
 # ----------------------------------------------------------------------------- objective
 
 def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run: bool = False,
-                   tb_dir: Path | None = None):
+                   tb_dir: Path | None = None, load=load_data):
     """objective(trial) -> validation value; never evaluates the test split. With `tb_dir`, each completed
-    trial's parameters and value go to tb_dir/trial-NNNN (TensorBoard's HPARAMS tab compares them)."""
+    trial's parameters and value go to tb_dir/trial-NNNN (TensorBoard's HPARAMS tab compares them).
+    `load(cfg)`: a trial's data (SameData.load reuses what the previous trial read)."""
     import optuna  # optional heavy dependency: imported on use
-
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -142,8 +169,8 @@ def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run:
         values = suggest(trial, space)
         cfg = trial_config(raw, values)
         try:
-            value, best_epoch = (cv_value(cfg, trial, metric, cv, dry_run) if cv
-                                 else split_value(cfg, trial, metric, dry_run))
+            value, best_epoch = (cv_value(cfg, trial, metric, cv, dry_run, load) if cv
+                                 else split_value(cfg, trial, metric, dry_run, load))
         except NonFiniteLoss as e:  # a diverging config is a bad trial, not a broken search
             trial.set_user_attr("diverged", str(e))
             raise optuna.TrialPruned(str(e)) from None
@@ -156,13 +183,12 @@ def make_objective(raw: dict, space: dict, metric: str, cv: int | None, dry_run:
     return objective
 
 
-def split_value(cfg, trial, metric: str, dry_run: bool = False) -> tuple[float, int]:
+def split_value(cfg, trial, metric: str, dry_run: bool = False, load=load_data) -> tuple[float, int]:
     """Fit on train, report `metric` every epoch (pruning), return its value at the best epoch."""
     import optuna  # optional heavy dependency: imported on use
 
-
     configure_torch(cfg)
-    data = load_data(cfg)
+    data = load(cfg)
     view = data.view(data.splits.train, data.splits.val)
     if dry_run:
         view = dry_run_view(view, cfg)
@@ -180,17 +206,16 @@ def split_value(cfg, trial, metric: str, dry_run: bool = False) -> tuple[float, 
     return trainer.history[trainer.best_epoch - 1][metric], trainer.best_epoch
 
 
-def cv_value(cfg, trial, metric: str, k: int, dry_run: bool = False) -> tuple[float, int]:
+def cv_value(cfg, trial, metric: str, k: int, dry_run: bool = False, load=load_data) -> tuple[float, int]:
     """K-fold mean of `metric`; the running mean is reported after each fold so bad trials stop early."""
     import optuna  # optional heavy dependency: imported on use
-
 
     def report(entry: dict, done: list[dict]) -> None:
         trial.report(float(np.mean([f["metrics"][metric] for f in done])), len(done))
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {len(done)}")
 
-    result = cross_validate(cfg, k, on_fold=report, dry_run=dry_run, report=silent)
+    result = cross_validate(cfg, k, on_fold=report, dry_run=dry_run, report=silent, data=load(cfg))
     return result["mean"][metric], round(float(np.mean([f["best_epoch"] for f in result["folds"]])))
 
 
