@@ -251,3 +251,34 @@ def test_audit_refuses_overrides_for_a_run_and_text_data(cli, tmp_path):
     assert_one_line_error(code, err, "run directory")
     code, _, err = cli("audit", ROOT / "examples" / "text-transformer.yaml", "--out", tmp_path / "text")
     assert_one_line_error(code, err, "image and table")
+
+
+def brute_force_pairs(z: np.ndarray, split: np.ndarray, scale: float, near: float = 0.1, k: int = 10) -> set:
+    """Every (i, j) among each val/test row's k nearest others closer than near x scale: the full search."""
+    others = np.flatnonzero(split != "train")
+    d = torch.cdist(torch.from_numpy(z[others]).double(), torch.from_numpy(z).double())  # (Q, N)
+    d[torch.arange(len(others)), torch.from_numpy(others)] = float("inf")  # not itself
+    dist, idx = d.topk(k, largest=False)
+    return {tuple(sorted((int(q), int(j)))) for q, row_d, row_i in zip(others, dist, idx, strict=True)
+            for dd, j in zip(row_d, row_i, strict=True) if dd < near * scale}
+
+
+@pytest.mark.parametrize("n", [400, 5000])
+def test_the_cheap_cross_split_search_finds_what_the_full_search_finds(n):
+    """within_radius only looks at a band of the widest coordinate: it must still find every close pair."""
+    from trainlab.data.audit import cross_split_pairs
+
+    rng = np.random.default_rng(1)
+    z = (rng.normal(size=(n, 32)) * np.linspace(3, 0.2, 32)).astype(np.float32)
+    split = rng.choice(np.array(["train", "val", "test"]), n, p=[0.7, 0.15, 0.15])
+    src = rng.choice(np.flatnonzero(split == "train"), 30, replace=False)
+    dst = rng.choice(np.flatnonzero(split != "train"), 30, replace=False)
+    z[dst[:10]] = z[src[:10]]  # identical copies
+    z[dst[10:20]] = z[src[10:20]] + rng.normal(size=(10, 32)).astype(np.float32) * 0.01  # near copies
+    z[dst[20:]] = z[src[20:]] + rng.normal(size=(10, 32)).astype(np.float32) * 0.5  # not near
+    pairs, scale = cross_split_pairs(z, split)
+    found = {tuple(int(v) for v in p[:2]) for p in pairs}
+    assert found == brute_force_pairs(z, split, scale)
+    assert {tuple(sorted((int(a), int(b)))) for a, b in zip(src[:20], dst[:20], strict=True)} <= found
+    exact = {tuple(int(v) for v in p[:2]): p[2] for p in pairs}
+    assert all(exact[tuple(sorted((int(a), int(b))))] == 0 for a, b in zip(src[:10], dst[:10], strict=True))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,35 @@ def test_mnist_idx(fake_mnist, name):
     assert b.pool.x.shape == (50, 1, 28, 28) and b.pool.x.dtype == torch.uint8
     assert torch.equal(b.pool.x[:, 0], torch.from_numpy(tr_x)) and torch.equal(b.pool.y, torch.from_numpy(tr_y).long())
     assert torch.equal(b.test.x[:, 0], torch.from_numpy(te_x)) and len(b.classes) == 10
+
+
+@pytest.mark.parametrize("name, cls", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_files_on_disk_read_as_torchvision_reads_them_without_importing_it(fake_mnist, name, cls):
+    import torchvision.datasets  # the reference reader; trainlab's own skips its 1.4 s import
+
+    root, _ = fake_mnist
+    b = DATASETS.get(name)(cfg_for(name, root=str(root)).data, None)
+    ref = getattr(torchvision.datasets, cls)(str(root), train=True)
+    assert torch.equal(b.pool.x[:, 0], ref.data) and torch.equal(b.pool.y, ref.targets)
+    assert b.classes == [str(c).split(" - ")[-1] for c in ref.classes]
+    code = (f"import sys; from trainlab.data.catalog import DATASETS; from trainlab.run.config import build_config; "
+            f"DATASETS.get({name!r})(build_config({{'data': {{'name': {name!r}, 'root': {str(root)!r}}}, "
+            f"'model': {{'name': 'mlp'}}}}).data, None); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("cut", [3, 20, 100])
+def test_a_truncated_idx_file_is_one_line_naming_it(fake_mnist, cut):
+    root, _ = fake_mnist
+    f = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-cut] if cut > 16 else f.read_bytes()[:cut])
+    with pytest.raises(UserError) as e:
+        DATASETS.get("mnist")(cfg_for("mnist", root=str(root)).data, None)
+    msg = str(e.value)
+    assert msg.startswith("cannot read mnist from") and "t10k-images-idx3-ubyte" in msg and "\n" not in msg
+    if cut > 16:
+        assert f"holds {20 * 28 * 28 - cut} bytes after its header, its header says {20 * 28 * 28}" in msg
 
 
 def test_mnist_missing_root_is_one_line_with_layout_and_hint(tmp_path):

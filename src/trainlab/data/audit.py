@@ -27,6 +27,7 @@ SPLITS = ("train", "val", "test")
 FEATURE_DIMS = 32  # PCA components kept: MNIST's 784 pixels keep >= 0.7 of their variance, and a 70,000-sample
                    # neighbour search stays seconds
 POOL_SIDE = 16  # images are average-pooled to at most 16x16 first: noise and re-encoding average out
+POOL_CHUNK = 4096  # images converted to float and pooled at a time
 PCA_SAMPLE = 10_000  # training samples the PCA is fitted on
 K = 10  # neighbours per sample (cleanlab's Datalab default for its outlier and duplicate checks)
 NEAR = 0.1  # near-duplicate: closer than 0.1 x the typical distance, the median distance from a training sample to
@@ -107,17 +108,23 @@ def compact_features(x: torch.Tensor, train: np.ndarray, dims: int = FEATURE_DIM
     """(N, ...) raw samples -> (N, <= dims) float32: images pooled to <= 16x16 and scaled to [0, 1], table
     columns standardized with the training rows' statistics; then PCA fitted on (up to 10,000) training rows."""
     if x.dtype == torch.uint8 or x.ndim == 4:
-        x = x.float() / (255.0 if x.dtype == torch.uint8 else 1.0)
-        h, w = x.shape[-2:]
-        if max(h, w) > POOL_SIDE:
-            x = F.adaptive_avg_pool2d(x, (min(h, POOL_SIDE), min(w, POOL_SIDE)))
-        flat = x.reshape(len(x), -1).numpy()
+        # in chunks: a float copy of all of MNIST at once is 220 MB more peak memory for `trainlab train`
+        flat = np.concatenate([pooled(x[s:s + POOL_CHUNK]) for s in range(0, len(x), POOL_CHUNK)])
     else:
         flat = x.reshape(len(x), -1).float().numpy()
         ref = flat[train] if train.any() else flat
         mean, std = ref.mean(0), ref.std(0)
         flat = (flat - mean) / np.where(std > 0, std, 1.0)
     return reduce(flat, train, dims, seed)
+
+
+def pooled(x: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) images -> (B, C * h * w) float32 in [0, 1] (uint8 / 255), average-pooled to h, w <= POOL_SIDE."""
+    x = x.float() / (255.0 if x.dtype == torch.uint8 else 1.0)
+    h, w = x.shape[-2:]
+    if max(h, w) > POOL_SIDE:
+        x = F.adaptive_avg_pool2d(x, (min(h, POOL_SIDE), min(w, POOL_SIDE)))
+    return x.reshape(len(x), -1).numpy()
 
 
 def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: int = 0) -> np.ndarray:
@@ -131,7 +138,8 @@ def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: 
     rng = np.random.default_rng(seed)
     fit = ref[rng.choice(len(ref), min(len(ref), PCA_SAMPLE), replace=False)]
     pca = PCA(dims, svd_solver="randomized", random_state=seed).fit(fit)
-    return ((flat - pca.mean_) @ pca.components_.T).astype(np.float32)
+    mean, components = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
+    return (flat - mean) @ components.T  # float32 throughout: (N, D) float64 copies cost more than the product
 
 
 @dataclass
@@ -177,7 +185,9 @@ def close_pairs(graph: Graph, near: float = NEAR) -> np.ndarray:
     pairs = np.unique(np.stack([lo, hi], 1), axis=0) if len(lo) else np.zeros((0, 2), np.int64)
     if not len(pairs):
         return np.zeros((0, 3))
-    order = {(int(x), int(y)): r for x, y, r in zip(lo, hi, rel[rows, cols], strict=True)}
+    order = {}  # found from both sides: the smaller distance (within_radius's direct one is exact)
+    for x, y, r in zip(lo, hi, rel[rows, cols], strict=True):
+        order[(int(x), int(y))] = min(r, order.get((int(x), int(y)), np.inf))
     return np.asarray([[x, y, order[(int(x), int(y))]] for x, y in pairs])
 
 
@@ -319,23 +329,76 @@ def cross_split_pairs(z: np.ndarray, split: np.ndarray, k: int = K, near: float 
                       seed: int = 0) -> tuple[np.ndarray, float]:
     """-> ((P, 3) [i, j, distance / scale] pairs closer than `near` x scale with i or j outside training, scale).
 
-    Only val/test samples (and a sample of training ones, for the scale) query the neighbour search: about
-    a quarter of the full search's work on MNIST."""
+    The same pairs as `close_pairs(neighbours(z))` restricted to those, with far less work: a sample of training
+    rows finds the scale by a k-NN search, then the val/test rows look only within `near` x scale
+    (`within_radius`): 0.3 s instead of 2.2 s for MNIST's 70,000 rows here."""
     from sklearn.neighbors import NearestNeighbors  # optional heavy dependency: imported on use
 
     train = np.flatnonzero(split == "train")
     rng = np.random.default_rng(seed)
-    sample = rng.choice(train, min(len(train), SCALE_SAMPLE), replace=False) if len(train) else train
-    queries = np.concatenate([np.flatnonzero(split != "train"), np.sort(sample)])
+    sample = np.sort(rng.choice(train, min(len(train), SCALE_SAMPLE), replace=False)) if len(train) else train
+    others = np.flatnonzero(split != "train")
     k = max(1, min(k, len(z) - 1))
+    scale_rows = sample if len(sample) else others  # no training rows: the scale of the others
     nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute" if z.shape[1] > 15 else "auto").fit(z)
-    d, i = nn.kneighbors(z[queries])
-    d, i = _drop_self(d, i, queries)
-    ref = d[-len(sample):, -1] if len(sample) else d[:, -1]
+    d, i = _drop_self(*nn.kneighbors(z[scale_rows]), scale_rows)
+    ref = d[:, -1]
     scale = max(float(np.median(ref[ref > 0])) if (ref > 0).any() else 1.0, 1e-12)
     graph = Graph(np.zeros((len(z), k), np.float32) + np.inf, np.zeros((len(z), k), np.int64), scale)
-    graph.dist[queries], graph.idx[queries] = d, i
+    graph.dist[scale_rows], graph.idx[scale_rows] = d, i
+    if len(sample) and len(others):
+        graph.dist[others], graph.idx[others] = within_radius(z, others, near * scale, k)
     return close_pairs(graph, near), scale
+
+
+def within_radius(z: np.ndarray, rows: np.ndarray, radius: float, k: int,
+                  block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """-> (len(rows), k) distances and indices of each row's nearest other samples closer than `radius`, closest
+    first (inf / 0 past the last): exactly the k-NN entries under `radius`, without the full search.
+
+    Two samples closer than `radius` differ by less than it on every coordinate, so with all samples sorted on
+    their widest coordinate a block of consecutive (sorted) query rows needs only the slice of samples within
+    `radius` of the block's range on it. Candidates are screened with one (B, W) matrix product and their
+    distances recomputed directly (an identical copy is exactly 0)."""
+    axis = int(np.argmax(z.var(0)))
+    order = np.argsort(z[:, axis], kind="stable")
+    key, zs = z[order, axis], np.ascontiguousarray(z[order], dtype=np.float32)
+    # |q - x|^2 < r^2  <=>  q.x - |x|^2 / 2 > |q|^2 / 2 - r^2 / 2: one product of [q, -1] with [x, |x|^2 / 2]
+    # and one comparison per (B, W) block; the (1 - 1e-4) leaves room for float32's rounding (rechecked below)
+    loose = 0.5 * (1 - 1e-4)
+    aug = np.concatenate([zs, loose * (zs.astype(np.float64) ** 2).sum(1, keepdims=True).astype(np.float32)], 1)
+    queries = rows[np.argsort(z[rows, axis], kind="stable")]
+    found_q, found_c, found_d = [], [], []
+    for s in range(0, len(queries), block):
+        q = queries[s:s + block]  # (B,) sample indices, ascending on the key
+        lo = np.searchsorted(key, z[q[0], axis] - radius, "left")
+        hi = np.searchsorted(key, z[q[-1], axis] + radius, "right")
+        zq = np.concatenate([z[q].astype(np.float32), -np.ones((len(q), 1), np.float32)], 1)  # (B, d + 1)
+        bound = loose * (zq[:, :-1].astype(np.float64) ** 2).sum(1) - radius * radius / 2 - 1e-6
+        a, b = np.nonzero(zq @ aug[lo:hi].T > bound.astype(np.float32)[:, None])  # (B, W) screened
+        cand = order[lo + b]
+        keep = cand != q[a]  # not the query itself
+        a, cand = a[keep], cand[keep]
+        dist = np.sqrt(((z[q[a]].astype(np.float64) - z[cand]) ** 2).sum(1))
+        close = dist < radius
+        found_q.append(q[a[close]]), found_c.append(cand[close]), found_d.append(dist[close])
+    out_d, out_i = np.full((len(rows), k), np.inf, np.float32), np.zeros((len(rows), k), np.int64)
+    qs, cs, ds = (np.concatenate(x) if x else np.zeros(0) for x in (found_q, found_c, found_d))
+    if len(qs):
+        where = np.searchsorted(rows, qs) if np.all(rows[:-1] <= rows[1:]) else _positions(rows, qs)
+        srt = np.lexsort((cs, ds, where))  # per query row: closest first (ties: lower index, as a stable search)
+        where, cs, ds = where[srt], cs[srt].astype(np.int64), ds[srt]
+        first = np.r_[0, np.flatnonzero(np.diff(where)) + 1]
+        rank = np.arange(len(where)) - np.repeat(first, np.diff(np.r_[first, len(where)]))
+        top = rank < k
+        out_d[where[top], rank[top]], out_i[where[top], rank[top]] = ds[top], cs[top]
+    return out_d, out_i
+
+
+def _positions(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position in `rows` of each of `values` (rows unsorted)."""
+    srt = np.argsort(rows, kind="stable")
+    return srt[np.searchsorted(rows[srt], values)]
 
 
 def exact_conflicts(data: AuditInput) -> np.ndarray:

@@ -160,12 +160,10 @@ def git_hash() -> str | None:
 def manifest(cfg: Config, device: torch.device, argv: list[str] | None, kind: str = "run",
              files: tuple[str, ...] = TRAIN_FILES) -> dict:
     """What ran where; `kind` (run, cv, tune) and `files`: what the command writes into the directory."""
-    import torchvision  # optional heavy dependency: imported on use
-
     return {
         "command": argv if argv is not None else sys.argv, "cwd": os.getcwd(), "seed": cfg.seed,
         "trainlab": __version__, "git": git_hash(), "python": platform.python_version(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "torch": torch.__version__, "torchvision": importlib.metadata.version("torchvision"),
         "timm": importlib.metadata.version("timm"), "platform": platform.platform(),
         "device": str(device), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "test_evaluations": 0,
         "kind": kind, "files": sorted(files),
