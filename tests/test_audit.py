@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits, make_classification
 
 from conftest import assert_one_line_error, tiny_config
 from trainlab.data.audit import AuditInput
+from trainlab.data.audit_cheap import cross_split_pairs
 from trainlab.data.audit_full import full_audit
 
 COLS = [f"f{i}" for i in range(6)]
@@ -266,8 +267,6 @@ def brute_force_pairs(z: np.ndarray, split: np.ndarray, scale: float, near: floa
 @pytest.mark.parametrize("n", [400, 5000])
 def test_the_cheap_cross_split_search_finds_what_the_full_search_finds(n):
     """within_radius only looks at a band of the widest coordinate: it must still find every close pair."""
-    from trainlab.data.audit import cross_split_pairs
-
     rng = np.random.default_rng(1)
     z = (rng.normal(size=(n, 32)) * np.linspace(3, 0.2, 32)).astype(np.float32)
     split = rng.choice(np.array(["train", "val", "test"]), n, p=[0.7, 0.15, 0.15])

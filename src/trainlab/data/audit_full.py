@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from trainlab.data import audit, audit_datalab, audit_images
+from trainlab.data import audit, audit_cheap, audit_datalab, audit_images
 from trainlab.data.audit import SPLITS, AuditInput
 
 MAX_LISTED = 200  # findings of one type listed in result.json and on the page (all are counted)
@@ -60,7 +60,7 @@ def cheap_audit(data: AuditInput) -> dict:
     (near-identical across splits, byte-identical within a split)."""
     clock = Clock()
     train = data.split == "train"
-    pairs, scale = audit.cross_split_pairs(audit.compact_features(data.x, train), data.split)
+    pairs, scale = audit_cheap.cross_split_pairs(audit.compact_features(data.x, train), data.split)
     exact = audit.exact_conflicts(data)
     within = exact[data.split[exact[:, 0].astype(int)] == data.split[exact[:, 1].astype(int)]] if len(exact) else exact
     findings = audit.pair_findings(data, unique_pairs(np.concatenate([pairs, within])))
