@@ -162,7 +162,7 @@ def minimum_tenth(lrs: list[float], smoothed: list[float]) -> float:
 
 
 RULE = "steepest"  # what `suggested_lr` is. bench/lr_check.py (bench/notes.md, "lr-find's suggestion against a
-#   sweep"): on 3 small tasks the best lr of a short sweep was 2-4x steepest's and minimum/10's, 10-50x valley's
+#   sweep"): on 3 small tasks the best lr of a short sweep was 2-4x steepest's, 2-33x minimum/10's, 10-50x valley's
 RULES = {"steepest": "steepest descent of the smoothed loss against log(lr) (first 10% of steps skipped)",
          "valley": "lr halfway into the longest stretch where the smoothed loss keeps falling (fastai's valley)",
          "minimum/10": "a tenth of the lr at the lowest smoothed loss (fastai's minimum)"}
