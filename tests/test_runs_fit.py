@@ -99,3 +99,17 @@ def test_a_table_that_fits_is_not_cut():
     assert "…" not in text
     assert text.splitlines() == ["run  data/model  epochs  best             test             time   when",
                                  "a    digits/mlp  12      val_loss 0.1234  accuracy 0.9805  1m05s  2026-12-07 06:37"]
+
+
+@pytest.mark.parametrize("width, column", [(200, True), (60, False)])
+def test_the_mlflow_uri_is_a_column_or_a_line_below_the_table(width, column):
+    """`trainlab runs` shows where MLflow has a run: its own column when there is room, else one line below."""
+    uri = "http://127.0.0.1:5000"
+    row = {"run": "a", "dataset": "digits", "model": "mlp", "optimizer": "adam", "lr": 0.01, "batch": 64,
+           "monitor": "val_loss", "best_val": 0.1234, "test_metric": "accuracy", "test": 0.9805, "epochs": 12,
+           "time_s": 65.2, "started": "2026-12-07T06:37:32", "status": "done", "problems": "-", "mlflow": uri}
+    other = {**row, "run": "b", "mlflow": None}
+    lines = runs.fit_table(["run", "lr"], [row, other], width).splitlines()
+    assert ("mlflow" in lines[0]) is column and len(lines) == 3 + (not column)
+    if not column:
+        assert lines[-1] == f"mlflow: {uri} (1 of 2 runs; --wide shows which)"

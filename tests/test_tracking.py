@@ -178,8 +178,11 @@ def test_train_logs_config_epochs_test_metrics_tags_and_files(server, client, co
     assert tags.get("git_commit") == manifest["git"] or manifest["git"] is None
     assert {"config.yaml", "result.json", "report.html"} <= artifacts(client, run.info.run_id)
     assert "plots/curves.png" in artifacts(client, run.info.run_id, "plots")
-    code, table, _ = run_cli(capfd, "runs", tmp_path)
+    code, table, _ = run_cli(capfd, "runs", tmp_path, "--wide")
     assert code == 0 and "mlflow" in table.splitlines()[0] and server in table
+    code, table, _ = run_cli(capfd, "runs", tmp_path)  # 100 columns: the URI is said below the table if cut
+    lines = table.splitlines()
+    assert code == 0 and ("mlflow" in lines[0] or lines[-1].startswith(f"mlflow: {server} (1 of "))
 
 
 def test_seeds_are_child_runs_with_mean_and_std_on_the_parent(server, client, config, tmp_path, capfd):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import train_test_split
 
 from trainlab.data.prepare import load_data
-from trainlab.data.splits import make_splits
+from trainlab.data.splits import make_splits, shuffle_split
 from trainlab.run.config import build_config
 
 
@@ -64,3 +65,34 @@ def test_normalization_never_sees_validation_or_test():
     assert norm.mean.item() == pytest.approx(x[data.splits.train].mean().item(), abs=1e-6)
     assert norm.mean.item() != pytest.approx(x.mean().item(), abs=1e-6)
     assert set(data.splits.test.tolist()).isdisjoint(view.train_idx.tolist() + view.val_idx.tolist())
+
+
+def _cases():
+    rng = np.random.default_rng(0)
+    for case in range(60):
+        n = int(rng.integers(20, 400))
+        n_held = int(rng.integers(1, n // 2))
+        kind = case % 4
+        if kind == 0:
+            labels = None
+        elif kind == 1:  # imbalanced classes: remainders tie and are broken by the rng
+            labels = rng.choice(int(rng.integers(2, 7)), n, p=None)
+        elif kind == 2:  # string classes
+            labels = rng.choice(np.array(["cat", "dog", "owl"]), n, p=[0.6, 0.3, 0.1])
+        else:  # multi-label rows
+            labels = (rng.random((n, 3)) < 0.3).astype(np.int64)
+        yield n, n_held, int(rng.integers(0, 10_000)), labels
+
+
+@pytest.mark.parametrize("n, n_held, seed, y", list(_cases()))
+def test_the_holdout_picks_what_scikit_learns_train_test_split_picks(n, n_held, seed, y):
+    """Splits written by earlier versions (scikit-learn's) stay the same samples: splits.json, published figures."""
+    try:
+        want = train_test_split(np.arange(n), test_size=n_held, random_state=seed, shuffle=True, stratify=y)
+    except ValueError as e:
+        with pytest.raises(ValueError) as ours:
+            shuffle_split(n, n_held, seed, y)
+        assert str(ours.value) == str(e)
+        return
+    got = shuffle_split(n, n_held, seed, y)
+    assert [sorted(g.tolist()) for g in got] == [sorted(w.tolist()) for w in want]

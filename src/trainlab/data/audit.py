@@ -29,6 +29,7 @@ FEATURE_DIMS = 32  # PCA components kept: MNIST's 784 pixels keep >= 0.7 of thei
 POOL_SIDE = 16  # images are average-pooled to at most 16x16 first: noise and re-encoding average out
 POOL_CHUNK = 4096  # images converted to float and pooled at a time
 PCA_SAMPLE = 10_000  # training samples the PCA is fitted on
+EIGH_MAX = 1024  # input widths up to which the PCA is an eigendecomposition of the (D, D) covariance
 K = 10  # neighbours per sample (cleanlab's Datalab default for its outlier and duplicate checks)
 NEAR = 0.1  # near-duplicate: closer than 0.1 x the typical distance, the median distance from a training sample to
             # its 10th neighbour (= Datalab's default 0.13 x the median nearest-neighbour distance on MNIST, where
@@ -128,18 +129,27 @@ def pooled(x: torch.Tensor) -> np.ndarray:
 
 
 def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: int = 0) -> np.ndarray:
-    """(N, D) -> (N, min(D, dims)) float32 by a PCA of the training rows (all rows when D <= dims)."""
-    from sklearn.decomposition import PCA  # optional heavy dependency: imported on use
-
+    """(N, D) -> (N, min(D, dims)) float32 by a PCA of the training rows (all rows when D <= dims): the top
+    eigenvectors of their covariance (D <= EIGH_MAX, e.g. MNIST's 256 pooled pixels: milliseconds, and no
+    scikit-learn import in `train`), scikit-learn's randomized PCA for wider inputs."""
     flat = np.ascontiguousarray(flat, dtype=np.float32)
     ref = flat[train] if train.any() else flat
     if flat.shape[1] <= dims or len(ref) <= dims:
         return flat
     rng = np.random.default_rng(seed)
     fit = ref[rng.choice(len(ref), min(len(ref), PCA_SAMPLE), replace=False)]
-    pca = PCA(dims, svd_solver="randomized", random_state=seed).fit(fit)
-    mean, components = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
-    return (flat - mean) @ components.T  # float32 throughout: (N, D) float64 copies cost more than the product
+    if flat.shape[1] <= EIGH_MAX:
+        mean = fit.mean(0, dtype=np.float64)
+        centred = fit - mean
+        _, vectors = np.linalg.eigh(centred.T.astype(np.float64) @ centred)  # eigenvalues ascending
+        components = vectors[:, ::-1][:, :dims].T
+    else:
+        from sklearn.decomposition import PCA  # optional heavy dependency: imported on use
+
+        pca = PCA(dims, svd_solver="randomized", random_state=seed).fit(fit)
+        mean, components = pca.mean_, pca.components_
+    # float32 throughout: (N, D) float64 copies cost more than the product
+    return (flat - mean.astype(np.float32)) @ components.astype(np.float32).T
 
 
 @dataclass

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from trainlab.core.errors import UserError
 from trainlab.data.options import FOLD_SPLITTERS
@@ -43,10 +42,61 @@ def holdout(idx: np.ndarray, labels: np.ndarray | None, fraction: float, seed: i
     if ordered:
         return idx[:-n_held], idx[-n_held:]
     try:
-        kept, held = train_test_split(idx, test_size=n_held, random_state=seed, shuffle=True, stratify=labels)
+        kept, held = shuffle_split(len(idx), n_held, seed, labels)
     except ValueError as e:
         raise UserError(f"cannot stratify the {what} split: {e}; set data.stratify=false") from None
-    return np.sort(kept), np.sort(held)
+    return np.sort(idx[kept]), np.sort(idx[held])
+
+
+def shuffle_split(n: int, n_held: int, seed: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (kept, held out) of n samples, the same sets scikit-learn's `train_test_split(range(n),
+    test_size=n_held, random_state=seed, shuffle=True, stratify=labels)` picks (ShuffleSplit, or
+    StratifiedShuffleSplit with its `_approximate_mode`; tests/data/test_splits.py compares the two), written out
+    because importing scikit-learn took 1.1 s of every run's start. Unsorted."""
+    rng = np.random.RandomState(seed)  # scikit-learn's check_random_state(int)
+    if labels is None:
+        perm = rng.permutation(n)
+        return perm[n_held:], perm[:n_held]
+    y = np.asarray(labels)
+    if y.ndim == 2:  # multi-label: each distinct row is a class, as scikit-learn writes it
+        y = np.array([" ".join(row.astype("str")) for row in y])
+    classes, y_indices, counts = np.unique(y, return_inverse=True, return_counts=True)
+    y_indices = y_indices.reshape(-1)
+    if counts.min() < 2:
+        raise ValueError("The least populated classes in y have only 1 member, which is too few. The minimum "
+                         "number of groups for any class cannot be less than 2. Classes with too few members are: "
+                         f"{classes[counts < 2].tolist()}")
+    for name, size in (("train_size", n - n_held), ("test_size", n_held)):
+        if size < len(classes):
+            raise ValueError(f"The {name} = {size} should be greater or equal to the number of classes = "
+                             f"{len(classes)}")
+    members = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(counts)[:-1])  # positions per class
+    n_kept = approximate_mode(counts, n - n_held, rng)
+    n_out = approximate_mode(counts - n_kept, n_held, rng)
+    kept, held = [], []
+    for i in range(len(classes)):
+        perm = members[i].take(rng.permutation(counts[i]), mode="clip")
+        kept.append(perm[:n_kept[i]])
+        held.append(perm[n_kept[i]:n_kept[i] + n_out[i]])
+    return np.concatenate(kept), np.concatenate(held)
+
+
+def approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Samples per class for `n_draws` in proportion to `class_counts`: floored shares, then one more for the
+    largest remainders, ties broken by `rng` (scikit-learn's utils.extmath._approximate_mode, draw for draw)."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need)
+            floored[rng.choice(inds, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def make_splits(targets: torch.Tensor, has_test: bool, val_fraction: float, test_fraction: float,

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # annotations only: pandas is imported where a table is read
+    import pandas as pd
 
 from trainlab.core.errors import UserError
 from trainlab.core.report import print_progress
@@ -21,6 +24,8 @@ from trainlab.data.impute import MISSING, fill_categories, fill_rows, imputer, m
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     p = Path(path)
     shown = str(p) if len(str(p)) <= 80 else str(p)[:40] + "..." + str(p)[-30:]
     try:
@@ -82,6 +87,8 @@ def unseen_categories(df: pd.DataFrame, categories: dict) -> dict[str, list[str]
 
 
 def _infer_task(y: pd.Series, task: str) -> str:
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     if task in ("classification", "regression"):
         return task
     if task != "auto":
@@ -101,6 +108,8 @@ def encode_features(df: pd.DataFrame, features: list[str], params, path, categor
 
     With `categories` (a test file, predict inputs) every other column was numeric in the training file.
     """
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     fitted = categories is not None
     categories = dict(categories or {})
     parts, names = [], []
@@ -124,6 +133,8 @@ def encode_features(df: pd.DataFrame, features: list[str], params, path, categor
 def _numeric(s: pd.Series, col: str, path, fitted: bool) -> pd.Series | None:
     """The column as numbers; None for a categorical one. One stray string in a column of numbers is refused:
     one-hot encoding it would silently turn one feature into one per distinct number."""
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     if pd.api.types.is_numeric_dtype(s):
         return s
     values = pd.to_numeric(s, errors="coerce")
@@ -160,6 +171,8 @@ def _row(s: pd.Series, position: int) -> int:
 
 
 def read_csv_bundle(params) -> DataBundle:
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     if not params.path:
         raise UserError("data.path is required for the csv dataset")
     df = read_table(params.path)
@@ -214,6 +227,8 @@ def read_csv_bundle(params) -> DataBundle:
 
 def example_row(df: pd.DataFrame, features: list[str], categories: dict) -> dict:
     """The file's first row without an empty cell, by column (numbers as floats): what serve's page shows first."""
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     full = df[features].dropna()
     if full.empty:
         return {}
@@ -244,6 +259,8 @@ def fit_target_scale(bundle: DataBundle, train_idx: np.ndarray, only_if_far: boo
 
 def _multi_hot(df: pd.DataFrame, targets: list[str], path) -> torch.Tensor:
     """(N, K) float 0/1 from K target columns; anything but 0 and 1 is refused."""
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     y = df[targets].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
@@ -269,6 +286,8 @@ def _multilabel_bundle(df: pd.DataFrame, features: list[str], targets: list[str]
 
 
 def _test_split(df, features, target, params, cats, classes, task) -> ArrayDataset:
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     x, _, _ = encode_features(df, features, params, params.test_path, cats)
     x = provisional(x)  # empty cells: filled with the training split's values when the view is fitted
     if task == "classification":
@@ -288,6 +307,8 @@ def encode_rows(df: pd.DataFrame, meta: dict) -> tuple[np.ndarray, dict[int, str
     {row position: warning}). The run's policies apply: a missing value is never predicted (data.missing=drop
     dropped such rows in training, error refused them); a category unseen in training is encoded as none of
     the known ones and reported; data.missing=impute fills an empty cell with the training split's value, noted."""
+    import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
+
     errors, warns, parts = {}, {}, []
     policy = meta.get("missing", "error")
     if policy == "impute":

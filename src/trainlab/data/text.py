@@ -15,18 +15,20 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from trainlab.core.errors import UserError
 from trainlab.core.paths import path_kind
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.options import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
 from trainlab.data.sequences import first_marker_task
-from trainlab.data.tabular import read_table
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")  # words, and each punctuation mark on its own
@@ -140,6 +142,8 @@ def text_bundle(pool: TextPool, test: TextPool | None, classes: list[str], param
 
 def read_texts(path: str, params: TextParams, classes: list[str] | None = None) -> tuple[list[str], pd.Series]:
 
+    from trainlab.data.tabular import read_table  # start-up time: pandas (0.4 s) only where a CSV is read
+
     df = read_table(path)
     for what, col in (("text", params.text_column), ("label", params.label_column)):
         if col not in df.columns:
@@ -212,6 +216,8 @@ def _lines(path: Path) -> Iterator[str]:
 
 def _csv_texts(path: Path, col: str) -> Iterator[tuple[str, str]]:
     """The text column, CSV_ROWS rows parsed at a time; errors as read_table words them."""
+    import pandas as pd  # start-up time: 0.4 s of every run's start otherwise (an image run needs none)
+
     row, shown = 2, str(path) if len(str(path)) <= 80 else str(path)[:40] + "..." + str(path)[-30:]
     try:
         head = pd.read_csv(path, nrows=0).columns  # the header alone

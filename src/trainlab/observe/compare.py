@@ -288,8 +288,18 @@ def fit_table(columns: list[str], rows: list[dict], width: int | None = None) ->
     paths = {c for c in shown if c in ("run", "mlflow") or c.endswith("path")}
     lines = [[_fit([c], size[c]) for c in shown]]
     lines += [[_fit(forms[c][i], size[c], c in paths) for c in shown] for i in range(len(rows))]
-    return "\n".join("  ".join(v.ljust(size[c]) for v, c in zip(line, shown, strict=True)).rstrip()[:width]
-                     for line in lines)
+    table = "\n".join("  ".join(v.ljust(size[c]) for v, c in zip(line, shown, strict=True)).rstrip()[:width]
+                      for line in lines)
+    return table + tracked_footer(rows, shown)
+
+
+def tracked_footer(rows: list[dict], shown: list[str]) -> str:
+    """Where MLflow has the runs, when its column did not fit: the URIs are what a user looks for."""
+    uris = sorted({r["mlflow"] for r in rows if r.get("mlflow")})
+    if "mlflow" in shown or not uris:
+        return ""
+    n = sum(1 for r in rows if r.get("mlflow"))
+    return f"\nmlflow: {', '.join(uris)} ({n} of {len(rows)} runs; --wide shows which)"
 
 
 # ----------------------------------------------------------------------------- compare
