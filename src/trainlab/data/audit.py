@@ -109,14 +109,18 @@ def compact_features(x: torch.Tensor, train: np.ndarray, dims: int = FEATURE_DIM
     """(N, ...) raw samples -> (N, <= dims) float32: images pooled to <= 16x16 and scaled to [0, 1], table
     columns standardized with the training rows' statistics; then PCA fitted on (up to 10,000) training rows."""
     if x.dtype == torch.uint8 or x.ndim == 4:
-        # in chunks: a float copy of all of MNIST at once is 220 MB more peak memory for `trainlab train`
-        flat = np.concatenate([pooled(x[s:s + POOL_CHUNK]) for s in range(0, len(x), POOL_CHUNK)])
+        # in chunks, into one array: a float copy of all of MNIST at once is 220 MB more peak memory for train
+        first = pooled(x[:POOL_CHUNK])
+        flat = np.empty((len(x), first.shape[1]), np.float32)
+        flat[:len(first)] = first
+        for s in range(POOL_CHUNK, len(x), POOL_CHUNK):
+            flat[s:s + POOL_CHUNK] = pooled(x[s:s + POOL_CHUNK])
     else:
         flat = x.reshape(len(x), -1).float().numpy()
         ref = flat[train] if train.any() else flat
         mean, std = ref.mean(0), ref.std(0)
         flat = (flat - mean) / np.where(std > 0, std, 1.0)
-    return reduce(flat, train, dims, seed)
+    return reduce(flat, train, dims, seed, in_place=True)  # flat is this function's own array
 
 
 def pooled(x: torch.Tensor) -> np.ndarray:
@@ -128,16 +132,17 @@ def pooled(x: torch.Tensor) -> np.ndarray:
     return x.reshape(len(x), -1).numpy()
 
 
-def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: int = 0) -> np.ndarray:
+def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: int = 0,
+           in_place: bool = False) -> np.ndarray:
     """(N, D) -> (N, min(D, dims)) float32 by a PCA of the training rows (all rows when D <= dims): the top
     eigenvectors of their covariance (D <= EIGH_MAX, e.g. MNIST's 256 pooled pixels: milliseconds, and no
     scikit-learn import in `train`), scikit-learn's randomized PCA for wider inputs."""
     flat = np.ascontiguousarray(flat, dtype=np.float32)
-    ref = flat[train] if train.any() else flat
+    ref = np.flatnonzero(train) if train.any() else np.arange(len(flat))  # rows, not a copy of them
     if flat.shape[1] <= dims or len(ref) <= dims:
         return flat
     rng = np.random.default_rng(seed)
-    fit = ref[rng.choice(len(ref), min(len(ref), PCA_SAMPLE), replace=False)]
+    fit = flat[ref[rng.choice(len(ref), min(len(ref), PCA_SAMPLE), replace=False)]]
     if flat.shape[1] <= EIGH_MAX:
         mean = fit.mean(0, dtype=np.float64)
         centred = fit - mean
@@ -148,8 +153,9 @@ def reduce(flat: np.ndarray, train: np.ndarray, dims: int = FEATURE_DIMS, seed: 
 
         pca = PCA(dims, svd_solver="randomized", random_state=seed).fit(fit)
         mean, components = pca.mean_, pca.components_
-    # float32 throughout: (N, D) float64 copies cost more than the product
-    return (flat - mean.astype(np.float32)) @ components.astype(np.float32).T
+    # float32 throughout: (N, D) float64 copies cost more than the product; `in_place`: centred in flat itself
+    centred = np.subtract(flat, mean.astype(np.float32), out=flat if in_place else None)
+    return centred @ components.astype(np.float32).T
 
 
 @dataclass

@@ -33,7 +33,7 @@ def cross_split_pairs(z: np.ndarray, split: np.ndarray, k: int = K, near: float 
     return close_pairs(graph, near), scale
 
 
-def nearest(z: np.ndarray, rows: np.ndarray, k: int, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def nearest(z: np.ndarray, rows: np.ndarray, k: int, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """-> (len(rows), k) distances and indices of each row's k nearest samples (itself included), closest first:
     brute force with torch (a (B, N) matrix product and topk per block; no scikit-learn import in `train`),
     distances recomputed directly for the k kept (an identical copy is exactly 0)."""
@@ -43,7 +43,7 @@ def nearest(z: np.ndarray, rows: np.ndarray, k: int, block: int = 256) -> tuple[
     dist, idx = np.empty((len(rows), k), np.float32), np.empty((len(rows), k), np.int64)
     for s in range(0, len(rows), block):
         q = torch.from_numpy(rows[s:s + block])
-        d2 = sq[q][:, None] + sq[None, :] - 2 * (zt[q] @ zt.T)  # (B, N) squared distances, float32
+        d2 = (zt[q] @ zt.T).mul_(-2).add_(sq[None, :]).add_(sq[q][:, None])  # (B, N) squared distances, in place
         cand = d2.topk(min(len(z), k + 4), dim=1, largest=False).indices  # a few spare for rounding near the k-th
         exact = ((zt[q][:, None, :].double() - zt[cand].double()) ** 2).sum(-1).sqrt()  # (B, k + 4)
         order = exact.argsort(dim=1, stable=True)[:, :k]

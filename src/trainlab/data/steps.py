@@ -84,6 +84,11 @@ class Normalize:
                             "data.transforms: {train: [], eval: []} (the default normalizes)")
         return (x - self._shape(x, self.mean)) / self._shape(x, self.std)
 
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """The same, in place, on a float tensor the caller owns (Pipeline.prefix: no second full-size copy)."""
+        self(x[:0])  # the same checks, on an empty view
+        return x.sub_(self._shape(x, self.mean)).div_(self._shape(x, self.std))
+
     def state(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()} if self.mean is not None else {}
 
