@@ -81,3 +81,17 @@ def test_normalize_fitted_on_bytes_equals_the_float_fit():
     fitted = pipe.steps[1]
     assert torch.equal(fitted.mean, by_float.mean) and torch.equal(fitted.std, by_float.std)
     assert fitted.std[2].item() == 1.0 and abs(fitted.mean[2].item() - 7 / 255) < 1e-7
+
+
+@pytest.mark.parametrize("dtype, specs", [(torch.uint8, []), (torch.float32, []), (torch.float32, ["to_tensor"])])
+def test_prefix_normalizes_its_own_copy_in_place_and_never_the_callers_tensor(dtype, specs):
+    """In-memory data: normalize after to_tensor works in place on the float copy (memory), bit for bit as
+    (x - mean) / std, and a float input (to_tensor returns that same tensor) is left untouched."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 1, 8, 8), generator=g).to(dtype)
+    before = x.clone()
+    pipe = Pipeline([*specs, {"name": "normalize", "mean": [0.2], "std": [0.3]}], uint8_input=dtype == torch.uint8)
+    out = pipe.prefix(x)
+    scaled = before.float() / 255 if dtype == torch.uint8 else before.float()
+    assert torch.equal(x, before)  # the caller's tensor
+    assert torch.equal(out, (scaled - 0.2) / 0.3) and out.data_ptr() != x.data_ptr()
