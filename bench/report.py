@@ -73,12 +73,14 @@ def cpu_kinds_section(r: dict) -> list[str]:
              "`python bench/cpu_kinds.py` (bench/cpu_kinds.py): table 3 once on this CPU as it is and once "
              "restricted to AVX2 kernels without native bfloat16 (`ONEDNN_MAX_CPU_ISA=AVX2 "
              "ATEN_CPU_CAPABILITY=avx2`), each in its own process. The examples use `precision: auto`; the "
-             "hand-written recipes take bf16 only where oneDNN runs it natively. Seeds 0-1, measured with the "
+             "hand-written recipes take bf16 only where oneDNN runs it natively. Seeds 0-2, measured with the "
              "machine otherwise quiet (load average 0.5-2). The CNN's channels [16, 32] came from a search on the "
              "AVX2 kind (bench/recipes/sweep.py, grids in bench/recipes/grids/cnn_avx2*.json): the earlier "
              "[32, 64] took 2.5x as long hand-written (33.7 s against 13.3 s to the end of its two epochs, seed 0, "
              "99.35% against 99.33%), [12, 24] saved no CPU time, [8, 16] stopped at 98.9%, batch 256 (peak lr "
-             "0.024) was no faster per epoch and torch.compile cost more to compile than it saved in two epochs.", "",
+             "0.024) was no faster per epoch and torch.compile cost more to compile than it saved in two epochs. "
+             "torch._dynamo is imported before the first side trains: a process's first optimizer step imports it "
+             "(about 1 s), which would otherwise be charged to whichever side ran first.", "",
              "| CPU | config | seed | trainlab: precision, epochs, seconds, test acc | hand-written: epochs, "
              "seconds, test acc | ratio |", "|---|---|---|---|---|---|"]
     for kind in r.values():
