@@ -3,6 +3,9 @@ list each warning it raises that the example does not deliberately provoke.
 
     python bench/false_alarms.py                       # 3 seeds, the short epochs of tests/test_false_alarms.py
     python bench/false_alarms.py --full --seeds 0 1 2  # the examples' own epochs (minutes per run on a CPU)
+    python bench/false_alarms.py --off-path            # also data the project never saw (bench/off_path.py):
+                                                       # survey and panel tables, regression, texts, fine-tuning
+                                                       # from scratch; its rate is in BENCHMARKS.md
 
 Prints one row per run (example, seed, epochs, test score, warnings, false alarms) and the total; exit code 1
 when there is a false alarm. tests/test_false_alarms.py runs the short version.
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--full", action="store_true", help="the examples' own epochs instead of short runs")
     parser.add_argument("--only", nargs="+", default=list(EXAMPLES), choices=list(EXAMPLES))
+    parser.add_argument("--off-path", action="store_true", help="then bench/off_path.py with the same seeds")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{', '.join(row['false_alarms']) or '-'}  ({row['seconds']:.0f} s)", flush=True)
     total = sum(len(r["false_alarms"]) for r in rows)
     print(f"{len(rows)} runs, {total} false alarm(s)")
-    return 1 if total else 0
+    off = 0
+    if args.off_path:
+        sys.path.insert(0, str(ROOT / "bench"))  # bench/off_path.py, beside this script (run or loaded by a test)
+        import off_path  # noqa: E402
+
+        off = off_path.main(["--seeds", *map(str, args.seeds)])
+    return 1 if total or off else 0
 
 
 if __name__ == "__main__":
