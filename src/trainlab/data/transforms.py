@@ -57,10 +57,13 @@ class Pipeline:
         """Apply the deterministic steps before the first random one (done once for in-memory data). A normalize
         after a step that made a new tensor works in place on it: a float copy of MNIST's training split is
         162 MB, and (x - mean) / std would hold two more at once."""
-        source = x.untyped_storage().data_ptr()
+        fresh = False  # x is a new tensor ToFloat made from uint8 (never the caller's, nor a view of it)
         for s in self.steps[: self._first_random()]:
-            ours = x.untyped_storage().data_ptr() != source  # not the caller's tensor (nor a view of it)
-            x = s.apply_(x) if ours and isinstance(s, Normalize) and x.is_floating_point() else s(x)
+            if fresh and isinstance(s, Normalize) and not torch.compiler.is_compiling():  # (export traces: as is)
+                x = s.apply_(x)
+            else:
+                out = s(x)
+                fresh, x = isinstance(s, ToFloat) and x.dtype == torch.uint8 and out is not x, out
         return x
 
     def rest(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
