@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from trainlab.core.errors import UserError
+from trainlab.core.paths import short_path
 
 MAX_BYTES = 1_000_000  # a config is a few KB; a run's config.yaml with a long tune section stays far below
 MAX_ALIASES = 100  # *anchor references per document; enough for shared transform lists
@@ -98,7 +99,7 @@ def _read_text(p: Path) -> str:
     except FileNotFoundError:
         raise UserError(f"config file not found: {p}") from None
     except OSError as e:  # ENAMETOOLONG, ELOOP, EACCES on a parent folder, ...
-        raise UserError(f"cannot read config {_short(p)}: {e.strerror}") from None
+        raise UserError(f"cannot read config {short_path(p)}: {e.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
         raise UserError(f"config {p} is a directory, not a YAML file")
     if not stat.S_ISREG(st.st_mode):
@@ -112,12 +113,7 @@ def _read_text(p: Path) -> str:
     except UnicodeDecodeError:
         raise UserError(f"cannot read {p}: not UTF-8 text") from None
     except OSError as e:
-        raise UserError(f"cannot read config {_short(p)}: {e.strerror}") from None
-
-
-def _short(p: Path) -> str:
-    s = str(p)
-    return s if len(s) <= 80 else s[:40] + "..." + s[-30:]
+        raise UserError(f"cannot read config {short_path(p)}: {e.strerror}") from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

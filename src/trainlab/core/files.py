@@ -31,7 +31,7 @@ Check = tuple[str, Callable[[Any], bool]]  # (what a value must be, in words; th
 
 
 def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
@@ -207,7 +207,7 @@ def _shown_path(path: Path) -> str:
     return text if len(text) <= 160 else "..." + text[-157:]
 
 
-def _json_default(o):
+def json_default(o):
     if hasattr(o, "tolist"):  # torch tensors, numpy arrays and scalars
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")

@@ -44,6 +44,12 @@ def not_utf8(text: str) -> bool:
     return False
 
 
+def short_path(path) -> str:
+    """A path for a one-line message: whole up to 80 characters, else its head and tail around '...'."""
+    s = str(path)
+    return s if len(s) <= 80 else s[:40] + "..." + s[-30:]
+
+
 def shown(text: str, limit: int = 40) -> str:
     """`text` quoted for a message: escaped where it is not printable or not UTF-8, cut to `limit` characters."""
     return repr(text) if len(text) <= limit else repr(text[:limit - 3] + "...")

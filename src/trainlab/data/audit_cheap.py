@@ -54,8 +54,9 @@ def nearest(z: np.ndarray, rows: np.ndarray, k: int, block: int = 128) -> tuple[
 
 def within_radius(z: np.ndarray, rows: np.ndarray, radius: float, k: int,
                   block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """-> (len(rows), k) distances and indices of each row's nearest other samples closer than `radius`, closest
-    first (inf / 0 past the last): exactly the k-NN entries under `radius`, without the full search.
+    """-> (len(rows), k) distances and indices of each of `rows`' (ascending sample indices) nearest other samples
+    closer than `radius`, closest first (inf / 0 past the last): exactly the k-NN entries under `radius`, without
+    the full search.
 
     Two samples closer than `radius` differ by less than it on every coordinate, so with all samples sorted on
     their widest coordinate a block of consecutive (sorted) query rows needs only the slice of samples within
@@ -86,7 +87,7 @@ def within_radius(z: np.ndarray, rows: np.ndarray, radius: float, k: int,
     out_d, out_i = np.full((len(rows), k), np.inf, np.float32), np.zeros((len(rows), k), np.int64)
     qs, cs, ds = (np.concatenate(x) if x else np.zeros(0) for x in (found_q, found_c, found_d))
     if len(qs):
-        where = np.searchsorted(rows, qs) if np.all(rows[:-1] <= rows[1:]) else _positions(rows, qs)
+        where = np.searchsorted(rows, qs)  # each found pair's query row, as a position in `rows`
         srt = np.lexsort((cs, ds, where))  # per query row: closest first (ties: lower index, as a stable search)
         where, cs, ds = where[srt], cs[srt].astype(np.int64), ds[srt]
         first = np.r_[0, np.flatnonzero(np.diff(where)) + 1]
@@ -94,9 +95,3 @@ def within_radius(z: np.ndarray, rows: np.ndarray, radius: float, k: int,
         top = rank < k
         out_d[where[top], rank[top]], out_i[where[top], rank[top]] = ds[top], cs[top]
     return out_d, out_i
-
-
-def _positions(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Position in `rows` of each of `values` (rows unsorted)."""
-    srt = np.argsort(rows, kind="stable")
-    return srt[np.searchsorted(rows[srt], values)]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from trainlab.core.errors import UserError
+from trainlab.core.paths import short_path
 from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.cifar import FOLDER, CIFAR10Pickle
@@ -143,8 +144,7 @@ def _check_folder(key: str, path: str | None) -> None:
     except FileNotFoundError:
         return  # ImageFiles names the expected layout
     except OSError as e:
-        shown = path if len(path) <= 80 else path[:40] + "..." + path[-30:]
-        raise UserError(f"cannot read {key} {shown}: {e.strerror}") from None
+        raise UserError(f"cannot read {key} {short_path(path)}: {e.strerror}") from None
 
 
 def build_csv(cfg, params: CSVParams) -> DataBundle:

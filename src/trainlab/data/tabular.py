@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: pandas is imported where a table is read
     import pandas as pd
 
 from trainlab.core.errors import UserError
+from trainlab.core.paths import short_path
 from trainlab.core.report import print_progress
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.impute import MISSING, fill_categories, fill_rows, imputer, missing_mask, provisional
@@ -27,7 +28,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     import pandas as pd  # start-up time: pandas (0.4 s) only where a table is read
 
     p = Path(path)
-    shown = str(p) if len(str(p)) <= 80 else str(p)[:40] + "..." + str(p)[-30:]
+    shown = short_path(p)
     try:
         if not p.is_file():
             raise UserError(f"CSV file not found: {shown}" if not p.is_dir() else f"CSV path {shown} is a folder")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from trainlab.core.errors import UserError
-from trainlab.core.paths import path_kind
+from trainlab.core.paths import path_kind, short_path
 from trainlab.data.base import ArrayDataset, DataBundle
 from trainlab.data.options import FirstMarkerParams, TextParams, TokenizerParams  # noqa: F401
 from trainlab.data.sequences import first_marker_task
@@ -218,7 +218,7 @@ def _csv_texts(path: Path, col: str) -> Iterator[tuple[str, str]]:
     """The text column, CSV_ROWS rows parsed at a time; errors as read_table words them."""
     import pandas as pd  # start-up time: 0.4 s of every run's start otherwise (an image run needs none)
 
-    row, shown = 2, str(path) if len(str(path)) <= 80 else str(path)[:40] + "..." + str(path)[-30:]
+    row, shown = 2, short_path(path)
     try:
         head = pd.read_csv(path, nrows=0).columns  # the header alone
         if col not in head:

@@ -55,8 +55,8 @@ class Pipeline:
 
     def prefix(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the deterministic steps before the first random one (done once for in-memory data). A normalize
-        after a step that made a new tensor works in place on it: a float copy of MNIST's training split is
-        162 MB, and (x - mean) / std would hold two more at once."""
+        right after ToFloat made a new float tensor from uint8 works in place on it: a float copy of MNIST's
+        training split is 162 MB, and (x - mean) / std would hold two more at once."""
         fresh = False  # x is a new tensor ToFloat made from uint8 (never the caller's, nor a view of it)
         for s in self.steps[: self._first_random()]:
             if fresh and isinstance(s, Normalize) and not torch.compiler.is_compiling():  # (export traces: as is)

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trainlab.core.errors import UserError
-from trainlab.core.files import atomic_file, make_dir
+from trainlab.core.files import atomic_file, json_default, make_dir
 from trainlab.core.paths import not_utf8, path_kind, shown
 from trainlab.data.images import IMAGE_EXTENSIONS, list_folder, load_image
 from trainlab.data.tabular import encode_rows, read_table
@@ -294,7 +294,7 @@ class _Sink:
         self.first = True
 
     def add(self, row: dict) -> None:
-        self.json.write(("\n  " if self.first else ",\n  ") + json.dumps(row, default=_json_value))
+        self.json.write(("\n  " if self.first else ",\n  ") + json.dumps(row, default=json_default))
         self.first = False
         self.used.update(row)
         top = "; ".join(f"{t['class']} {t['probability']:.4f}" for t in row.get("top", []))
@@ -307,12 +307,6 @@ class _Sink:
         writer = csv.DictWriter(self.csv, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(csv.DictReader(self.spool, fieldnames=CSV_COLUMNS))
-
-
-def _json_value(o):
-    if hasattr(o, "tolist"):  # numpy and torch scalars
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 # ----------------------------------------------------------------------------- progress
